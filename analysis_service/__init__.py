@@ -1,0 +1,1 @@
+"""Datasets, jobs, discovery and queries. Owns Postgres."""

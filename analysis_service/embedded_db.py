@@ -1,0 +1,40 @@
+"""The embedded Postgres (pgserver) used when DATABASE_URL is unset.
+
+pgserver counts the processes holding a server in its data folder and stops Postgres when the
+last one exits, so `make serve` and any extra `make worker` can share one embedded server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "subpop"
+
+
+def start_embedded(state_dir: Path, *, keep_running: bool = False) -> str:
+    """Start (or join) the embedded server under state_dir and return a libpq URL."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    import pgserver  # imported late: it touches the filesystem at import
+
+    state_dir = state_dir.expanduser().resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(state_dir / "pg", cleanup_mode=None if keep_running else "stop")
+    admin_url = server.get_uri("postgres")
+    ensure_database(admin_url, DATABASE_NAME)
+    url = server.get_uri(DATABASE_NAME)
+    logger.info("embedded postgres ready in %s", state_dir / "pg")
+    return url
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')

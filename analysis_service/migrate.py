@@ -1,0 +1,38 @@
+"""Bring a database to the newest schema: `python -m analysis_service.migrate`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def main() -> None:
+    from analysis_service.embedded_db import start_embedded
+    from analysis_service.settings import AnalysisSettings
+    from shared.logging import configure_logging
+
+    settings = AnalysisSettings()
+    configure_logging(settings.log_level, service="migrate")
+    url = settings.database_url or start_embedded(settings.state_dir)
+    upgrade(url)
+    logging.getLogger(__name__).info("database schema is up to date")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Analysis service and worker settings (environment variables, no prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from shared.imaging import ImageLimits
+from shared.retry import RetryPolicy
+from shared.settings import ServiceSettings
+
+
+class AnalysisSettings(ServiceSettings):
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL. Unset: an embedded Postgres is started under STATE_DIR.",
+    )
+    state_dir: Path = Field(default=Path(".state"), description="Where the embedded Postgres lives.")
+    caption_urls: str = Field(
+        default="http://127.0.0.1:8001",
+        description="Comma-separated caption service base URLs; batches are spread over them.",
+    )
+    caption_batch_size: int = Field(default=32, ge=1, le=1024)
+    caption_concurrency: int = Field(default=4, ge=1, le=256)
+    caption_timeout_s: float = Field(default=300.0, gt=0)
+    caption_retry_attempts: int = Field(default=6, ge=1)
+    caption_retry_base_delay_s: float = Field(default=0.5, ge=0)
+    caption_retry_max_delay_s: float = Field(default=20.0, ge=0)
+    caption_send: Literal["path", "data"] = Field(
+        default="path",
+        description="'path' when the caption service sees the same files; 'data' sends bytes.",
+    )
+    ingest_batch_size: int = Field(default=256, ge=1)
+    assign_batch_size: int = Field(default=1000, ge=1)
+    discovery_sample_size: int = Field(
+        default=2000, ge=10, description="Captions per class the reasoner proposes from."
+    )
+    worker_concurrency: int = Field(default=2, ge=1)
+    worker_stalled_after_s: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is dead; its jobs are retried."
+    )
+    max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=80_000_000, ge=1)
+
+    @property
+    def caption_url_list(self) -> list[str]:
+        return [u.strip().rstrip("/") for u in self.caption_urls.split(",") if u.strip()]
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
+    def caption_retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.caption_retry_attempts,
+            base_delay=self.caption_retry_base_delay_s,
+            max_delay=self.caption_retry_max_delay_s,
+        )

@@ -1,0 +1,1 @@
+"""Images in, captions out. Owns the GPU when an engine needs one."""

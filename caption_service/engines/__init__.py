@@ -1,0 +1,17 @@
+"""Caption engines, one module per backend, all behind CaptionEngine."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from caption_service.engines.base import CaptionEngine
+from caption_service.settings import CaptionSettings
+
+
+def build_engine(settings: CaptionSettings, executor: Executor) -> CaptionEngine:
+    """Build the configured engine; heavy backends are imported only when chosen."""
+    if settings.caption_engine == "pixel":
+        from caption_service.engines.pixel import PixelEngine
+
+        return PixelEngine(executor)
+    raise ValueError(f"unknown caption engine {settings.caption_engine!r}")

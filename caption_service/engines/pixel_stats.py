@@ -1,0 +1,140 @@
+"""Image statistics turned into words: the vocabulary of the pixel describer.
+
+Everything here is measured from pixels; nothing is guessed about objects or scenes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Hue ranges in degrees, checked in order, for chromatic pixels.
+_HUES = (
+    (15.0, "red"),
+    (40.0, "orange"),
+    (70.0, "yellow"),
+    (165.0, "green"),
+    (185.0, "teal"),
+    (255.0, "blue"),
+    (290.0, "purple"),
+    (340.0, "pink"),
+    (360.0, "red"),
+)
+
+
+@dataclass(frozen=True)
+class PixelStats:
+    width: int
+    height: int
+    brightness: float  # mean luminance, 0..1
+    saturation: float  # mean HSV saturation, 0..1
+    contrast: float  # standard deviation of luminance
+    detail: float  # mean absolute luminance gradient
+    colors: list[tuple[str, float]]  # named colours with their share, largest first
+    top_color: str
+    bottom_color: str
+    left_right_balance: float  # |mean luminance left - right|
+
+
+def _color_names(hsv: np.ndarray) -> np.ndarray:
+    """Name every pixel: black, white, gray, brown or a hue name."""
+    h = hsv[..., 0] * 360.0
+    s = hsv[..., 1]
+    v = hsv[..., 2]
+    names = np.empty(h.shape, dtype=object)
+    hue_name = np.full(h.shape, "red", dtype=object)
+    lower = 0.0
+    for upper, name in _HUES:
+        hue_name[(h >= lower) & (h < upper)] = name
+        lower = upper
+    names[:] = hue_name
+    brownish = (h >= 10) & (h < 45) & (v < 0.6) & (s > 0.25)
+    names[brownish] = "brown"
+    achromatic = s < 0.18
+    names[achromatic] = "gray"
+    names[achromatic & (v > 0.82)] = "white"
+    names[v < 0.18] = "black"
+    return names
+
+
+def _shares(names: np.ndarray) -> list[tuple[str, float]]:
+    values, counts = np.unique(names.ravel(), return_counts=True)
+    total = counts.sum()
+    ranked = sorted(zip(values.tolist(), (counts / total).tolist(), strict=True), key=lambda x: -x[1])
+    return [(str(name), float(share)) for name, share in ranked]
+
+
+def measure(image: Image.Image, side: int = 96) -> PixelStats:
+    """Measure an RGB image on a small copy: statistics barely change below ~100 px."""
+    width, height = image.size
+    small = image.copy()
+    small.thumbnail((side, side), Image.Resampling.BILINEAR)
+    rgb = np.asarray(small, dtype=np.float32) / 255.0
+    hsv = np.asarray(small.convert("HSV"), dtype=np.float32) / 255.0
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    names = _color_names(hsv)
+    rows = names.shape[0]
+    third = max(1, rows // 3)
+    half_w = max(1, luma.shape[1] // 2)
+    grad = np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()
+    return PixelStats(
+        width=width,
+        height=height,
+        brightness=float(luma.mean()),
+        saturation=float(hsv[..., 1].mean()),
+        contrast=float(luma.std()),
+        detail=float(grad),
+        colors=_shares(names),
+        top_color=_shares(names[:third])[0][0],
+        bottom_color=_shares(names[rows - third :])[0][0],
+        left_right_balance=float(abs(luma[:, :half_w].mean() - luma[:, half_w:].mean())),
+    )
+
+
+def brightness_word(value: float) -> str:
+    if value < 0.22:
+        return "very dark"
+    if value < 0.38:
+        return "dark"
+    if value < 0.62:
+        return "evenly lit"
+    if value < 0.8:
+        return "bright"
+    return "very bright"
+
+
+def saturation_word(value: float) -> str:
+    if value < 0.08:
+        return "grayscale"
+    if value < 0.25:
+        return "muted"
+    if value < 0.5:
+        return "colorful"
+    return "vivid"
+
+
+def contrast_word(value: float) -> str:
+    if value < 0.12:
+        return "low contrast"
+    if value < 0.24:
+        return "moderate contrast"
+    return "high contrast"
+
+
+def detail_word(value: float) -> str:
+    if value < 0.04:
+        return "smooth"
+    if value < 0.1:
+        return "moderately textured"
+    return "highly textured"
+
+
+def orientation_word(width: int, height: int) -> str:
+    ratio = width / height
+    if ratio > 1.15:
+        return "landscape"
+    if ratio < 0.87:
+        return "portrait"
+    return "square"

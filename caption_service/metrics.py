@@ -1,0 +1,15 @@
+"""Prometheus metrics of the caption service (process-wide default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+IMAGES = Counter(
+    "caption_images_total", "Images processed by the caption service.", ["engine", "outcome"]
+)
+BATCH_SECONDS = Histogram(
+    "caption_batch_seconds",
+    "Wall time of one POST /v1/captions.",
+    ["engine"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)

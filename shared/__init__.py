@@ -1,0 +1,1 @@
+"""What both services import: the caption wire contract, settings base, logging, errors."""

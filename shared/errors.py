@@ -1,0 +1,125 @@
+"""One error body for every endpoint of both services, and the exceptions that map to it."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted location of the offending field, e.g. body.dataset_path.")
+    message: str = Field(description="What is wrong with it.")
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error response."""
+
+    error: str = Field(description="Stable machine-readable error code.")
+    detail: str = Field(description="Human-readable explanation.")
+    fields: list[FieldError] | None = Field(
+        default=None, description="Per-field problems, for validation errors."
+    )
+
+
+class AppError(Exception):
+    """Internal error."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None):
+        self.detail = detail or (self.__doc__ or self.code).strip()
+        self.retry_after = retry_after
+        super().__init__(self.detail)
+
+
+class NotFound(AppError):
+    """Not found."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Forbidden(AppError):
+    """Forbidden."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class InvalidRequest(AppError):
+    """The request cannot be processed."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
+class PayloadTooLarge(AppError):
+    """The request is too large."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Conflict(AppError):
+    """The resource is not in a state that allows this."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Unavailable(AppError):
+    """The service cannot take this request now."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody} for status in (403, 404, 409, 413, 422, 503)
+}
+
+
+def _render(status: int, body: ErrorBody, retry_after: float | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _field_name(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render AppError, validation errors and stray HTTP errors as ErrorBody."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return _render(exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # The offending input is left out on purpose: it may be large or hold paths.
+        fields = [
+            FieldError(field=_field_name(err.get("loc", ())), message=err.get("msg", "invalid"))
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{f.field}: {f.message}" for f in fields) or "invalid request"
+        return _render(422, ErrorBody(error="validation_error", detail=detail, fields=fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _render(500, ErrorBody(error="internal_error", detail="internal error"))

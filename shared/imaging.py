@@ -1,0 +1,98 @@
+"""Opening untrusted image bytes safely: formats, size and pixel limits, truncation."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Only raster formats we can decode safely in-process; EPS or PDF would shell out to Ghostscript.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"}
+)
+
+
+class InvalidImage(ValueError):
+    """The bytes are not an image this service accepts; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 80_000_000
+    min_side: int = 2
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    mode: str
+
+
+def _open(data: bytes, limits: ImageLimits) -> Image.Image:
+    if not data:
+        raise InvalidImage("empty file (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise InvalidImage(f"file too large: {len(data)} bytes > limit {limits.max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"too many pixels (decompression bomb guard): {exc}") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("not a recognised image format") from None
+    except Exception as exc:  # Pillow raises many types on malformed headers.
+        raise InvalidImage(f"unreadable image header: {exc}") from None
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise InvalidImage(
+            f"too many pixels: {width}x{height} = {width * height} > limit {limits.max_pixels}"
+        )
+    if min(width, height) < limits.min_side:
+        raise InvalidImage(f"degenerate size {width}x{height}: sides must be >= {limits.min_side}")
+    return image
+
+
+def _decode(image: Image.Image, reduce_to: int | None) -> None:
+    """Decode every pixel, so truncated or corrupt data is found now, not later."""
+    if reduce_to and image.format == "JPEG":
+        # JPEG can decode at 1/2..1/8 scale: the whole stream is still read and checked.
+        image.draft("RGB", (reduce_to, reduce_to))
+    try:
+        image.load()
+    except Exception as exc:
+        raise InvalidImage(f"corrupt or truncated image data: {exc}") from None
+
+
+def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
+    """Validate image bytes fully and describe them; raise InvalidImage with the reason."""
+    image = _open(data, limits)
+    info = ImageInfo(image.width, image.height, str(image.format), image.mode)
+    _decode(image, reduce_to=256)
+    return info
+
+
+def load_rgb(data: bytes, limits: ImageLimits, max_side: int) -> Image.Image:
+    """Decode, apply EXIF orientation, flatten alpha on white and shrink to max_side."""
+    image = _open(data, limits)
+    _decode(image, reduce_to=max_side)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # A broken EXIF block should not cost the image.
+        pass
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        image = background
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return image

@@ -1,0 +1,38 @@
+"""Settings base shared by both services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def parse_data_roots(value: str) -> list[Path]:
+    """Split a colon-separated DATA_ROOTS value into resolved folders (symlinks followed)."""
+    roots = [Path(part).expanduser().resolve() for part in value.split(":") if part.strip()]
+    if not roots:
+        raise ValueError("DATA_ROOTS must name at least one folder")
+    return roots
+
+
+class ServiceSettings(BaseSettings):
+    """Environment-driven settings every service has."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    data_roots: str = Field(
+        default="./data",
+        description="Colon-separated folders that images and datasets may be read from.",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("data_roots")
+    @classmethod
+    def _roots_not_empty(cls, value: str) -> str:
+        parse_data_roots(value)
+        return value
+
+    @property
+    def data_root_paths(self) -> list[Path]:
+        return parse_data_roots(self.data_roots)
