@@ -12,14 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analysis_service.db import libpq_url
 
 QUEUE = "jobs"
-RUN_JOB_TASK = "analysis_service.jobs.tasks.run_job"
+NAMESPACE = "analysis"
+RUN_JOB_TASK = f"{NAMESPACE}:run_job"
 
 
 def make_queue_app(database_url: str) -> procrastinate.App:
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(database_url)
     )
-    return procrastinate.App(connector=connector, import_paths=["analysis_service.jobs.tasks"])
+    from analysis_service.jobs.tasks import blueprint
+
+    app = procrastinate.App(connector=connector)
+    app.add_tasks_from(blueprint, namespace=NAMESPACE)
+    return app
 
 
 async def enqueue_run_job(session: AsyncSession, job_id: uuid.UUID) -> int:

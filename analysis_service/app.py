@@ -1,0 +1,72 @@
+"""Analysis API app factory: `uvicorn --factory analysis_service.app:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
+
+from analysis_service.db import make_engine, make_sessionmaker
+from analysis_service.jobs.router import router as jobs_router
+from analysis_service.settings import AnalysisSettings
+from analysis_service.subpopulations.router import router as subpopulations_router
+from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
+from shared.logging import configure_logging, request_id_middleware
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses=ERROR_RESPONSES)
+async def readyz(request: Request) -> dict[str, str]:
+    """The database answers and holds the schema."""
+    try:
+        async with request.app.state.engine.connect() as conn:
+            version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception as exc:
+        raise Unavailable(f"database not ready: {type(exc).__name__}") from None
+    return {"status": "ready", "schema": str(version)}
+
+
+def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
+    settings = settings or AnalysisSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, service="analysis")
+        url = settings.database_url
+        if not url:
+            from analysis_service.embedded_db import start_embedded
+
+            url = start_embedded(settings.state_dir)
+        engine = make_engine(url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Subpopulation discovery",
+        description=(
+            "POST a folder of images sorted by class, poll the job, and query the "
+            "subpopulations discovered in each class: class -> dimension -> attribute -> images."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.middleware("http")(request_id_middleware)
+    install_error_handlers(app)
+    app.include_router(health)
+    app.include_router(jobs_router)
+    app.include_router(subpopulations_router)
+    return app

@@ -1,0 +1,65 @@
+"""Every SQL query about datasets and their images."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.datasets.scanner import ScannedFile
+from analysis_service.models import Dataset, Image
+
+
+async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
+    stmt = (
+        insert(Dataset)
+        .values(id=uuid.uuid4(), root_path=root_path)
+        .on_conflict_do_nothing(index_elements=["root_path"])
+    )
+    await session.execute(stmt)
+    return (
+        await session.execute(select(Dataset.id).where(Dataset.root_path == root_path))
+    ).scalar_one()
+
+
+async def get_dataset(session: AsyncSession, dataset_id: uuid.UUID) -> Dataset:
+    return (await session.execute(select(Dataset).where(Dataset.id == dataset_id))).scalar_one()
+
+
+async def known_images(
+    session: AsyncSession, dataset_id: uuid.UUID, relpaths: list[str]
+) -> dict[str, Image]:
+    rows = await session.execute(
+        select(Image).where(Image.dataset_id == dataset_id, Image.relpath.in_(relpaths))
+    )
+    return {img.relpath: img for img in rows.scalars()}
+
+
+async def upsert_images(
+    session: AsyncSession, dataset_id: uuid.UUID, files: list[ScannedFile]
+) -> dict[str, int]:
+    """Insert or refresh image rows; return relpath -> image id."""
+    if not files:
+        return {}
+    values = [{"dataset_id": dataset_id, **asdict(f)} for f in files]
+    stmt = insert(Image).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["dataset_id", "relpath"],
+        set_={
+            col: stmt.excluded[col]
+            for col in (
+                "class_name",
+                "size_bytes",
+                "mtime_ns",
+                "content_hash",
+                "width",
+                "height",
+                "format",
+                "invalid_reason",
+            )
+        },
+    ).returning(Image.relpath, Image.id)
+    return {relpath: image_id for relpath, image_id in (await session.execute(stmt)).all()}

@@ -1,0 +1,74 @@
+"""Every SQL query about jobs."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobImage
+
+
+async def add_job(
+    session: AsyncSession, dataset_id: uuid.UUID, options: dict
+) -> Job:
+    job = Job(dataset_id=dataset_id, status="queued", options=options, progress={})
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID) -> tuple[Job, str, dict | None] | None:
+    row = (
+        await session.execute(
+            select(Job, Dataset.root_path, CaptionConfig.info)
+            .join(Dataset, Dataset.id == Job.dataset_id)
+            .outerjoin(CaptionConfig, CaptionConfig.caption_key == Job.caption_key)
+            .where(Job.id == job_id)
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def list_jobs(
+    session: AsyncSession, limit: int, offset: int, status: str | None
+) -> tuple[list[tuple[Job, str, dict | None]], int]:
+    query = (
+        select(Job, Dataset.root_path, CaptionConfig.info)
+        .join(Dataset, Dataset.id == Job.dataset_id)
+        .outerjoin(CaptionConfig, CaptionConfig.caption_key == Job.caption_key)
+    )
+    count = select(func.count()).select_from(Job)
+    if status:
+        query = query.where(Job.status == status)
+        count = count.where(Job.status == status)
+    rows = await session.execute(
+        query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    )
+    total = int(await session.scalar(count) or 0)
+    return [(r[0], r[1], r[2]) for r in rows], total
+
+
+async def request_cancel(session: AsyncSession, job_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Job).where(Job.id == job_id).values(cancel_requested=True, updated_at=func.now())
+    )
+
+
+async def invalid_images(
+    session: AsyncSession, job_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[tuple[str, str | None, str]], int]:
+    reason = func.coalesce(Image.invalid_reason, JobImage.caption_error)
+    where = (JobImage.job_id == job_id) & reason.is_not(None)
+    base = select(JobImage).join(Image, Image.id == JobImage.image_id).where(where)
+    rows = await session.execute(
+        select(Image.relpath, Image.class_name, reason)
+        .join(JobImage, Image.id == JobImage.image_id)
+        .where(where)
+        .order_by(Image.relpath)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    return [(r[0], r[1], r[2]) for r in rows], total

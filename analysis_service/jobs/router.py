@@ -1,0 +1,65 @@
+"""HTTP routes of jobs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from analysis_service.db import Session
+from analysis_service.deps import Limit, Offset, Settings
+from analysis_service.jobs import repository, schemas, service
+from analysis_service.schemas import Page
+from analysis_service.subpopulations.schemas import InvalidImage
+from shared.errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=schemas.JobAccepted)
+async def create_job(
+    body: schemas.JobCreate, session: Session, settings: Settings, response: Response
+) -> schemas.JobAccepted:
+    """Start discovery on a dataset folder; poll the Location it returns."""
+    job, root = await service.create_job(session, settings, body)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return schemas.JobAccepted(id=job.id, status="queued", dataset_path=root)
+
+
+@router.get("", response_model=Page[schemas.Job])
+async def list_jobs(
+    session: Session,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status: schemas.JobStatus | None = None,
+) -> Page[schemas.Job]:
+    """Jobs, newest first."""
+    rows, total = await repository.list_jobs(session, limit, offset, status)
+    return Page(items=[service.to_schema(*r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=schemas.Job)
+async def get_job(job_id: str, session: Session) -> schemas.Job:
+    """Status, stage, progress per stage, image counts, timings and error."""
+    return await service.get_job(session, service.parse_job_id(job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=schemas.Job)
+async def cancel_job(job_id: str, session: Session) -> schemas.Job:
+    """Cancel a job; a running one stops at its next batch."""
+    return await service.cancel_job(session, service.parse_job_id(job_id))
+
+
+@router.post("/{job_id}/retry", response_model=schemas.Job, status_code=status.HTTP_202_ACCEPTED)
+async def retry_job(job_id: str, session: Session) -> schemas.Job:
+    """Queue a failed or cancelled job again; finished work is kept."""
+    return await service.retry_job(session, service.parse_job_id(job_id))
+
+
+@router.get("/{job_id}/invalid-images", response_model=Page[InvalidImage])
+async def invalid_images(
+    job_id: str, session: Session, limit: Limit = 100, offset: Offset = 0
+) -> Page[InvalidImage]:
+    """Every file the job skipped, with the reason."""
+    found = await service.get_job(session, service.parse_job_id(job_id))
+    rows, total = await repository.invalid_images(session, found.id, limit, offset)
+    items = [InvalidImage(path=p, class_=c, reason=r) for p, c, r in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,101 @@
+"""`make serve`: embedded Postgres, migrations, caption service, analysis API and one worker.
+
+Everything runs in the foreground; Ctrl-C (or SIGTERM) stops all of it cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from pydantic import Field
+
+from analysis_service.migrate import upgrade
+from analysis_service.settings import AnalysisSettings
+from shared.logging import configure_logging
+
+logger = logging.getLogger("launcher")
+
+
+class LauncherSettings(AnalysisSettings):
+    host: str = Field(default="127.0.0.1", description="Interface both services listen on.")
+    analysis_port: int = Field(default=8000, description="Port of the analysis API.")
+    caption_port: int = Field(default=8001, description="Port of the caption service.")
+
+
+def _children(settings: LauncherSettings) -> dict[str, list[str]]:
+    py = sys.executable
+    uvicorn = [py, "-m", "uvicorn", "--factory", "--host", settings.host, "--no-access-log"]
+    return {
+        "caption": [*uvicorn, "--port", str(settings.caption_port), "caption_service.app:create_app"],
+        "analysis": [
+            *uvicorn, "--port", str(settings.analysis_port), "analysis_service.app:create_app",
+        ],
+        "worker": [py, "-m", "analysis_service.worker"],
+    }
+
+
+def _stop(procs: dict[str, subprocess.Popen], timeout: float = 15.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for name, proc in procs.items():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in time; killing it", name)
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    settings = LauncherSettings()
+    configure_logging(settings.log_level, service="launcher")
+    url = settings.database_url
+    if not url:
+        from analysis_service.embedded_db import start_embedded
+
+        url = start_embedded(settings.state_dir)
+    upgrade(url)
+    env = dict(os.environ)
+    env["DATABASE_URL"] = url
+    env["DATA_ROOTS"] = settings.data_roots
+    if "CAPTION_URLS" not in os.environ:
+        env["CAPTION_URLS"] = f"http://127.0.0.1:{settings.caption_port}"
+    stopping = False
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    procs = {
+        name: subprocess.Popen(cmd, env=env, start_new_session=True)
+        for name, cmd in _children(settings).items()
+    }
+    logger.info(
+        "analysis API on http://%s:%d (docs at /docs), caption service on :%d; Ctrl-C stops",
+        settings.host, settings.analysis_port, settings.caption_port,
+    )
+    code = 0
+    while not stopping:
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        if dead:
+            logger.error("%s exited unexpectedly; stopping everything", ", ".join(dead))
+            code = 1
+            break
+        time.sleep(0.3)
+    _stop(procs)
+    logger.info("stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The stages of one job, each resumable from what is already in the database."""

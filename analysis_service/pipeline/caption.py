@@ -1,0 +1,167 @@
+"""Stage 2: caption every valid image the job saw that has no caption under the engine's key.
+
+A reader pages through uncaptioned images (keyset on image id) and feeds batches to a bounded
+set of senders, so the caption services always have work queued while results are written.
+Each batch is committed on its own: a killed worker loses at most the batches in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from analysis_service.clients.caption_client import CaptionClient, CaptionServiceError, ImageRef
+from analysis_service.models import Caption, CaptionConfig, Image, Job, JobImage
+from analysis_service.pipeline.context import JobCancelled, JobContext, StageFailed
+from shared.caption_contract import CaptionResult, EngineInfo
+
+logger = logging.getLogger(__name__)
+STAGE = "caption"
+
+
+def caption_key(info: EngineInfo) -> str:
+    canonical = json.dumps(info.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_PENDING = """
+    FROM job_image ji JOIN image i ON i.id = ji.image_id
+    WHERE ji.job_id = :job_id AND ji.image_id > :after
+      AND i.invalid_reason IS NULL AND ji.caption_error IS NULL
+      AND NOT EXISTS (SELECT 1 FROM caption c
+                      WHERE c.content_hash = i.content_hash AND c.caption_key = :key)
+"""
+
+
+async def _pending_page(ctx: JobContext, key: str, after: int, limit: int) -> list[tuple]:
+    """The next uncaptioned images after an id (keyset paging on the job_image key)."""
+    sql = text(f"SELECT i.id, i.content_hash, i.relpath {_PENDING} ORDER BY ji.image_id LIMIT :limit")
+    async with ctx.sessionmaker() as session:
+        rows = await session.execute(
+            sql, {"job_id": ctx.job_id, "key": key, "after": after, "limit": limit}
+        )
+        return [tuple(r) for r in rows]
+
+
+async def _count_pending(ctx: JobContext, key: str) -> int:
+    sql = text(f"SELECT count(DISTINCT i.content_hash) {_PENDING}")
+    async with ctx.sessionmaker() as session:
+        params = {"job_id": ctx.job_id, "key": key, "after": 0}
+        return int(await session.scalar(sql, params) or 0)
+
+
+def _unique_bytes(page: list[tuple]) -> list[tuple]:
+    """One image per content hash: identical files are captioned once."""
+    seen: set[str] = set()
+    return [r for r in page if not (r[1] in seen or seen.add(r[1]))]
+
+
+async def _store_results(
+    ctx: JobContext, key: str, info: EngineInfo, batch: list[tuple], results: list[CaptionResult]
+) -> None:
+    by_id = {str(row[0]): row for row in batch}
+    captions, failures = [], []
+    for result in results:
+        image_id, content_hash, _ = by_id[result.id]
+        if result.caption is not None and result.error is None:
+            captions.append(
+                {
+                    "content_hash": content_hash,
+                    "caption_key": key,
+                    "engine": info.engine,
+                    "model": info.model,
+                    "prompt_version": info.prompt_version,
+                    "source": "generated",
+                    "text": result.caption,
+                    "prompt_tokens": result.prompt_tokens,
+                    "output_tokens": result.output_tokens,
+                }
+            )
+        else:
+            failures.append((image_id, content_hash, result.error or "no caption returned"))
+    async with ctx.sessionmaker() as session, session.begin():
+        if captions:
+            await session.execute(insert(Caption).values(captions).on_conflict_do_nothing())
+        for _, content_hash, reason in failures:
+            # Every image of the job with these bytes shares the failure.
+            await session.execute(
+                update(JobImage)
+                .where(
+                    JobImage.job_id == ctx.job_id,
+                    JobImage.image_id.in_(
+                        select(Image.id).where(Image.content_hash == content_hash)
+                    ),
+                )
+                .values(caption_error=f"caption failed: {reason}")
+            )
+
+
+async def _register_key(ctx: JobContext, key: str, info: EngineInfo) -> None:
+    async with ctx.sessionmaker() as session, session.begin():
+        await session.execute(
+            insert(CaptionConfig)
+            .values(caption_key=key, info=info.model_dump(mode="json"))
+            .on_conflict_do_nothing()
+        )
+        await session.execute(update(Job).where(Job.id == ctx.job_id).values(caption_key=key))
+
+
+async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
+    try:
+        info = await client.info()
+    except CaptionServiceError as exc:
+        raise StageFailed(str(exc)) from exc
+    except Exception as exc:
+        raise StageFailed(f"caption service unavailable: {exc}") from exc
+    key = caption_key(info)
+    await _register_key(ctx, key, info)
+    total = await _count_pending(ctx, key)
+    await ctx.update_stage(STAGE, state="running", done=0, total=total, started_at="now",
+                           engine=info.engine, model=info.model)
+    settings = ctx.settings
+    queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=settings.caption_concurrency)
+    done = 0
+
+    async def sender() -> None:
+        nonlocal done
+        while (batch := await queue.get()) is not None:
+            refs = [ImageRef(str(r[0]), root / r[2]) for r in batch]
+            used_info, results = await client.caption(refs)
+            if caption_key(used_info) != key:
+                raise StageFailed("the caption service changed engine or model during the job")
+            await _store_results(ctx, key, info, batch, results)
+            done += len(batch)
+            await ctx.update_stage(STAGE, done=done)
+
+    async def reader() -> None:
+        after = 0
+        while True:
+            await ctx.check_cancelled()
+            page = await _pending_page(ctx, key, after, settings.caption_batch_size)
+            if not page:
+                break
+            after = page[-1][0]
+            await queue.put(_unique_bytes(page))
+        # Only on a clean finish: after a failure the task group cancels the senders itself.
+        for _ in range(settings.caption_concurrency):
+            await queue.put(None)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reader())
+            for _ in range(settings.caption_concurrency):
+                group.create_task(sender())
+    except* CaptionServiceError as eg:
+        raise StageFailed(str(eg.exceptions[0])) from None
+    except* StageFailed as eg:
+        raise eg.exceptions[0] from None
+    except* JobCancelled:
+        raise JobCancelled() from None
+    await ctx.update_stage(STAGE, state="done", done=done, finished_at="now")
+    logger.info("captioned %d images with %s/%s", done, info.engine, info.model)

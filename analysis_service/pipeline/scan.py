@@ -1,0 +1,81 @@
+"""Stage 1: walk the dataset, hash and validate every file, remember what this job saw.
+
+Files whose size and mtime match the stored row are not read again, so re-submitting a
+folder (or resuming a killed job) costs one stat per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.datasets import repository as datasets
+from analysis_service.datasets.layout import iter_files
+from analysis_service.datasets.scanner import ScannedFile, examine, stat_file
+from analysis_service.models import Image, JobImage
+from analysis_service.pipeline.context import JobContext
+
+logger = logging.getLogger(__name__)
+STAGE = "scan"
+
+
+def _unchanged(known: Image | None, current: ScannedFile) -> bool:
+    return (
+        known is not None
+        and known.size_bytes == current.size_bytes
+        and known.mtime_ns == current.mtime_ns
+        and known.class_name == current.class_name
+    )
+
+
+async def _examine_batch(
+    ctx: JobContext, root: Path, batch: list[tuple[str, str | None]], pool: ThreadPoolExecutor
+) -> tuple[list[ScannedFile], list[int]]:
+    """Return the files that need a fresh row, and the ids of unchanged known images."""
+    loop = asyncio.get_running_loop()
+    stats = [stat_file(root, rel, cls) for rel, cls in batch]
+    async with ctx.sessionmaker() as session:
+        known = await datasets.known_images(session, ctx.dataset_id, [s.relpath for s in stats])
+    todo = [s for s in stats if s.invalid_reason is None and not _unchanged(known.get(s.relpath), s)]
+    limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
+    await asyncio.gather(
+        *(loop.run_in_executor(pool, examine, root, s, limits, roots) for s in todo)
+    )
+    changed = [s for s in stats if not _unchanged(known.get(s.relpath), s)]
+    reused = [known[s.relpath].id for s in stats if _unchanged(known.get(s.relpath), s)]
+    return changed, reused
+
+
+async def _store(
+    ctx: JobContext, session: AsyncSession, changed: list[ScannedFile], reused: list[int]
+) -> None:
+    ids = list((await datasets.upsert_images(session, ctx.dataset_id, changed)).values())
+    rows = [{"job_id": ctx.job_id, "image_id": i} for i in ids + reused]
+    if rows:
+        await session.execute(insert(JobImage).values(rows).on_conflict_do_nothing())
+
+
+async def run(ctx: JobContext, root: Path) -> None:
+    total = sum(1 for _ in iter_files(root))
+    await ctx.update_stage(STAGE, state="running", done=0, total=total, started_at="now")
+    done = 0
+    size = ctx.settings.ingest_batch_size
+    # Hashing and decoding release the GIL, so threads use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="scan") as pool:
+        files = iter_files(root)
+        while batch := list(itertools.islice(files, size)):
+            await ctx.check_cancelled()
+            changed, reused = await _examine_batch(ctx, root, batch, pool)
+            async with ctx.sessionmaker() as session, session.begin():
+                await _store(ctx, session, changed, reused)
+            done += len(batch)
+            await ctx.update_stage(STAGE, done=done)
+    await ctx.update_stage(STAGE, state="done", done=done, total=done, finished_at="now")
+    logger.info("scanned %d files under %s", done, root)

@@ -1,0 +1,88 @@
+"""Every SQL query about discovered structure."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.models import (
+    Assignment,
+    Attribute,
+    Caption,
+    Dimension,
+    Image,
+    Job,
+    JobClass,
+)
+
+
+def _subpopulation_query() -> Any:
+    return (
+        select(
+            Attribute.id,
+            Dimension.class_name,
+            Dimension.name.label("dimension"),
+            Attribute.name.label("attribute"),
+            Attribute.is_other,
+            Attribute.size,
+            Attribute.share,
+        )
+        .join(Dimension, Dimension.id == Attribute.dimension_id)
+        .order_by(Dimension.class_name, Dimension.position, Attribute.position)
+    )
+
+
+async def subpopulations(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    class_name: str | None,
+    dimension: str | None,
+    min_size: int,
+) -> list[Row]:
+    query = _subpopulation_query().where(Attribute.job_id == job_id, Attribute.size >= min_size)
+    if class_name is not None:
+        query = query.where(Dimension.class_name == class_name)
+    if dimension is not None:
+        query = query.where(Dimension.name == dimension)
+    return list((await session.execute(query)).all())
+
+
+async def class_sizes(session: AsyncSession, job_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(JobClass.class_name, JobClass.images)
+        .where(JobClass.job_id == job_id)
+        .order_by(JobClass.class_name)
+    )
+    return {name: images for name, images in rows}
+
+
+async def subpopulation_job(session: AsyncSession, attribute_id: int) -> Row | None:
+    return (
+        await session.execute(
+            select(Attribute.job_id, Job.caption_key)
+            .join(Job, Job.id == Attribute.job_id)
+            .where(Attribute.id == attribute_id)
+        )
+    ).first()
+
+
+async def images_of(
+    session: AsyncSession, attribute_id: int, caption_key: str | None, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    caption_join = and_(Caption.content_hash == Image.content_hash, Caption.caption_key == caption_key)
+    rows = await session.execute(
+        select(Image.id, Image.relpath, Image.class_name, Caption.text)
+        .join(Assignment, Assignment.image_id == Image.id)
+        .outerjoin(Caption, caption_join)
+        .where(Assignment.attribute_id == attribute_id)
+        .order_by(Image.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(
+        select(func.count()).select_from(Assignment).where(Assignment.attribute_id == attribute_id)
+    )
+    return list(rows.all()), int(total or 0)
