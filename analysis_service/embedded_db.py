@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -17,19 +18,24 @@ logger = logging.getLogger(__name__)
 DATABASE_NAME = "subpop"
 
 
-def start_embedded(state_dir: Path, *, keep_running: bool = False) -> str:
-    """Start (or join) the embedded server under state_dir and return a libpq URL."""
+def embedded_server(state_dir: Path, *, keep_running: bool = False) -> Any:
+    """Start (or join) the embedded server under state_dir; a pgserver.PostgresServer."""
     os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     import pgserver  # imported late: it touches the filesystem at import
 
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(state_dir / "pg", cleanup_mode=None if keep_running else "stop")
+    return pgserver.get_server(state_dir / "pg", cleanup_mode=None if keep_running else "stop")
+
+
+def start_embedded(state_dir: Path, *, keep_running: bool = False) -> str:
+    """Start (or join) the embedded server and return a libpq URL to the service's database."""
+    server = embedded_server(state_dir, keep_running=keep_running)
     admin_url = server.get_uri("postgres")
     ensure_database(admin_url, DATABASE_NAME)
     url = server.get_uri(DATABASE_NAME)
-    logger.info("embedded postgres ready in %s", state_dir / "pg")
+    logger.info("embedded postgres ready in %s", server.pgdata)
     return url
 
 

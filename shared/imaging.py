@@ -48,7 +48,7 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     except UnidentifiedImageError:
         raise InvalidImage("not a recognised image format") from None
     except Exception as exc:  # Pillow raises many types on malformed headers.
-        raise InvalidImage(f"unreadable image header: {exc}") from None
+        raise InvalidImage(f"corrupt or truncated image header: {exc}") from None
     width, height = image.size
     if width * height > limits.max_pixels:
         raise InvalidImage(

@@ -36,6 +36,10 @@ _PENDING = """
       AND i.invalid_reason IS NULL AND ji.caption_error IS NULL
       AND NOT EXISTS (SELECT 1 FROM caption c
                       WHERE c.content_hash = i.content_hash AND c.caption_key = :key)
+      -- identical files are captioned once: only the lowest image id of each content hash
+      AND NOT EXISTS (SELECT 1 FROM job_image ji2 JOIN image i2 ON i2.id = ji2.image_id
+                      WHERE ji2.job_id = ji.job_id AND i2.content_hash = i.content_hash
+                        AND i2.id < i.id AND i2.invalid_reason IS NULL)
 """
 
 
@@ -50,16 +54,10 @@ async def _pending_page(ctx: JobContext, key: str, after: int, limit: int) -> li
 
 
 async def _count_pending(ctx: JobContext, key: str) -> int:
-    sql = text(f"SELECT count(DISTINCT i.content_hash) {_PENDING}")
+    sql = text(f"SELECT count(*) {_PENDING}")
     async with ctx.sessionmaker() as session:
         params = {"job_id": ctx.job_id, "key": key, "after": 0}
         return int(await session.scalar(sql, params) or 0)
-
-
-def _unique_bytes(page: list[tuple]) -> list[tuple]:
-    """One image per content hash: identical files are captioned once."""
-    seen: set[str] = set()
-    return [r for r in page if not (r[1] in seen or seen.add(r[1]))]
 
 
 async def _store_results(
@@ -147,7 +145,7 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
             if not page:
                 break
             after = page[-1][0]
-            await queue.put(_unique_bytes(page))
+            await queue.put(page)
         # Only on a clean finish: after a failure the task group cancels the senders itself.
         for _ in range(settings.caption_concurrency):
             await queue.put(None)

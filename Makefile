@@ -1,0 +1,52 @@
+# Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo serve worker migrate test test-fast bench lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the embedded defaults: `make demo` or `make demo DATASET=/path/to/folder`.
+demo: $(STAMP)
+	$(PY) -m analysis_service.demo $(if $(DATASET),--dataset "$(DATASET)")
+
+## Everything in the foreground: Postgres (embedded unless DATABASE_URL), migrations,
+## caption service, analysis API, one worker. Ctrl-C stops all of it.
+serve: $(STAMP)
+	$(PY) -m analysis_service.launcher
+
+## One more worker on the same database (embedded or not).
+worker: $(STAMP)
+	$(PY) -m analysis_service.worker
+
+migrate: $(STAMP)
+	$(PY) -m analysis_service.migrate
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,42 @@
+"""Running jobs in-process against the real caption app, with transports that count or fail."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import httpx
+
+from analysis_service.pipeline.runner import run_job
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Forwards to the caption app; counts the images sent and can fail on demand."""
+
+    def __init__(self, app, fail_when: Callable[[int], bool] = lambda n: False):
+        self._inner = httpx.ASGITransport(app=app)
+        self.images_sent = 0
+        self.caption_calls = 0
+        self._fail_when = fail_when
+        self.before_call: Callable[[], object] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/captions":
+            self.caption_calls += 1
+            if self._fail_when(self.caption_calls):
+                raise httpx.ConnectError("connection refused (injected)")
+            self.images_sent += len(json.loads(request.content)["images"])
+            if self.before_call is not None:
+                await self.before_call()  # type: ignore[misc]
+        return await self._inner.handle_async_request(request)
+
+
+async def submit(api, path: str) -> str:
+    resp = await api.post("/v1/jobs", json={"dataset_path": path})
+    assert resp.status_code == 202, resp.text
+    return resp.json()["id"]
+
+
+async def run(job_id: str, settings, sessionmaker, transport) -> str | None:
+    return await run_job(uuid.UUID(job_id), settings, sessionmaker, caption_transport=transport)

@@ -1,0 +1,130 @@
+"""Job submission and lookup over HTTP: the contract and what bad input gets."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from tests.builders import make_dataset, write_image
+
+
+async def test_submit_returns_202_location_and_queues(api, data_root: Path):
+    make_dataset(data_root / "pets")
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(data_root / "pets")})
+    assert resp.status_code == 202
+    body = resp.json()
+    assert body["status"] == "queued"
+    assert resp.headers["location"] == f"/v1/jobs/{body['id']}"
+    job = (await api.get(resp.headers["location"])).json()
+    assert job["status"] == "queued"
+    assert job["dataset_path"] == str((data_root / "pets").resolve())
+
+
+async def test_relative_path_is_resolved_under_data_roots(api, data_root: Path):
+    make_dataset(data_root / "pets")
+    resp = await api.post("/v1/jobs", json={"dataset_path": "pets"})
+    assert resp.status_code == 202
+
+
+async def test_missing_path_is_404_with_the_path(api, data_root: Path):
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(data_root / "nowhere")})
+    assert resp.status_code == 404
+    assert "nowhere" in resp.json()["detail"]
+
+
+async def test_file_instead_of_folder_is_422(api, data_root: Path):
+    path = write_image(data_root / "one.jpg")
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(path)})
+    assert resp.status_code == 422
+    assert "folder" in resp.json()["detail"]
+
+
+async def test_outside_roots_is_403_also_through_a_symlink(api, data_root: Path, tmp_path: Path):
+    outside = make_dataset(tmp_path / "outside")
+    assert (await api.post("/v1/jobs", json={"dataset_path": str(outside)})).status_code == 403
+    (data_root / "sneaky").symlink_to(outside)
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(data_root / "sneaky")})
+    assert resp.status_code == 403
+    assert "DATA_ROOTS" in resp.json()["detail"]
+
+
+async def test_no_class_folders_is_422_with_expected_layout(api, data_root: Path):
+    write_image(data_root / "flat" / "a.jpg")
+    (data_root / "flat" / "a.jpg").rename(data_root / "flat" / "b.jpg")
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(data_root / "flat")})
+    assert resp.status_code == 422
+    assert "<class name>" in resp.json()["detail"]
+
+
+async def test_class_folders_without_images_is_422(api, data_root: Path):
+    (data_root / "empty" / "cat").mkdir(parents=True)
+    resp = await api.post("/v1/jobs", json={"dataset_path": str(data_root / "empty")})
+    assert resp.status_code == 422
+    assert "no image files" in resp.json()["detail"]
+
+
+async def test_malformed_json_is_422(api):
+    resp = await api.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"] == "validation_error"
+
+
+async def test_wrong_type_names_the_field(api):
+    resp = await api.post("/v1/jobs", json={"dataset_path": 42})
+    assert resp.status_code == 422
+    assert resp.json()["fields"][0]["field"] == "body.dataset_path"
+    resp = await api.post("/v1/jobs", json={"dataset_path": "x", "seed": "many"})
+    assert resp.json()["fields"][0]["field"] == "body.seed"
+
+
+async def test_unknown_option_is_refused(api):
+    resp = await api.post("/v1/jobs", json={"dataset_path": "x", "sed": 1})
+    assert resp.status_code == 422
+    assert resp.json()["fields"][0]["field"] == "body.sed"
+
+
+async def test_unknown_job_is_404(api):
+    for job_id in (str(uuid.uuid4()), "not-a-uuid"):
+        for path in ("", "/subpopulations", "/structure", "/invalid-images"):
+            resp = await api.get(f"/v1/jobs/{job_id}{path}")
+            assert resp.status_code == 404, path
+            assert resp.json()["error"] == "not_found"
+    assert (await api.post(f"/v1/jobs/{uuid.uuid4()}/cancel")).status_code == 404
+    assert (await api.get("/v1/subpopulations/999999/images")).status_code == 404
+
+
+async def test_list_is_paginated_newest_first(api, data_root: Path):
+    make_dataset(data_root / "pets")
+    ids = [
+        (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"] for _ in range(3)
+    ]
+    page = (await api.get("/v1/jobs", params={"limit": 2})).json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+    rest = (await api.get("/v1/jobs", params={"limit": 2, "offset": 2})).json()
+    assert {j["id"] for j in page["items"] + rest["items"]} == set(ids)
+
+
+async def test_cancel_queued_job_then_conflict_then_retry(api, data_root: Path):
+    make_dataset(data_root / "pets")
+    job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
+    resp = await api.post(f"/v1/jobs/{job_id}/cancel")
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    assert (await api.post(f"/v1/jobs/{job_id}/cancel")).status_code == 409
+    resp = await api.post(f"/v1/jobs/{job_id}/retry")
+    assert resp.status_code == 202 and resp.json()["status"] == "queued"
+
+
+async def test_results_of_an_unfinished_job_are_409(api, data_root: Path):
+    make_dataset(data_root / "pets")
+    job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
+    resp = await api.get(f"/v1/jobs/{job_id}/subpopulations")
+    assert resp.status_code == 409
+    assert "queued" in resp.json()["detail"]
+
+
+async def test_health_and_readiness(api):
+    assert (await api.get("/healthz")).status_code == 200
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["schema"] == "0001"

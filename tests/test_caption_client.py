@@ -1,0 +1,111 @@
+"""The caption client against fake caption services at the transport layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from analysis_service.clients.caption_client import CaptionClient, CaptionServiceError, ImageRef
+from shared.retry import RetryPolicy
+
+INFO = {"engine": "fake", "model": "m", "prompt_version": "v1", "prompt": "p", "params": {}}
+FAST = RetryPolicy(attempts=4, base_delay=0.0, max_delay=0.0, jitter=0.0)
+IMAGES = [ImageRef("1", Path("/data/a.jpg")), ImageRef("2", Path("/data/b.jpg"))]
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    import json
+
+    items = json.loads(request.content)["images"]
+    results = [{"id": it["id"], "caption": f"caption of {it['path']}"} for it in items]
+    return httpx.Response(200, json={"engine": INFO, "results": results})
+
+
+def _client(handler, urls=("http://a",), retry=FAST) -> CaptionClient:
+    return CaptionClient(list(urls), retry=retry, transport=httpx.MockTransport(handler))
+
+
+async def test_retries_overload_then_succeeds():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) < 3:
+            return httpx.Response(503, headers={"Retry-After": "0"}, text="busy")
+        return _answer(request)
+
+    async with _client(handler) as client:
+        _, results = await client.caption(IMAGES)
+    assert len(seen) == 3
+    assert [r.caption for r in results] == ["caption of /data/a.jpg", "caption of /data/b.jpg"]
+
+
+async def test_connection_refused_is_retried_then_reported():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    async with _client(handler) as client:
+        with pytest.raises(CaptionServiceError, match="unavailable after 4 attempts"):
+            await client.caption(IMAGES)
+
+
+async def test_client_errors_are_not_retried():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(403, json={"error": "forbidden", "detail": "outside roots"})
+
+    async with _client(handler) as client:
+        with pytest.raises(CaptionServiceError, match="HTTP 403"):
+            await client.caption(IMAGES)
+    assert len(calls) == 1
+
+
+async def test_batches_rotate_over_replicas_and_skip_a_dead_one():
+    hosts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        if request.url.host == "b":
+            return httpx.Response(502)
+        return _answer(request)
+
+    async with _client(handler, urls=("http://a", "http://b")) as client:
+        for _ in range(3):
+            await client.caption(IMAGES)
+    assert hosts.count("a") == 3 and "b" in hosts
+
+
+async def test_results_for_other_images_are_refused():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"engine": INFO, "results": [{"id": "zzz", "caption": "x"}]})
+
+    async with _client(handler) as client:
+        with pytest.raises(CaptionServiceError, match="other images"):
+            await client.caption(IMAGES)
+
+
+async def test_replicas_must_agree_on_the_engine():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**INFO, "model": request.url.host})
+
+    async with _client(handler, urls=("http://a", "http://b")) as client:
+        with pytest.raises(CaptionServiceError, match="different engines"):
+            await client.info()
+
+
+async def test_request_id_is_forwarded():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("x-request-id"))
+        return _answer(request)
+
+    client = CaptionClient(["http://a"], retry=FAST, request_id="job-42",
+                           transport=httpx.MockTransport(handler))
+    async with client:
+        await client.caption(IMAGES)
+    assert seen == ["job-42"]

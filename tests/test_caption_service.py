@@ -1,0 +1,95 @@
+"""The caption service over HTTP with the pixel engine."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from tests.builders import image_bytes, write_image
+
+
+async def test_captions_by_path_and_by_data_in_order(caption_client, data_root: Path):
+    path = write_image(data_root / "a.jpg", color=(40, 160, 50))
+    data = base64.b64encode(image_bytes(color=(30, 60, 200))).decode()
+    resp = await caption_client.post(
+        "/v1/captions",
+        json={"images": [{"id": "p", "path": str(path)}, {"id": "d", "data": data}]},
+    )
+    assert resp.status_code == 200
+    body = resp.json()
+    assert [r["id"] for r in body["results"]] == ["p", "d"]
+    assert "green" in body["results"][0]["caption"]
+    assert "blue" in body["results"][1]["caption"]
+    assert body["engine"]["engine"] == "pixel"
+
+
+async def test_bad_images_get_per_image_errors_and_the_rest_is_captioned(
+    caption_client, data_root: Path
+):
+    good = write_image(data_root / "good.jpg")
+    (data_root / "empty.jpg").write_bytes(b"")
+    (data_root / "text.jpg").write_bytes(b"hello")
+    images = [
+        {"id": "good", "path": str(good)},
+        {"id": "empty", "path": str(data_root / "empty.jpg")},
+        {"id": "text", "path": str(data_root / "text.jpg")},
+        {"id": "missing", "path": str(data_root / "missing.jpg")},
+        {"id": "b64", "data": "not base64!!"},
+    ]
+    results = (await caption_client.post("/v1/captions", json={"images": images})).json()["results"]
+    by_id = {r["id"]: r for r in results}
+    assert by_id["good"]["caption"] and by_id["good"]["error"] is None
+    assert "empty file" in by_id["empty"]["error"]
+    assert "not a recognised image format" in by_id["text"]["error"]
+    assert by_id["missing"]["error"] == "file not found"
+    assert "base64" in by_id["b64"]["error"]
+
+
+async def test_empty_batch_is_422(caption_client):
+    resp = await caption_client.post("/v1/captions", json={"images": []})
+    assert resp.status_code == 422
+    assert resp.json()["fields"][0]["field"] == "body.images"
+
+
+async def test_batch_over_limit_is_413_naming_the_limit(caption_client):
+    images = [{"id": str(i), "data": "AA=="} for i in range(17)]
+    resp = await caption_client.post("/v1/captions", json={"images": images})
+    assert resp.status_code == 413
+    assert "limit of 16" in resp.json()["detail"]
+
+
+async def test_path_outside_roots_is_403(caption_client, tmp_path: Path):
+    outside = write_image(tmp_path / "elsewhere.jpg")
+    resp = await caption_client.post(
+        "/v1/captions", json={"images": [{"id": "x", "path": str(outside)}]}
+    )
+    assert resp.status_code == 403
+    assert resp.json()["error"] == "forbidden"
+
+
+async def test_item_with_both_path_and_data_is_422(caption_client):
+    resp = await caption_client.post(
+        "/v1/captions", json={"images": [{"id": "x", "path": "/a", "data": "AA=="}]}
+    )
+    assert resp.status_code == 422
+    assert "exactly one" in resp.json()["detail"]
+
+
+async def test_metrics_count_captioned_images(caption_client, data_root: Path):
+    def count(text: str) -> float:
+        for line in text.splitlines():
+            if line.startswith('caption_images_total{engine="pixel",outcome="ok"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = count((await caption_client.get("/metrics")).text)
+    path = write_image(data_root / "m.jpg")
+    await caption_client.post("/v1/captions", json={"images": [{"id": "m", "path": str(path)}]})
+    assert count((await caption_client.get("/metrics")).text) == before + 1
+
+
+async def test_health_ready_and_info(caption_client):
+    assert (await caption_client.get("/healthz")).json() == {"status": "ok"}
+    assert (await caption_client.get("/readyz")).status_code == 200
+    info = (await caption_client.get("/v1/info")).json()
+    assert info["engine"] == "pixel" and info["prompt_version"]

@@ -1,0 +1,89 @@
+"""Image validation and preparation: what each kind of bad file gets."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from shared.imaging import ImageLimits, InvalidImage, inspect_image, load_rgb
+from tests.builders import image_bytes
+
+LIMITS = ImageLimits()
+
+
+def test_valid_jpeg_is_described():
+    info = inspect_image(image_bytes(size=(64, 48)), LIMITS)
+    assert (info.width, info.height, info.format) == (64, 48, "JPEG")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"just some text, not an image", "not a recognised image format"),
+        (image_bytes(size=(300, 300))[:400], "corrupt or truncated"),
+        (b"%PDF-1.4 fake", "not a recognised image format"),
+    ],
+)
+def test_bad_bytes_get_a_reason(data: bytes, reason: str):
+    with pytest.raises(InvalidImage, match=reason):
+        inspect_image(data, LIMITS)
+
+
+def test_truncated_pixel_data_is_found_by_decoding():
+    buf = io.BytesIO()
+    Image.effect_noise((400, 300), 64).convert("RGB").save(buf, format="JPEG")
+    data = buf.getvalue()
+    with pytest.raises(InvalidImage, match="corrupt or truncated image data"):
+        inspect_image(data[: len(data) // 2], LIMITS)
+
+
+def test_over_byte_limit():
+    with pytest.raises(InvalidImage, match="file too large"):
+        inspect_image(image_bytes(), ImageLimits(max_bytes=100))
+
+
+def test_over_pixel_limit():
+    with pytest.raises(InvalidImage, match="too many pixels"):
+        inspect_image(image_bytes(size=(200, 200)), ImageLimits(max_pixels=10_000))
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # A tiny PNG declaring a huge canvas: refused from the header alone.
+    big = Image.new("1", (12000, 12000))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    with pytest.raises(InvalidImage, match="too many pixels"):
+        inspect_image(buf.getvalue(), ImageLimits(max_pixels=50_000_000))
+
+
+def test_one_pixel_side_is_degenerate():
+    with pytest.raises(InvalidImage, match="degenerate"):
+        inspect_image(image_bytes(size=(1, 50), fmt="PNG"), LIMITS)
+
+
+def test_load_rgb_flattens_alpha_on_white():
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    image = load_rgb(buf.getvalue(), LIMITS, max_side=64)
+    assert image.mode == "RGB"
+    assert image.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_load_rgb_applies_exif_orientation():
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif)
+    assert load_rgb(buf.getvalue(), LIMITS, max_side=64).size == (20, 40)
+
+
+def test_load_rgb_converts_grayscale_and_shrinks():
+    data = image_bytes(size=(800, 400), mode="L", fmt="PNG")
+    image = load_rgb(data, LIMITS, max_side=100)
+    assert image.mode == "RGB"
+    assert max(image.size) == 100

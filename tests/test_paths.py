@@ -1,0 +1,60 @@
+"""Dataset paths: inside the data roots or refused, with the status each case gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.paths import (
+    NotAFolder,
+    PathNotFound,
+    PathOutsideRoots,
+    resolve_folder_inside_roots,
+    resolve_inside_roots,
+)
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> list[Path]:
+    (tmp_path / "data" / "ds").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    return [(tmp_path / "data").resolve()]
+
+
+def test_absolute_path_inside_root(roots):
+    assert resolve_inside_roots(str(roots[0] / "ds"), roots) == roots[0] / "ds"
+
+
+def test_relative_path_is_looked_up_under_the_roots(roots):
+    assert resolve_inside_roots("ds", roots) == roots[0] / "ds"
+
+
+def test_outside_root_is_forbidden(roots, tmp_path):
+    with pytest.raises(PathOutsideRoots) as err:
+        resolve_inside_roots(str(tmp_path / "outside"), roots)
+    assert err.value.status_code == 403
+
+
+def test_dotdot_escape_is_forbidden(roots):
+    with pytest.raises(PathOutsideRoots):
+        resolve_inside_roots(str(roots[0] / "ds" / ".." / ".." / "outside"), roots)
+
+
+def test_symlink_escape_is_forbidden(roots, tmp_path):
+    (roots[0] / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(PathOutsideRoots):
+        resolve_inside_roots(str(roots[0] / "link"), roots)
+
+
+def test_missing_path_is_not_found_and_named(roots):
+    with pytest.raises(PathNotFound, match="nope") as err:
+        resolve_inside_roots(str(roots[0] / "nope"), roots)
+    assert err.value.status_code == 404
+
+
+def test_file_is_not_a_folder(roots):
+    (roots[0] / "file.jpg").write_bytes(b"x")
+    with pytest.raises(NotAFolder) as err:
+        resolve_folder_inside_roots(str(roots[0] / "file.jpg"), roots)
+    assert err.value.status_code == 422
