@@ -14,10 +14,13 @@ def image_bytes(
     fmt: str = "JPEG",
     mode: str = "RGB",
     bottom: tuple[int, int, int] | None = None,
+    marker: int | None = None,
 ) -> bytes:
     image = Image.new(mode, size, color if mode != "L" else color[0])
     if bottom is not None:
         image.paste(bottom, (0, size[1] // 2, size[0], size[1]))
+    if marker is not None:  # a small corner block that makes the bytes unique
+        image.paste((marker % 256, (marker // 256) % 256, 128), (0, 0, 8, 8))
     buf = io.BytesIO()
     image.save(buf, format=fmt)
     return buf.getvalue()
@@ -35,6 +38,9 @@ def make_dataset(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("ca
     for c, name in enumerate(classes):
         for i in range(per_class):
             bottom = (30, 160, 40) if i % 2 else (30, 60, 200)
-            top = (200 - i * 10, 120 + c * 7, 60 + i * 20)
-            write_image(root / name / f"{i:02d}.jpg", color=top, bottom=bottom, size=(80, 60))
+            top = (150 + (i * 10) % 100, 120 + c * 7, 60 + (i * 20) % 180)
+            write_image(
+                root / name / f"{i:02d}.jpg",
+                color=top, bottom=bottom, size=(80, 60), marker=c * 1000 + i,
+            )
     return root

@@ -1,0 +1,215 @@
+"""Real processes: `make serve`'s launcher, and workers killed with SIGKILL mid-job."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from caption_service.app import create_app as create_caption_app
+from caption_service.settings import CaptionSettings
+from tests.builders import make_dataset
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class SlowCaptionServer:
+    """The real caption app on a real port, slowed down so a job is long enough to kill."""
+
+    def __init__(self, data_root: Path, delay_s: float = 0.15):
+        self.images = 0
+        inner = create_caption_app(CaptionSettings(data_roots=str(data_root), caption_workers=2))
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            if scope["type"] == "http" and scope["path"] == "/v1/captions":
+                await asyncio.sleep(delay_s)
+            await inner(scope, receive, send)
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> SlowCaptionServer:
+        self.thread.start()
+        wait_until(lambda: ready(self.url + "/readyz"), 20, "caption server")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start `python -m module`; the child keeps its own handle on the log file."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return spawn("analysis_service.worker", env, log)
+
+
+def job_row(database_url: str, job_id: str) -> tuple:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT status, progress, attempts, valid, error FROM job WHERE id = %s", (job_id,)
+        ).fetchone()
+
+
+def submit(database_url: str, dataset: Path) -> str:
+    """Submit through the real API app, in-process, against the same database."""
+    from analysis_service.app import create_app
+    from analysis_service.settings import AnalysisSettings
+
+    app = create_app(AnalysisSettings(database_url=database_url, data_roots=str(dataset.parent)))
+
+    async def post() -> str:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                resp = await client.post("/v1/jobs", json={"dataset_path": str(dataset)})
+                assert resp.status_code == 202, resp.text
+                return resp.json()["id"]
+
+    return asyncio.run(post())
+
+
+@pytest.fixture
+def worker_env(database_url: str, data_root: Path) -> Iterator[dict[str, str]]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        DATA_ROOTS=str(data_root),
+        WORKER_STALLED_AFTER_S="2",
+        CAPTION_BATCH_SIZE="4",
+        CAPTION_CONCURRENCY="1",
+        INGEST_BATCH_SIZE="32",
+        LOG_LEVEL="INFO",
+    )
+    yield env
+
+
+def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
+    worker_env, database_url, data_root, tmp_path
+):
+    dataset = make_dataset(data_root / "pets", per_class=40)
+    with SlowCaptionServer(data_root) as captions:
+        worker_env["CAPTION_URLS"] = captions.url
+        job_id = submit(database_url, dataset)
+        first = start_worker(worker_env, tmp_path / "w1.log")
+        try:
+            wait_until(
+                lambda: (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0) >= 12,
+                60, "captioning to start",
+            )
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        status, progress, *_ = job_row(database_url, job_id)
+        assert status == "running"
+        done_before_kill = progress["caption"]["done"]
+        assert done_before_kill < 80
+
+        # Two new workers race for the orphaned job: exactly one may run it.
+        others = [start_worker(worker_env, tmp_path / f"w{i}.log") for i in (2, 3)]
+        try:
+            wait_until(lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish")
+        finally:
+            for proc in others:
+                proc.send_signal(signal.SIGTERM)
+            for proc in others:
+                proc.wait(20)
+    status, progress, attempts, valid, error = job_row(database_url, job_id)
+    assert (status, valid, error) == ("succeeded", 80, None)
+    assert attempts == 2
+    with psycopg.connect(database_url) as conn:
+        captions_stored = conn.execute("SELECT count(*) FROM caption").fetchone()[0]
+        dims = conn.execute("SELECT count(*) FROM dimension").fetchone()[0]
+        per_class_dims = conn.execute(
+            "SELECT sum(jc.images * (SELECT count(*) FROM dimension d "
+            "  WHERE d.job_id = jc.job_id AND d.class_name = jc.class_name)) FROM job_class jc"
+        ).fetchone()[0]
+        assignments = conn.execute("SELECT count(*) FROM assignment").fetchone()[0]
+    assert captions_stored == 80
+    assert dims >= 2 and assignments == per_class_dims
+    # The second attempt captioned only what the first had not stored.
+    assert progress["caption"]["total"] <= 80 - done_before_kill + 4
+
+
+def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanly(
+    data_root, tmp_path
+):
+    dataset = make_dataset(data_root / "pets", per_class=5)
+    analysis_port, caption_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(
+        ANALYSIS_PORT=str(analysis_port),
+        CAPTION_PORT=str(caption_port),
+        STATE_DIR=str(tmp_path / "state"),
+        DATA_ROOTS=str(data_root),
+    )
+    log = tmp_path / "serve.log"
+    launcher = spawn("analysis_service.launcher", env, log)
+    base = f"http://127.0.0.1:{analysis_port}"
+    try:
+        wait_until(lambda: ready(base + "/readyz"), 90, "analysis API")
+        assert ready(f"http://127.0.0.1:{caption_port}/readyz")
+        resp = httpx.post(base + "/v1/jobs", json={"dataset_path": "pets"})
+        assert resp.status_code == 202, resp.text
+        job_url = base + resp.headers["location"]
+        job = wait_until(
+            lambda: (j := httpx.get(job_url).json())["status"] in ("succeeded", "failed") and j,
+            90, "job",
+        )
+        assert job["status"] == "succeeded", job
+        assert (tmp_path / "state" / "pg" / "PG_VERSION").exists()
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        code = launcher.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    assert not ready(base + "/healthz")
+    assert not ready(f"http://127.0.0.1:{caption_port}/healthz")
+    # The embedded Postgres started by the launcher was stopped with it.
+    assert not (tmp_path / "state" / "pg" / "postmaster.pid").exists()
+    assert dataset.exists()
