@@ -20,8 +20,13 @@ DATABASE_NAME = "subpop"
 
 def embedded_server(state_dir: Path, *, keep_running: bool = False) -> Any:
     """Start (or join) the embedded server under state_dir; a pgserver.PostgresServer."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    # pgserver keeps its lock file in the user's runtime dir, which shells over SSH or in CI
+    # often lack; give it a private one.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path("/tmp") / f"runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import pgserver  # imported late: it touches the filesystem at import
 
     state_dir = state_dir.expanduser().resolve()

@@ -1,0 +1,1 @@
+"""`make bench`: throughput, latency and memory measured on real processes."""

@@ -1,0 +1,165 @@
+"""Runs every benchmark in one go and prints one table.
+
+Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
+API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from analysis_service.embedded_db import embedded_server, ensure_database
+from analysis_service.migrate import upgrade
+from benchmarks.datasets import ensure_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".state" / "bench"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(args: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
+    with open(STATE / log, "ab") as out:
+        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49] * 1000, q[94] * 1000
+
+
+async def _latency(base: str, path: str, clients: int = 16, per_client: int = 60) -> tuple:
+    samples: list[float] = []
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            for _ in range(per_client):
+                start = time.perf_counter()
+                (await http.get(path)).raise_for_status()
+                samples.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    wall = time.perf_counter() - start
+    return (*_percentiles(samples), len(samples) / wall)
+
+
+def _run_job(base: str, dataset: Path, env: dict[str, str]) -> dict:
+    worker = _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
+    try:
+        job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
+        while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in (
+            "succeeded", "failed", "cancelled",
+        ):
+            time.sleep(0.5)
+        job["worker_peak_rss_mib"] = _peak_rss_mib(worker.pid)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"benchmark job {job['status']}: {job.get('error')}")
+    return job
+
+
+def _seconds(stage: dict) -> float:
+    from datetime import datetime
+
+    start = datetime.fromisoformat(stage["started_at"])
+    end = datetime.fromisoformat(stage["finished_at"])
+    return (end - start).total_seconds()
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,40000").split(",")]
+    STATE.mkdir(parents=True, exist_ok=True)
+    server = embedded_server(STATE / "db")
+    name = f"bench_{int(time.time())}"
+    ensure_database(server.get_uri("postgres"), name)
+    url = server.get_uri(name)
+    upgrade(url)
+    data = STATE / "data"
+    cport, aport = _port(), _port()
+    env = dict(os.environ, DATABASE_URL=url, DATA_ROOTS=str(data), LOG_LEVEL="WARNING",
+               CAPTION_URLS=f"http://127.0.0.1:{cport}")
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log", "--log-level",
+               "warning"]
+    caption = _spawn([*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env,
+                     "caption.log")
+    api = _spawn([*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log")
+    base = f"http://127.0.0.1:{aport}"
+    rows: list[tuple[str, str]] = []
+    try:
+        _wait_ready(f"http://127.0.0.1:{cport}/readyz")
+        _wait_ready(base + "/readyz")
+        last_job = None
+        for size in sizes:
+            print(f"preparing {size} images ...", flush=True)
+            dataset = ensure_dataset(data / f"synthetic-{size}", size)
+            print(f"running a job on {size} images ...", flush=True)
+            job = _run_job(base, dataset, env)
+            scan_s = _seconds(job["progress"]["scan"])
+            cap_s = _seconds(job["progress"]["caption"])
+            rows += [
+                (f"ingest throughput, {size} files", f"{size / scan_s:,.0f} files/s"),
+                (f"caption stage, {size} images (pixel)", f"{job['valid'] / cap_s:,.0f} images/s"),
+                (f"end-to-end job, {size} images (pixel)",
+                 f"{job['valid'] / job['duration_s']:,.0f} images/s ({job['duration_s']:.1f} s)"),
+                (f"worker peak memory, {size} images", f"{job['worker_peak_rss_mib']:.0f} MiB"),
+            ]
+            last_job = job
+        assert last_job is not None
+        for label, path in (
+            ("job polling", f"/v1/jobs/{last_job['id']}"),
+            ("subpopulation query", f"/v1/jobs/{last_job['id']}/subpopulations"),
+        ):
+            p50, p95, rps = asyncio.run(_latency(base, path))
+            rows.append((f"{label} latency, 16 clients",
+                         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({rps:,.0f} req/s)"))
+    finally:
+        for proc in (caption, api):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    width = max(len(label) for label, _ in rows)
+    print(f"\nbenchmarks (cpu cores: {os.cpu_count()})")
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
