@@ -36,10 +36,13 @@ def _start_services(settings: LauncherSettings, extra_root: Path | None) -> subp
     log_path = settings.state_dir / "demo-services.log"
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     print(f"starting services (logs: {log_path}) ...", flush=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the child
+    log = open(log_path, "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "analysis_service.launcher"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -114,16 +117,20 @@ def run(dataset: Path | None) -> int:
             if job["status"] != "succeeded":
                 print(f"job {job['status']}: {job.get('error')}", file=sys.stderr)
                 return 1
-            print(f"{job['valid']} images analysed, {job['invalid']} skipped "
-                  f"in {job['duration_s']:.1f}s (captions: {job['caption_engine']}, "
-                  f"reasoner: {job['reasoner']})")
+            print(
+                f"{job['valid']} images analysed, {job['invalid']} skipped "
+                f"in {job['duration_s']:.1f}s (captions: {job['caption_engine']}, "
+                f"reasoner: {job['reasoner']})"
+            )
             print_tree(client.get(f"/v1/jobs/{job_id}/structure").raise_for_status().json())
             invalid = client.get(f"/v1/jobs/{job_id}/invalid-images").json()["items"]
             if invalid:
                 print("\nskipped files:")
                 for item in invalid[:10]:
                     print(f"  {item['path']}: {item['reason']}")
-            print(f"\nexplore: curl {base}/v1/jobs/{job_id}/subpopulations   (API docs: {base}/docs)")
+            print(
+                f"\nexplore: curl {base}/v1/jobs/{job_id}/subpopulations   (API docs: {base}/docs)"
+            )
             return 0
         finally:
             if server is not None:

@@ -32,9 +32,17 @@ def _children(settings: LauncherSettings) -> dict[str, list[str]]:
     py = sys.executable
     uvicorn = [py, "-m", "uvicorn", "--factory", "--host", settings.host, "--no-access-log"]
     return {
-        "caption": [*uvicorn, "--port", str(settings.caption_port), "caption_service.app:create_app"],
+        "caption": [
+            *uvicorn,
+            "--port",
+            str(settings.caption_port),
+            "caption_service.app:create_app",
+        ],
         "analysis": [
-            *uvicorn, "--port", str(settings.analysis_port), "analysis_service.app:create_app",
+            *uvicorn,
+            "--port",
+            str(settings.analysis_port),
+            "analysis_service.app:create_app",
         ],
         "worker": [py, "-m", "analysis_service.worker"],
     }
@@ -82,7 +90,9 @@ def main() -> int:
     }
     logger.info(
         "analysis API on http://%s:%d (docs at /docs), caption service on :%d; Ctrl-C stops",
-        settings.host, settings.analysis_port, settings.caption_port,
+        settings.host,
+        settings.analysis_port,
+        settings.caption_port,
     )
     code = 0
     while not stopping:

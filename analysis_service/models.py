@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -38,7 +38,7 @@ def _now() -> Any:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSONB, uuid.UUID: UUID(as_uuid=True)}
+    type_annotation_map: ClassVar[dict] = {dict[str, Any]: JSONB, uuid.UUID: UUID(as_uuid=True)}
 
 
 class Dataset(Base):
@@ -177,9 +177,7 @@ class Attribute(Base):
     __table_args__ = (UniqueConstraint("dimension_id", "name"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     dimension_id: Mapped[int] = mapped_column(ForeignKey("dimension.id", ondelete="CASCADE"))
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("job.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer, default=0)
     is_other: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -195,7 +193,9 @@ class Assignment(Base):
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
     )
-    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("image.id", ondelete="CASCADE"), primary_key=True
+    )
     dimension_id: Mapped[int] = mapped_column(
         ForeignKey("dimension.id", ondelete="CASCADE"), primary_key=True
     )

@@ -17,9 +17,7 @@ RUN_JOB_TASK = f"{NAMESPACE}:run_job"
 
 
 def make_queue_app(database_url: str) -> procrastinate.App:
-    connector = procrastinate.PsycopgConnector(
-        conninfo=libpq_url(database_url)
-    )
+    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url))
     from analysis_service.jobs.tasks import blueprint
 
     app = procrastinate.App(connector=connector)

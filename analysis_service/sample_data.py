@@ -38,7 +38,9 @@ def draw_scene(class_name: str, sky: str, ground: str, rng: random.Random) -> Im
     cx, cy = width // 2 + rng.randint(-30, 30), horizon - rng.randint(10, 40)
     body = _jitter((200, 40, 40) if class_name == "kite" else (70, 60, 50), rng, 40)
     if class_name == "boat":
-        draw.polygon([(cx - 50, cy), (cx + 50, cy), (cx + 35, cy + 25), (cx - 35, cy + 25)], fill=body)
+        draw.polygon(
+            [(cx - 50, cy), (cx + 50, cy), (cx + 35, cy + 25), (cx - 35, cy + 25)], fill=body
+        )
         draw.polygon([(cx, cy - 60), (cx, cy - 5), (cx + 35, cy - 5)], fill=(250, 250, 245))
     elif class_name == "kite":
         ky = cy - 70

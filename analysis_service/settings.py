@@ -17,7 +17,9 @@ class AnalysisSettings(ServiceSettings):
         default=None,
         description="Postgres URL. Unset: an embedded Postgres is started under STATE_DIR.",
     )
-    state_dir: Path = Field(default=Path(".state"), description="Where the embedded Postgres lives.")
+    state_dir: Path = Field(
+        default=Path(".state"), description="Where the embedded Postgres lives."
+    )
     caption_urls: str = Field(
         default="http://127.0.0.1:8001",
         description="Comma-separated caption service base URLs; batches are spread over them.",

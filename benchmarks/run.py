@@ -83,7 +83,9 @@ def _run_job(base: str, dataset: Path, env: dict[str, str]) -> dict:
     try:
         job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
         while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in (
-            "succeeded", "failed", "cancelled",
+            "succeeded",
+            "failed",
+            "cancelled",
         ):
             time.sleep(0.5)
         job["worker_peak_rss_mib"] = _peak_rss_mib(worker.pid)
@@ -113,13 +115,28 @@ def main() -> None:
     upgrade(url)
     data = STATE / "data"
     cport, aport = _port(), _port()
-    env = dict(os.environ, DATABASE_URL=url, DATA_ROOTS=str(data), LOG_LEVEL="WARNING",
-               CAPTION_URLS=f"http://127.0.0.1:{cport}")
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log", "--log-level",
-               "warning"]
-    caption = _spawn([*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env,
-                     "caption.log")
-    api = _spawn([*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log")
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        DATA_ROOTS=str(data),
+        LOG_LEVEL="WARNING",
+        CAPTION_URLS=f"http://127.0.0.1:{cport}",
+    )
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    caption = _spawn(
+        [*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
+    )
+    api = _spawn(
+        [*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
+    )
     base = f"http://127.0.0.1:{aport}"
     rows: list[tuple[str, str]] = []
     try:
@@ -136,8 +153,10 @@ def main() -> None:
             rows += [
                 (f"ingest throughput, {size} files", f"{size / scan_s:,.0f} files/s"),
                 (f"caption stage, {size} images (pixel)", f"{job['valid'] / cap_s:,.0f} images/s"),
-                (f"end-to-end job, {size} images (pixel)",
-                 f"{job['valid'] / job['duration_s']:,.0f} images/s ({job['duration_s']:.1f} s)"),
+                (
+                    f"end-to-end job, {size} images (pixel)",
+                    f"{job['valid'] / job['duration_s']:,.0f} images/s ({job['duration_s']:.1f} s)",
+                ),
                 (f"worker peak memory, {size} images", f"{job['worker_peak_rss_mib']:.0f} MiB"),
             ]
             last_job = job
@@ -147,8 +166,12 @@ def main() -> None:
             ("subpopulation query", f"/v1/jobs/{last_job['id']}/subpopulations"),
         ):
             p50, p95, rps = asyncio.run(_latency(base, path))
-            rows.append((f"{label} latency, 16 clients",
-                         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({rps:,.0f} req/s)"))
+            rows.append(
+                (
+                    f"{label} latency, 16 clients",
+                    f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({rps:,.0f} req/s)",
+                )
+            )
     finally:
         for proc in (caption, api):
             proc.send_signal(signal.SIGTERM)

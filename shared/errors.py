@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
-    field: str = Field(description="Dotted location of the offending field, e.g. body.dataset_path.")
+    field: str = Field(
+        description="Dotted location of the offending field, e.g. body.dataset_path."
+    )
     message: str = Field(description="What is wrong with it.")
 
 
@@ -102,7 +104,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return _render(exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after)
+        return _render(
+            exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

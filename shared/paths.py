@@ -36,9 +36,7 @@ def resolve_inside_roots(raw: str, roots: list[Path]) -> Path:
         candidates = [(root / given).resolve() for root in roots] + [given.resolve()]
     inside = [c for c in candidates if is_inside(c, roots)]
     if not inside:
-        raise PathOutsideRoots(
-            f"path '{raw}' is outside the allowed data roots (DATA_ROOTS)"
-        )
+        raise PathOutsideRoots(f"path '{raw}' is outside the allowed data roots (DATA_ROOTS)")
     for candidate in inside:
         if candidate.exists():
             return candidate

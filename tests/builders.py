@@ -41,6 +41,9 @@ def make_dataset(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("ca
             top = (150 + (i * 10) % 100, 120 + c * 7, 60 + (i * 20) % 180)
             write_image(
                 root / name / f"{i:02d}.jpg",
-                color=top, bottom=bottom, size=(80, 60), marker=c * 1000 + i,
+                color=top,
+                bottom=bottom,
+                size=(80, 60),
+                marker=c * 1000 + i,
             )
     return root

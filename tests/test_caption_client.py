@@ -81,7 +81,9 @@ async def test_batches_rotate_over_replicas_and_skip_a_dead_one():
 
 async def test_results_for_other_images_are_refused():
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"engine": INFO, "results": [{"id": "zzz", "caption": "x"}]})
+        return httpx.Response(
+            200, json={"engine": INFO, "results": [{"id": "zzz", "caption": "x"}]}
+        )
 
     async with _client(handler) as client:
         with pytest.raises(CaptionServiceError, match="other images"):
@@ -104,8 +106,9 @@ async def test_request_id_is_forwarded():
         seen.append(request.headers.get("x-request-id"))
         return _answer(request)
 
-    client = CaptionClient(["http://a"], retry=FAST, request_id="job-42",
-                           transport=httpx.MockTransport(handler))
+    client = CaptionClient(
+        ["http://a"], retry=FAST, request_id="job-42", transport=httpx.MockTransport(handler)
+    )
     async with client:
         await client.caption(IMAGES)
     assert seen == ["job-42"]

@@ -10,7 +10,14 @@ from analysis_service.datasets.layout import BadLayout, check_layout, iter_files
 
 
 def test_iter_files_walks_nested_folders_in_order_and_skips_hidden(tmp_path: Path):
-    for rel in ["b/x.jpg", "a/sub/deep/2.png", "a/1.jpg", "a/.hidden.jpg", ".git/config", "top.jpg"]:
+    for rel in [
+        "b/x.jpg",
+        "a/sub/deep/2.png",
+        "a/1.jpg",
+        "a/.hidden.jpg",
+        ".git/config",
+        "top.jpg",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert list(iter_files(tmp_path)) == [

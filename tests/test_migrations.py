@@ -19,8 +19,8 @@ def _diff(url: str) -> list:
             conn,
             opts={
                 "compare_type": True,
-                "include_object": lambda obj, name, type_, *_: not (
-                    type_ == "table" and name.startswith("procrastinate_")
+                "include_object": lambda obj, name, type_, *_: (
+                    not (type_ == "table" and name.startswith("procrastinate_"))
                 ),
             },
         )

@@ -53,12 +53,15 @@ async def test_job_succeeds_and_every_valid_image_is_assigned_once_per_dimension
         dims = await session.scalar(select(func.count()).select_from(Dimension))
         rows = await session.scalar(select(func.count()).select_from(Assignment))
         per_image = await session.execute(
-            text("SELECT count(*) FROM assignment GROUP BY image_id, dimension_id HAVING count(*) > 1")
+            text(
+                "SELECT count(*) FROM assignment "
+                "GROUP BY image_id, dimension_id HAVING count(*) > 1"
+            )
         )
         assert per_image.first() is None
-    assert rows == sum(
-        cls["images"] * len(cls["dimensions"]) for cls in structure["classes"]
-    ) and dims
+    assert (
+        rows == sum(cls["images"] * len(cls["dimensions"]) for cls in structure["classes"]) and dims
+    )
 
 
 async def test_invalid_files_are_listed_with_reasons(
@@ -84,7 +87,9 @@ async def test_over_limit_files_are_invalid_not_fatal(
     job_id = await submit(api, str(root))
     assert await run(job_id, settings, sessionmaker, CountingTransport(caption_app)) == "succeeded"
     items = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
-    assert [(i["path"], "too many pixels" in i["reason"]) for i in items] == [("cat/huge.png", True)]
+    assert [(i["path"], "too many pixels" in i["reason"]) for i in items] == [
+        ("cat/huge.png", True)
+    ]
 
 
 async def test_queries_filter_and_list_images_with_captions(
@@ -98,16 +103,16 @@ async def test_queries_filter_and_list_images_with_captions(
     assert cats and {s["class"] for s in cats} == {"cat"}
     dim = cats[0]["dimension"]
     one_dim = (
-        await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"class": "cat", "dimension": dim})
+        await api.get(
+            f"/v1/jobs/{job_id}/subpopulations", params={"class": "cat", "dimension": dim}
+        )
     ).json()
     assert {s["dimension"] for s in one_dim} == {dim}
     big = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"min_size": 3})).json()
     assert all(s["size"] >= 3 for s in big) and len(big) < len(subpops)
 
     largest = max(cats, key=lambda s: s["size"])
-    page = (
-        await api.get(f"/v1/subpopulations/{largest['id']}/images", params={"limit": 2})
-    ).json()
+    page = (await api.get(f"/v1/subpopulations/{largest['id']}/images", params={"limit": 2})).json()
     assert page["total"] == largest["size"] and len(page["items"]) == 2
     item = page["items"][0]
     assert item["path"].startswith("cat/") and not item["path"].startswith("/")

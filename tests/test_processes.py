@@ -139,8 +139,11 @@ def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
         first = start_worker(worker_env, tmp_path / "w1.log")
         try:
             wait_until(
-                lambda: (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0) >= 12,
-                60, "captioning to start",
+                lambda: (
+                    (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0) >= 12
+                ),
+                60,
+                "captioning to start",
             )
         finally:
             first.send_signal(signal.SIGKILL)
@@ -153,7 +156,9 @@ def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
         # Two new workers race for the orphaned job: exactly one may run it.
         others = [start_worker(worker_env, tmp_path / f"w{i}.log") for i in (2, 3)]
         try:
-            wait_until(lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish")
+            wait_until(
+                lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish"
+            )
         finally:
             for proc in others:
                 proc.send_signal(signal.SIGTERM)
@@ -200,7 +205,8 @@ def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanl
         job_url = base + resp.headers["location"]
         job = wait_until(
             lambda: (j := httpx.get(job_url).json())["status"] in ("succeeded", "failed") and j,
-            90, "job",
+            90,
+            "job",
         )
         assert job["status"] == "succeeded", job
         assert (tmp_path / "state" / "pg" / "PG_VERSION").exists()

@@ -87,8 +87,9 @@ class CaptionClient:
 
     async def _with_retries(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         def log_retry(attempt: int, exc: RetryableError, pause: float) -> None:
-            logger.warning("caption service attempt %d failed (%s); retrying in %.1fs",
-                           attempt, exc, pause)
+            logger.warning(
+                "caption service attempt %d failed (%s); retrying in %.1fs", attempt, exc, pause
+            )
 
         async def attempt() -> httpx.Response:
             # Each attempt may go to another replica: a dead one should not sink the batch.
@@ -105,7 +106,16 @@ class CaptionClient:
         """The engine identity; every replica must report the same one."""
         infos = []
         for url in self.urls:
-            response = await self._retry.run(lambda u=url: self._request("GET", u + "/v1/info"))
+
+            async def get_info(url: str = url) -> httpx.Response:
+                return await self._request("GET", url + "/v1/info")
+
+            try:
+                response = await self._retry.run(get_info)
+            except RetryableError as exc:
+                raise CaptionServiceError(
+                    f"caption service unavailable after {self._retry.attempts} attempts: {exc}"
+                ) from exc
             infos.append(EngineInfo.model_validate(response.json()))
         if any(i != infos[0] for i in infos[1:]):
             raise CaptionServiceError("caption service replicas report different engines/models")

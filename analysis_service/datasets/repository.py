@@ -46,7 +46,7 @@ async def upsert_images(
         return {}
     values = [{"dataset_id": dataset_id, **asdict(f)} for f in files]
     stmt = insert(Image).values(values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=["dataset_id", "relpath"],
         set_={
             col: stmt.excluded[col]
@@ -62,4 +62,4 @@ async def upsert_images(
             )
         },
     ).returning(Image.relpath, Image.id)
-    return {relpath: image_id for relpath, image_id in (await session.execute(stmt)).all()}
+    return {relpath: image_id for relpath, image_id in (await session.execute(upsert)).all()}

@@ -10,9 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobImage
 
 
-async def add_job(
-    session: AsyncSession, dataset_id: uuid.UUID, options: dict
-) -> Job:
+async def add_job(session: AsyncSession, dataset_id: uuid.UUID, options: dict) -> Job:
     job = Job(dataset_id=dataset_id, status="queued", options=options, progress={})
     session.add(job)
     await session.flush()

@@ -33,7 +33,9 @@ async def list_jobs(
 ) -> Page[schemas.Job]:
     """Jobs, newest first."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
-    return Page(items=[service.to_schema(*r) for r in rows], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[service.to_schema(*r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{job_id}", response_model=schemas.Job)

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import check_layout
-from analysis_service.jobs import repository
-from analysis_service.jobs import schemas
+from analysis_service.jobs import repository, schemas
 from analysis_service.models import Job
 from analysis_service.queue import enqueue_run_job
 from analysis_service.settings import AnalysisSettings

@@ -45,7 +45,9 @@ _PENDING = """
 
 async def _pending_page(ctx: JobContext, key: str, after: int, limit: int) -> list[tuple]:
     """The next uncaptioned images after an id (keyset paging on the job_image key)."""
-    sql = text(f"SELECT i.id, i.content_hash, i.relpath {_PENDING} ORDER BY ji.image_id LIMIT :limit")
+    sql = text(
+        f"SELECT i.id, i.content_hash, i.relpath {_PENDING} ORDER BY ji.image_id LIMIT :limit"
+    )
     async with ctx.sessionmaker() as session:
         rows = await session.execute(
             sql, {"job_id": ctx.job_id, "key": key, "after": after, "limit": limit}
@@ -120,8 +122,15 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
     key = caption_key(info)
     await _register_key(ctx, key, info)
     total = await _count_pending(ctx, key)
-    await ctx.update_stage(STAGE, state="running", done=0, total=total, started_at="now",
-                           engine=info.engine, model=info.model)
+    await ctx.update_stage(
+        STAGE,
+        state="running",
+        done=0,
+        total=total,
+        started_at="now",
+        engine=info.engine,
+        model=info.model,
+    )
     settings = ctx.settings
     queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=settings.caption_concurrency)
     done = 0

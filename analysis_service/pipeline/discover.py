@@ -42,17 +42,19 @@ async def _sample(ctx: JobContext, class_name: str) -> list[str]:
         f"SELECT c.text {_CAPTIONED} AND i.class_name = :cls "
         "ORDER BY md5(i.content_hash || :seed), i.id LIMIT :n"
     )
-    params = {"job_id": ctx.job_id, "cls": class_name, "seed": str(ctx.seed),
-              "n": ctx.settings.discovery_sample_size}
+    params = {
+        "job_id": ctx.job_id,
+        "cls": class_name,
+        "seed": str(ctx.seed),
+        "n": ctx.settings.discovery_sample_size,
+    }
     async with ctx.sessionmaker() as session:
         return [r[0] for r in await session.execute(sql, params)]
 
 
 async def _class_state(session: AsyncSession, ctx: JobContext, class_name: str) -> JobClass:
     await session.execute(
-        insert(JobClass)
-        .values(job_id=ctx.job_id, class_name=class_name)
-        .on_conflict_do_nothing()
+        insert(JobClass).values(job_id=ctx.job_id, class_name=class_name).on_conflict_do_nothing()
     )
     return (
         await session.execute(
@@ -74,8 +76,13 @@ async def _write_structure(
         await session.execute(
             insert(Attribute).values(
                 [
-                    {"dimension_id": dim_id, "job_id": ctx.job_id, "name": name,
-                     "position": a_pos, "is_other": name == OTHER}
+                    {
+                        "dimension_id": dim_id,
+                        "job_id": ctx.job_id,
+                        "name": name,
+                        "position": a_pos,
+                        "is_other": name == OTHER,
+                    }
                     for a_pos, name in enumerate(names)
                 ]
             )
@@ -126,8 +133,12 @@ async def _unassigned_page(ctx: JobContext, class_name: str, after: int) -> list
         "                AND a.image_id = i.id) "
         "ORDER BY i.id LIMIT :n"
     )
-    params = {"job_id": ctx.job_id, "cls": class_name, "after": after,
-              "n": ctx.settings.assign_batch_size}
+    params = {
+        "job_id": ctx.job_id,
+        "cls": class_name,
+        "after": after,
+        "n": ctx.settings.assign_batch_size,
+    }
     async with ctx.sessionmaker() as session:
         return [(int(r[0]), r[1]) for r in await session.execute(sql, params)]
 
@@ -146,8 +157,14 @@ async def _assign_class(ctx: JobContext, reasoner: Reasoner, class_name: str) ->
                 chosen = answer.get(dim.name, OTHER)
                 # Anything outside the allowed list is recorded as 'other', never as an attribute.
                 attr_id = attr_ids.get((dim.name, chosen)) or attr_ids[(dim.name, OTHER)]
-                rows.append({"job_id": ctx.job_id, "image_id": image_id,
-                             "dimension_id": dim_ids[dim.name], "attribute_id": attr_id})
+                rows.append(
+                    {
+                        "job_id": ctx.job_id,
+                        "image_id": image_id,
+                        "dimension_id": dim_ids[dim.name],
+                        "attribute_id": attr_id,
+                    }
+                )
         async with ctx.sessionmaker() as session, session.begin():
             await session.execute(insert(Assignment).values(rows).on_conflict_do_nothing())
         after = page[-1][0]
@@ -158,15 +175,18 @@ async def _assign_class(ctx: JobContext, reasoner: Reasoner, class_name: str) ->
 async def run(ctx: JobContext, reasoner: Reasoner) -> None:
     classes = await _classes(ctx)
     async with ctx.sessionmaker() as session, session.begin():
-        await session.execute(update(Job).where(Job.id == ctx.job_id).values(reasoner=reasoner.name))
+        await session.execute(
+            update(Job).where(Job.id == ctx.job_id).values(reasoner=reasoner.name)
+        )
         states = {}
         for class_name, count in classes:
             state = await _class_state(session, ctx, class_name)
             state.images = count
             states[class_name] = (state.structured_at, state.assigned_at)
     done = sum(1 for s, a in states.values() if a is not None)
-    await ctx.update_stage(STAGE, state="running", done=done, total=len(classes),
-                           started_at="now", unit="classes")
+    await ctx.update_stage(
+        STAGE, state="running", done=done, total=len(classes), started_at="now", unit="classes"
+    )
     for class_name, _ in classes:
         structured, assigned = states[class_name]
         if assigned is not None:

@@ -45,7 +45,10 @@ async def _claim(session: AsyncSession, job_id: uuid.UUID) -> tuple[Job, Dataset
 
 
 async def _finish(
-    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, status: str, error: str | None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    status: str,
+    error: str | None,
 ) -> None:
     async with sessionmaker() as session, session.begin():
         await session.execute(
@@ -64,11 +67,9 @@ async def _requeue(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
         await enqueue_run_job(session, job_id)
 
 
-async def _stages(
-    ctx: JobContext, root: Path, transport: httpx.AsyncBaseTransport | None
-) -> None:
+async def _stages(ctx: JobContext, root: Path, transport: httpx.AsyncBaseTransport | None) -> None:
     settings = ctx.settings
-    if not root.is_dir():
+    if not await asyncio.to_thread(root.is_dir):
         raise StageFailed(f"dataset folder '{root}' no longer exists")
     if not await ctx.stage_done(scan.STAGE):
         await scan.run(ctx, root)
@@ -99,7 +100,9 @@ async def run_job(
     async with sessionmaker() as guard:
         # A session-level advisory lock: a second runner of the same job (a stalled job
         # retried while its worker still lives) backs off; a killed worker's lock dies with it.
-        if not await guard.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(job_id)}):
+        if not await guard.scalar(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(job_id)}
+        ):
             logger.warning("job %s is being run elsewhere; not starting it twice", job_id)
             return None
         try:

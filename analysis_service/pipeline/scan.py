@@ -43,7 +43,9 @@ async def _examine_batch(
     stats = [stat_file(root, rel, cls) for rel, cls in batch]
     async with ctx.sessionmaker() as session:
         known = await datasets.known_images(session, ctx.dataset_id, [s.relpath for s in stats])
-    todo = [s for s in stats if s.invalid_reason is None and not _unchanged(known.get(s.relpath), s)]
+    todo = [
+        s for s in stats if s.invalid_reason is None and not _unchanged(known.get(s.relpath), s)
+    ]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     await asyncio.gather(
         *(loop.run_in_executor(pool, examine, root, s, limits, roots) for s in todo)

@@ -72,7 +72,9 @@ async def subpopulation_job(session: AsyncSession, attribute_id: int) -> Row | N
 async def images_of(
     session: AsyncSession, attribute_id: int, caption_key: str | None, limit: int, offset: int
 ) -> tuple[list[Row], int]:
-    caption_join = and_(Caption.content_hash == Image.content_hash, Caption.caption_key == caption_key)
+    caption_join = and_(
+        Caption.content_hash == Image.content_hash, Caption.caption_key == caption_key
+    )
     rows = await session.execute(
         select(Image.id, Image.relpath, Image.class_name, Caption.text)
         .join(Assignment, Assignment.image_id == Image.id)

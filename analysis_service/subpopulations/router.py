@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset
@@ -44,8 +43,13 @@ async def list_subpopulations(
     rows = await repository.subpopulations(session, job.id, class_, dimension, min_size)
     return [
         s.Subpopulation(
-            id=r.id, class_=r.class_name, dimension=r.dimension, attribute=r.attribute,
-            is_other=r.is_other, size=r.size, share=r.share,
+            id=r.id,
+            class_=r.class_name,
+            dimension=r.dimension,
+            attribute=r.attribute,
+            is_other=r.is_other,
+            size=r.size,
+            share=r.share,
         )
         for r in rows
     ]
@@ -59,8 +63,9 @@ async def get_structure(job_id: str, session: Session) -> s.Structure:
     tree: dict[str, dict[str, list[s.AttributeNode]]] = defaultdict(dict)
     for r in rows:
         tree[r.class_name].setdefault(r.dimension, []).append(
-            s.AttributeNode(id=r.id, attribute=r.attribute, is_other=r.is_other,
-                            size=r.size, share=r.share)
+            s.AttributeNode(
+                id=r.id, attribute=r.attribute, is_other=r.is_other, size=r.size, share=r.share
+            )
         )
     sizes = await repository.class_sizes(session, job.id)
     classes = [
@@ -74,7 +79,9 @@ async def get_structure(job_id: str, session: Session) -> s.Structure:
     return s.Structure(job_id=str(job.id), classes=classes)
 
 
-@router.get("/v1/subpopulations/{subpopulation_id}/images", response_model=Page[s.SubpopulationImage])
+@router.get(
+    "/v1/subpopulations/{subpopulation_id}/images", response_model=Page[s.SubpopulationImage]
+)
 async def subpopulation_images(
     subpopulation_id: int, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> Page[s.SubpopulationImage]:
@@ -82,8 +89,9 @@ async def subpopulation_images(
     found = await repository.subpopulation_job(session, subpopulation_id)
     if found is None:
         raise NotFound(f"subpopulation {subpopulation_id} not found")
-    rows, total = await repository.images_of(session, subpopulation_id, found.caption_key,
-                                             limit, offset)
+    rows, total = await repository.images_of(
+        session, subpopulation_id, found.caption_key, limit, offset
+    )
     items = [
         s.SubpopulationImage(image_id=r.id, path=r.relpath, class_=r.class_name, caption=r.text)
         for r in rows

@@ -62,7 +62,9 @@ def _color_names(hsv: np.ndarray) -> np.ndarray:
 def _shares(names: np.ndarray) -> list[tuple[str, float]]:
     values, counts = np.unique(names.ravel(), return_counts=True)
     total = counts.sum()
-    ranked = sorted(zip(values.tolist(), (counts / total).tolist(), strict=True), key=lambda x: -x[1])
+    ranked = sorted(
+        zip(values.tolist(), (counts / total).tolist(), strict=True), key=lambda x: -x[1]
+    )
     return [(str(name), float(share)) for name, share in ranked]
 
 
