@@ -13,7 +13,7 @@ from analysis_service.jobs.router import router as jobs_router
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
-from shared.logging import configure_logging, request_id_middleware
+from shared.logging import RequestIdMiddleware, configure_logging
 
 health = APIRouter(tags=["health"])
 
@@ -64,7 +64,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.middleware("http")(request_id_middleware)
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health)
     app.include_router(jobs_router)

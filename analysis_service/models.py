@@ -84,6 +84,7 @@ class Caption(Base):
     text: Mapped[str] = mapped_column(Text)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = _now()
 
 

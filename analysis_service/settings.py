@@ -25,7 +25,12 @@ class AnalysisSettings(ServiceSettings):
         description="Comma-separated caption service base URLs; batches are spread over them.",
     )
     caption_batch_size: int = Field(default=32, ge=1, le=1024)
-    caption_concurrency: int = Field(default=4, ge=1, le=256)
+    caption_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Caption requests in flight per job and replica."
+    )
+    caption_overload_wait_s: float = Field(
+        default=1800.0, gt=0, description="How long a job waits out an overloaded service."
+    )
     caption_timeout_s: float = Field(default=300.0, gt=0)
     caption_retry_attempts: int = Field(default=6, ge=1)
     caption_retry_base_delay_s: float = Field(default=0.5, ge=0)

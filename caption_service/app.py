@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from caption_service.engines import build_engine
+from caption_service.engines.base import CaptionEngine
 from caption_service.router import router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
 from shared.errors import install_error_handlers
-from shared.logging import configure_logging, request_id_middleware
+from shared.logging import RequestIdMiddleware, configure_logging
+
+EngineFactory = Callable[[CaptionSettings, Executor], CaptionEngine]
 
 
-def create_app(settings: CaptionSettings | None = None) -> FastAPI:
+def create_app(
+    settings: CaptionSettings | None = None, engine_factory: EngineFactory | None = None
+) -> FastAPI:
+    """The app; engine_factory replaces the configured engine (tests, benchmarks)."""
     settings = settings or CaptionSettings()
+    make_engine = engine_factory or build_engine
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, service="caption")
         workers = settings.caption_workers or (os.cpu_count() or 2)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption-prep")
-        engine = build_engine(settings, executor)
+        engine = make_engine(settings, executor)
         app.state.captioner = CaptionState(settings=settings, engine=engine, executor=executor)
         try:
             yield
@@ -35,11 +42,12 @@ def create_app(settings: CaptionSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Caption service",
-        description="Images in, captions out. Engines: pixel (CPU, offline).",
+        description="Images in, captions out. Engines: pixel (CPU, offline), vllm (LLaVA-1.5 "
+        "in-process), openai (any OpenAI-compatible vision endpoint).",
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.middleware("http")(request_id_middleware)
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(router)
     return app

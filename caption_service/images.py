@@ -44,20 +44,27 @@ def _read_bytes(item: CaptionImage, limits: ImageLimits) -> bytes:
         raise InvalidImage("file is not readable (permission denied)") from None
 
 
-def prepare_one(item: CaptionImage, limits: ImageLimits, max_side: int) -> Image.Image | str:
-    """An RGB image no larger than max_side, or the reason it cannot be one."""
+def prepare_one(
+    item: CaptionImage, limits: ImageLimits, max_side: int, short_side: int | None = None
+) -> Image.Image | str:
+    """An RGB image sized for the engine, or the reason it cannot be one."""
     try:
-        return load_rgb(_read_bytes(item, limits), limits, max_side)
+        return load_rgb(_read_bytes(item, limits), limits, max_side, short_side)
     except InvalidImage as exc:
         return str(exc)
 
 
 async def prepare_all(
-    items: list[CaptionImage], limits: ImageLimits, max_side: int, executor: Executor
+    items: list[CaptionImage],
+    limits: ImageLimits,
+    executor: Executor,
+    max_side: int,
+    short_side: int | None = None,
 ) -> list[Image.Image | str]:
+    """Decode and resize every image in the pool, off the event loop."""
     loop = asyncio.get_running_loop()
-    return list(
-        await asyncio.gather(
-            *(loop.run_in_executor(executor, prepare_one, it, limits, max_side) for it in items)
-        )
-    )
+    jobs = [
+        loop.run_in_executor(executor, prepare_one, it, limits, max_side, short_side)
+        for it in items
+    ]
+    return list(await asyncio.gather(*jobs))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 IMAGES = Counter(
     "caption_images_total", "Images processed by the caption service.", ["engine", "outcome"]
@@ -13,3 +13,6 @@ BATCH_SECONDS = Histogram(
     ["engine"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+IN_FLIGHT = Gauge("caption_images_in_flight", "Images admitted and not yet answered.")
+REJECTED = Counter("caption_requests_rejected_total", "Requests refused with 503 (overloaded).")
+TOKENS = Counter("caption_tokens_total", "Tokens reported by the engine.", ["engine", "kind"])

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from caption_service import metrics
+from caption_service import metrics, prompts
+from caption_service.engines.base import EngineDead, EngineOutput, EngineUnavailable
 from caption_service.images import check_paths, prepare_all
 from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
-from shared.errors import ERROR_RESPONSES, PayloadTooLarge, Unavailable
+from shared.errors import ERROR_RESPONSES, Overloaded, PayloadTooLarge, Unavailable
 
 router = APIRouter()
+DISCONNECT_POLL_S = 0.25
 
 
 def get_state(request: Request) -> CaptionState:
@@ -24,8 +27,56 @@ def get_state(request: Request) -> CaptionState:
 State = Annotated[CaptionState, Depends(get_state)]
 
 
+class ClientGone(Exception):
+    """The client disconnected; its work was cancelled."""
+
+
+async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionResult]:
+    engine, settings = state.engine, state.settings
+    prepared = await prepare_all(
+        body.images, settings.image_limits, state.executor, engine.max_side, engine.short_side
+    )
+    ready = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, str)]
+    instructions = [
+        prompts.instruction(settings, body.class_hint, body.images[i].class_name) for i, _ in ready
+    ]
+    outputs: list[EngineOutput] = (
+        await engine.caption([p for _, p in ready], instructions) if ready else []
+    )
+    by_index = {i: out for (i, _), out in zip(ready, outputs, strict=True)}
+    results = []
+    for i, (item, prep) in enumerate(zip(body.images, prepared, strict=True)):
+        if isinstance(prep, str):
+            results.append(CaptionResult(id=item.id, error=prep))
+            continue
+        out = by_index[i]
+        results.append(
+            CaptionResult(
+                id=item.id,
+                caption=out.caption,
+                error=out.error,
+                prompt_tokens=out.prompt_tokens,
+                output_tokens=out.output_tokens,
+                finish_reason=out.finish_reason,
+            )
+        )
+    return results
+
+
+async def _unless_disconnected(request: Request, work: asyncio.Task) -> list[CaptionResult]:
+    """Await the work, cancelling it (and so aborting generation) if the client leaves."""
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return work.result()
+        if await request.is_disconnected():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise ClientGone()
+
+
 @router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
-async def caption_images(body: CaptionRequest, state: State) -> CaptionResponse:
+async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
     """Caption a batch of images; results come back in request order with per-image errors."""
     settings = state.settings
     if len(body.images) > settings.caption_max_batch:
@@ -34,39 +85,48 @@ async def caption_images(body: CaptionRequest, state: State) -> CaptionResponse:
             f"{settings.caption_max_batch} (CAPTION_MAX_BATCH)"
         )
     check_paths(body.images, settings.data_root_paths)
-    engine = state.engine
-    started = time.perf_counter()
-    prepared = await prepare_all(
-        body.images, settings.image_limits, engine.max_side, state.executor
-    )
-    ready = [p for p in prepared if not isinstance(p, str)]
-    outputs = iter(await engine.caption(ready) if ready else [])
-    results = []
-    for item, prep in zip(body.images, prepared, strict=True):
-        if isinstance(prep, str):
-            results.append(CaptionResult(id=item.id, error=prep))
-            continue
-        out = next(outputs)
-        results.append(
-            CaptionResult(
-                id=item.id,
-                caption=out.caption,
-                error=out.error,
-                prompt_tokens=out.prompt_tokens,
-                output_tokens=out.output_tokens,
-            )
+    if state.dead:
+        raise Unavailable(f"caption engine is dead: {state.dead}")
+    if not state.try_admit(len(body.images)):
+        metrics.REJECTED.inc()
+        raise Overloaded(
+            f"{state.in_flight} images in flight (CAPTION_MAX_IN_FLIGHT="
+            f"{settings.caption_max_in_flight}); retry later",
+            retry_after=state.retry_after_s(),
         )
-    name = engine.info.engine
+    started = time.perf_counter()
+    elapsed: float | None = None
+    metrics.IN_FLIGHT.inc(len(body.images))
+    try:
+        results = await _unless_disconnected(request, asyncio.create_task(_caption(body, state)))
+        elapsed = time.perf_counter() - started
+    except ClientGone:
+        return Response(status_code=499)
+    except EngineDead as exc:
+        state.dead = str(exc)
+        raise Unavailable(f"caption engine is dead: {exc}") from None
+    except EngineUnavailable as exc:
+        raise Unavailable(str(exc), retry_after=exc.retry_after or 5.0) from None
+    finally:
+        state.release(len(body.images), elapsed)
+        metrics.IN_FLIGHT.dec(len(body.images))
+    info = state.engine.info(body.class_hint)
     for result in results:
-        metrics.IMAGES.labels(name, "error" if result.error else "ok").inc()
-    metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
-    return CaptionResponse(engine=engine.info, results=results)
+        metrics.IMAGES.labels(info.engine, "error" if result.error else "ok").inc()
+        if result.output_tokens:
+            metrics.TOKENS.labels(info.engine, "output").inc(result.output_tokens)
+    metrics.BATCH_SECONDS.labels(info.engine).observe(elapsed or 0.0)
+    payload = CaptionResponse(engine=info, results=results)
+    return Response(payload.model_dump_json(), media_type="application/json")
 
 
 @router.get("/v1/info", response_model=EngineInfo)
-async def engine_info(state: State) -> EngineInfo:
+async def engine_info(
+    state: State,
+    class_hint: bool = Query(default=False, description="Identity of class-hint captions."),
+) -> EngineInfo:
     """Engine, model, prompt and parameters: together they identify a caption."""
-    return state.engine.info
+    return state.engine.info(class_hint)
 
 
 @router.get("/healthz")
@@ -78,11 +138,15 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses=ERROR_RESPONSES)
 async def readyz(state: State) -> dict[str, str]:
     """The engine can serve requests."""
+    if state.dead:
+        raise Unavailable(f"caption engine is dead: {state.dead}")
     try:
         await state.engine.check_health()
     except Exception as exc:
+        if isinstance(exc, EngineDead):
+            state.dead = str(exc)
         raise Unavailable(f"caption engine is not ready: {exc}") from None
-    return {"status": "ready", "engine": state.engine.info.engine}
+    return {"status": "ready", "engine": state.engine.info().engine}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -13,6 +13,9 @@ class CaptionImage(BaseModel):
         default=None, description="Path of the image file; must lie inside DATA_ROOTS."
     )
     data: str | None = Field(default=None, description="Base64-encoded image bytes.")
+    class_name: str | None = Field(
+        default=None, max_length=200, description="The image's class, for class_hint prompts."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> CaptionImage:
@@ -23,14 +26,26 @@ class CaptionImage(BaseModel):
 
 class CaptionRequest(BaseModel):
     images: list[CaptionImage] = Field(min_length=1, description="Images to caption, in order.")
+    class_hint: bool = Field(
+        default=False,
+        description="Put each image's class_name into the prompt, as the SSD-LLM reference "
+        "code did (for benchmark reproduction; it biases captions toward the label).",
+    )
+
+    @model_validator(mode="after")
+    def _class_names_for_hint(self) -> CaptionRequest:
+        if self.class_hint and any(not im.class_name for im in self.images):
+            raise ValueError("class_hint needs a class_name on every image")
+        return self
 
 
 class CaptionResult(BaseModel):
     id: str
     caption: str | None = Field(default=None, description="The caption; null when error is set.")
     error: str | None = Field(default=None, description="Why this image got no caption.")
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
+    prompt_tokens: int | None = Field(default=None, description="Prompt tokens, image included.")
+    output_tokens: int | None = Field(default=None, description="Tokens of the caption.")
+    finish_reason: str | None = Field(default=None, description="stop, or length if cut short.")
 
 
 class EngineInfo(BaseModel):

@@ -85,6 +85,12 @@ class Unavailable(AppError):
     code = "unavailable"
 
 
+class Overloaded(Unavailable):
+    """The service is at capacity; retry after the delay in Retry-After."""
+
+    code = "overloaded"
+
+
 ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorBody} for status in (403, 404, 409, 413, 422, 503)
 }

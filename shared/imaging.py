@@ -78,10 +78,13 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     return info
 
 
-def load_rgb(data: bytes, limits: ImageLimits, max_side: int) -> Image.Image:
-    """Decode, apply EXIF orientation, flatten alpha on white and shrink to max_side."""
+def load_rgb(
+    data: bytes, limits: ImageLimits, max_side: int, short_side: int | None = None
+) -> Image.Image:
+    """Decode, apply EXIF orientation, flatten alpha on white, then shrink: short side to
+    short_side when given (models that centre-crop), and long side to max_side."""
     image = _open(data, limits)
-    _decode(image, reduce_to=max_side)
+    _decode(image, reduce_to=short_side or max_side)
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # A broken EXIF block should not cost the image.
@@ -93,6 +96,10 @@ def load_rgb(data: bytes, limits: ImageLimits, max_side: int) -> Image.Image:
         image = background
     elif image.mode != "RGB":
         image = image.convert("RGB")
+    if short_side and min(image.size) > short_side:
+        scale = short_side / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return image

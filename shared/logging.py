@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -35,15 +33,34 @@ def configure_logging(level: str = "INFO", service: str = "app") -> None:
     root.setLevel(level.upper())
 
 
-async def request_id_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Take the caller's X-Request-ID (a job id, when the worker calls) or mint one."""
-    request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-    token = request_id_var.set(request_id)
-    try:
-        response = await call_next(request)
-    finally:
-        request_id_var.reset(token)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+class RequestIdMiddleware:
+    """Take the caller's X-Request-ID (a job id, when the worker calls) or mint one.
+
+    Pure ASGI, so client disconnects still reach the endpoint (see the caption router).
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(REQUEST_ID_HEADER.lower().encode())
+        request_id = raw.decode("latin-1")[:128] if raw else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

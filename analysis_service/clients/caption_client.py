@@ -1,12 +1,15 @@
-"""Client of the caption service(s): batches spread over replicas, retries with back-off."""
+"""Client of the caption service replicas: least-loaded spreading, back-off, overload waits."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -23,10 +26,15 @@ class CaptionServiceError(RuntimeError):
     """The caption service could not caption a batch; the message says why."""
 
 
+class _Overloaded(RetryableError):
+    """The replica is at capacity: wait, it is not failing."""
+
+
 @dataclass(frozen=True)
 class ImageRef:
     id: str
     path: Path
+    class_name: str | None = None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -37,8 +45,18 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _is_overload(response: httpx.Response) -> bool:
+    if response.status_code != 503:
+        return False
+    try:
+        return bool(response.json().get("error") == "overloaded")
+    except ValueError:
+        return False
+
+
 class CaptionClient:
-    """Round-robins batches over the configured caption service URLs."""
+    """Sends each batch to the replica with the fewest batches in flight; a replica that just
+    failed is avoided for its back-off delay, so one dead GPU does not stall a job."""
 
     def __init__(
         self,
@@ -48,14 +66,18 @@ class CaptionClient:
         timeout_s: float = 300.0,
         send: str = "path",
         request_id: str | None = None,
+        overload_wait_s: float = 1800.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not urls:
             raise ValueError("at least one caption service URL is needed")
         self.urls = urls
-        self._next_url = itertools.cycle(urls)
+        self._load = dict.fromkeys(urls, 0)
+        self._avoid_until = dict.fromkeys(urls, 0.0)
+        self._turn = itertools.count()
         self._retry = retry
         self._send = send
+        self._overload_wait_s = overload_wait_s
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers, transport=transport
@@ -70,12 +92,23 @@ class CaptionClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+    def _pick(self) -> str:
+        now = time.monotonic()
+        healthy = [u for u in self.urls if self._avoid_until[u] <= now] or self.urls
+        turn = next(self._turn)
+        # Fewest in flight first; ties broken in rotation so idle replicas share evenly.
+        return min(
+            healthy, key=lambda u: (self._load[u], (self.urls.index(u) - turn) % len(self.urls))
+        )
+
+    async def _attempt(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One attempt; transient failures become RetryableError, others CaptionServiceError."""
         try:
-            response = await self._http.request(method, url, **kwargs)  # type: ignore[arg-type]
+            response = await self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise RetryableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        if _is_overload(response):
+            raise _Overloaded(f"{url}: overloaded", retry_after=_retry_after(response))
         if response.status_code in RETRYABLE_STATUS:
             raise RetryableError(
                 f"{url}: HTTP {response.status_code}: {response.text[:200]}",
@@ -85,54 +118,68 @@ class CaptionClient:
             raise CaptionServiceError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
         return response
 
-    async def _with_retries(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        def log_retry(attempt: int, exc: RetryableError, pause: float) -> None:
-            logger.warning(
-                "caption service attempt %d failed (%s); retrying in %.1fs", attempt, exc, pause
-            )
+    async def _call(
+        self, method: str, path: str, url: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        failures, overloaded_since = 0, None
+        while True:
+            target = url or self._pick()
+            self._load[target] += 1
+            try:
+                return await self._attempt(method, target + path, **kwargs)
+            except _Overloaded as exc:
+                # Backpressure is not failure: wait as long as the service asks, within a bound.
+                overloaded_since = overloaded_since or time.monotonic()
+                if time.monotonic() - overloaded_since > self._overload_wait_s:
+                    raise CaptionServiceError(
+                        f"caption service stayed overloaded for {self._overload_wait_s:.0f} s"
+                    ) from exc
+                await asyncio.sleep(exc.retry_after or 1.0)
+            except RetryableError as exc:
+                failures += 1
+                if failures >= self._retry.attempts:
+                    raise CaptionServiceError(
+                        f"caption service unavailable after {failures} attempts: {exc}"
+                    ) from exc
+                pause = self._retry.delay(failures - 1, exc.retry_after)
+                self._avoid_until[target] = time.monotonic() + pause
+                logger.warning(
+                    "caption attempt %d failed (%s); retrying in %.1fs", failures, exc, pause
+                )
+                await asyncio.sleep(pause)
+            finally:
+                self._load[target] -= 1
 
-        async def attempt() -> httpx.Response:
-            # Each attempt may go to another replica: a dead one should not sink the batch.
-            return await self._request(method, next(self._next_url) + path, **kwargs)
-
-        try:
-            return await self._retry.run(attempt, on_retry=log_retry)
-        except RetryableError as exc:
-            raise CaptionServiceError(
-                f"caption service unavailable after {self._retry.attempts} attempts: {exc}"
-            ) from exc
-
-    async def info(self) -> EngineInfo:
+    async def info(self, class_hint: bool = False) -> EngineInfo:
         """The engine identity; every replica must report the same one."""
+        params = {"class_hint": "true"} if class_hint else {}
         infos = []
         for url in self.urls:
-
-            async def get_info(url: str = url) -> httpx.Response:
-                return await self._request("GET", url + "/v1/info")
-
-            try:
-                response = await self._retry.run(get_info)
-            except RetryableError as exc:
-                raise CaptionServiceError(
-                    f"caption service unavailable after {self._retry.attempts} attempts: {exc}"
-                ) from exc
+            response = await self._call("GET", "/v1/info", url=url, params=params)
             infos.append(EngineInfo.model_validate(response.json()))
         if any(i != infos[0] for i in infos[1:]):
             raise CaptionServiceError("caption service replicas report different engines/models")
         return infos[0]
 
-    def _payload(self, images: list[ImageRef]) -> dict:
-        if self._send == "data":
-            items = [
-                {"id": im.id, "data": base64.b64encode(im.path.read_bytes()).decode()}
-                for im in images
-            ]
-        else:
-            items = [{"id": im.id, "path": str(im.path)} for im in images]
-        return {"images": items}
+    def _payload(self, images: list[ImageRef], class_hint: bool) -> dict[str, Any]:
+        items: list[dict[str, Any]] = []
+        for im in images:
+            item: dict[str, Any] = {"id": im.id}
+            if self._send == "data":
+                item["data"] = base64.b64encode(im.path.read_bytes()).decode()
+            else:
+                item["path"] = str(im.path)
+            if class_hint:
+                item["class_name"] = im.class_name
+            items.append(item)
+        return {"images": items, "class_hint": class_hint}
 
-    async def caption(self, images: list[ImageRef]) -> tuple[EngineInfo, list[CaptionResult]]:
-        response = await self._with_retries("POST", "/v1/captions", json=self._payload(images))
+    async def caption(
+        self, images: list[ImageRef], class_hint: bool = False
+    ) -> tuple[EngineInfo, list[CaptionResult]]:
+        # Reading files for 'data' mode is blocking I/O: off the event loop.
+        payload = await asyncio.to_thread(self._payload, images, class_hint)
+        response = await self._call("POST", "/v1/captions", json=payload)
         try:
             parsed = CaptionResponse.model_validate(response.json())
         except ValueError as exc:

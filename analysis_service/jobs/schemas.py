@@ -21,6 +21,11 @@ class JobCreate(BaseModel):
         examples=["/data/waterbirds"],
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every sampling step.")
+    caption_class_hint: bool = Field(
+        default=False,
+        description="Put the class name into the captioning prompt, as the SSD-LLM reference "
+        "code did. For reproducing its benchmarks: it biases captions toward the label.",
+    )
 
 
 class StageProgress(BaseModel):

@@ -61,7 +61,8 @@ async def create_job(
     root = resolve_folder_inside_roots(body.dataset_path, settings.data_root_paths)
     check_layout(root)
     dataset_id = await datasets.get_or_create_dataset(session, str(root))
-    job = await repository.add_job(session, dataset_id, {"seed": body.seed})
+    options = {"seed": body.seed, "caption_class_hint": body.caption_class_hint}
+    job = await repository.add_job(session, dataset_id, options)
     await enqueue_run_job(session, job.id)
     return job, str(root)
 

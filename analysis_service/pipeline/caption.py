@@ -46,7 +46,8 @@ _PENDING = """
 async def _pending_page(ctx: JobContext, key: str, after: int, limit: int) -> list[tuple]:
     """The next uncaptioned images after an id (keyset paging on the job_image key)."""
     sql = text(
-        f"SELECT i.id, i.content_hash, i.relpath {_PENDING} ORDER BY ji.image_id LIMIT :limit"
+        f"SELECT i.id, i.content_hash, i.relpath, i.class_name {_PENDING} "
+        "ORDER BY ji.image_id LIMIT :limit"
     )
     async with ctx.sessionmaker() as session:
         rows = await session.execute(
@@ -68,7 +69,7 @@ async def _store_results(
     by_id = {str(row[0]): row for row in batch}
     captions, failures = [], []
     for result in results:
-        image_id, content_hash, _ = by_id[result.id]
+        image_id, content_hash = by_id[result.id][:2]
         if result.caption is not None and result.error is None:
             captions.append(
                 {
@@ -81,6 +82,7 @@ async def _store_results(
                     "text": result.caption,
                     "prompt_tokens": result.prompt_tokens,
                     "output_tokens": result.output_tokens,
+                    "finish_reason": result.finish_reason,
                 }
             )
         else:
@@ -113,8 +115,9 @@ async def _register_key(ctx: JobContext, key: str, info: EngineInfo) -> None:
 
 
 async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
+    class_hint = bool(ctx.options.get("caption_class_hint"))
     try:
-        info = await client.info()
+        info = await client.info(class_hint)
     except CaptionServiceError as exc:
         raise StageFailed(str(exc)) from exc
     except Exception as exc:
@@ -132,14 +135,16 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
         model=info.model,
     )
     settings = ctx.settings
-    queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=settings.caption_concurrency)
+    # Enough requests in flight to keep every replica busy.
+    senders = settings.caption_concurrency * len(client.urls)
+    queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=senders)
     done = 0
 
     async def sender() -> None:
         nonlocal done
         while (batch := await queue.get()) is not None:
-            refs = [ImageRef(str(r[0]), root / r[2]) for r in batch]
-            used_info, results = await client.caption(refs)
+            refs = [ImageRef(str(r[0]), root / r[2], r[3]) for r in batch]
+            used_info, results = await client.caption(refs, class_hint)
             if caption_key(used_info) != key:
                 raise StageFailed("the caption service changed engine or model during the job")
             await _store_results(ctx, key, info, batch, results)
@@ -156,13 +161,13 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
             after = page[-1][0]
             await queue.put(page)
         # Only on a clean finish: after a failure the task group cancels the senders itself.
-        for _ in range(settings.caption_concurrency):
+        for _ in range(senders):
             await queue.put(None)
 
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(reader())
-            for _ in range(settings.caption_concurrency):
+            for _ in range(senders):
                 group.create_task(sender())
     except* CaptionServiceError as eg:
         raise StageFailed(str(eg.exceptions[0])) from None

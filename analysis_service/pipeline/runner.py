@@ -81,6 +81,7 @@ async def _stages(ctx: JobContext, root: Path, transport: httpx.AsyncBaseTranspo
             timeout_s=settings.caption_timeout_s,
             send=settings.caption_send,
             request_id=str(ctx.job_id),
+            overload_wait_s=settings.caption_overload_wait_s,
             transport=transport,
         ) as client:
             await caption.run(ctx, root, client)

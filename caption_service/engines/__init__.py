@@ -14,4 +14,12 @@ def build_engine(settings: CaptionSettings, executor: Executor) -> CaptionEngine
         from caption_service.engines.pixel import PixelEngine
 
         return PixelEngine(executor)
+    if settings.caption_engine == "vllm":
+        from caption_service.engines.vllm_engine import VllmEngine
+
+        return VllmEngine.from_settings(settings)
+    if settings.caption_engine == "openai":
+        from caption_service.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(settings, executor)
     raise ValueError(f"unknown caption engine {settings.caption_engine!r}")

@@ -45,10 +45,14 @@ class PixelEngine:
     """CPU describer; runs in the shared thread pool so the event loop stays free."""
 
     max_side = 256
+    short_side: int | None = None
 
     def __init__(self, executor: Executor):
         self._executor = executor
-        self.info = EngineInfo(
+
+    def info(self, class_hint: bool = False) -> EngineInfo:
+        # No prompt, so the class hint changes nothing: one identity either way.
+        return EngineInfo(
             engine="pixel",
             model="pixel-statistics",
             prompt_version=PROMPT_VERSION,
@@ -56,7 +60,9 @@ class PixelEngine:
             params={"analysis_side": 96},
         )
 
-    async def caption(self, images: list[Image.Image]) -> list[EngineOutput]:
+    async def caption(
+        self, images: list[Image.Image], instructions: list[str]
+    ) -> list[EngineOutput]:
         loop = asyncio.get_running_loop()
         captions = await asyncio.gather(
             *(loop.run_in_executor(self._executor, describe, image) for image in images)
