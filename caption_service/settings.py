@@ -67,6 +67,7 @@ class CaptionSettings(ServiceSettings):
     caption_openai_model: str = Field(default="llava:7b")
     caption_openai_timeout_s: float = Field(default=120.0, gt=0)
     caption_openai_retries: int = Field(default=5, ge=1)
+    caption_openai_retry_base_delay_s: float = Field(default=0.5, ge=0)
     caption_openai_concurrency: int = Field(default=16, ge=1)
 
     @field_validator("caption_class_instruction")

@@ -112,3 +112,55 @@ async def test_request_id_is_forwarded():
     async with client:
         await client.caption(IMAGES)
     assert seen == ["job-42"]
+
+
+async def test_overload_is_waited_out_without_using_up_attempts():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) <= 6:  # more overloads than the 4 failure attempts allowed
+            return httpx.Response(
+                503, headers={"Retry-After": "0"}, json={"error": "overloaded", "detail": "full"}
+            )
+        return _answer(request)
+
+    async with _client(handler) as client:
+        _, results = await client.caption(IMAGES)
+    assert len(calls) == 7 and results[0].caption
+
+
+async def test_overload_that_never_ends_fails_after_the_wait_bound():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            503, headers={"Retry-After": "0"}, json={"error": "overloaded", "detail": "full"}
+        )
+
+    client = CaptionClient(
+        ["http://a"], retry=FAST, overload_wait_s=0.05, transport=httpx.MockTransport(handler)
+    )
+    async with client:
+        with pytest.raises(CaptionServiceError, match="stayed overloaded"):
+            await client.caption(IMAGES)
+
+
+async def test_concurrent_batches_spread_evenly_over_replicas():
+    import asyncio
+
+    in_flight = {"a": 0, "b": 0}
+    peak = {"a": 0, "b": 0}
+
+    class SlowTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            host = request.url.host
+            in_flight[host] += 1
+            peak[host] = max(peak[host], in_flight[host])
+            await asyncio.sleep(0.02)
+            in_flight[host] -= 1
+            await request.aread()
+            return _answer(request)
+
+    client = CaptionClient(["http://a", "http://b"], retry=FAST, transport=SlowTransport())
+    async with client:
+        await asyncio.gather(*(client.caption(IMAGES) for _ in range(8)))
+    assert peak == {"a": 4, "b": 4}

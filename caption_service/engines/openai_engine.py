@@ -53,7 +53,10 @@ class OpenAIEngine:
             transport=transport,
         )
         self._slots = asyncio.Semaphore(settings.caption_openai_concurrency)
-        self._retry = RetryPolicy(attempts=settings.caption_openai_retries, base_delay=0.5)
+        self._retry = RetryPolicy(
+            attempts=settings.caption_openai_retries,
+            base_delay=settings.caption_openai_retry_base_delay_s,
+        )
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         template = prompts.instruction_template(self._settings, class_hint)

@@ -64,6 +64,13 @@ def sampling_kwargs(settings: CaptionSettings) -> dict[str, Any]:
     }
 
 
+def build_sampling_params(
+    settings: CaptionSettings, sampling_params_cls: Any, output_kind_enum: Any
+) -> Any:
+    """SamplingParams yielding only the final output (one RequestOutput per request)."""
+    return sampling_params_cls(**sampling_kwargs(settings), output_kind=output_kind_enum.FINAL_ONLY)
+
+
 def _is_engine_dead(exc: BaseException) -> bool:
     # Matched by name so this module imports without vllm (tests use a fake engine).
     return any(cls.__name__ == "EngineDeadError" for cls in type(exc).__mro__)
@@ -92,13 +99,8 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings)))
-
-        def make_params() -> Any:
-            return SamplingParams(
-                **sampling_kwargs(settings), output_kind=RequestOutputKind.FINAL_ONLY
-            )
-
-        return cls(engine, settings, make_params)
+        params = build_sampling_params(settings, SamplingParams, RequestOutputKind)
+        return cls(engine, settings, lambda: params)
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         template = prompts.instruction_template(self._settings, class_hint)

@@ -1,0 +1,100 @@
+"""A small OpenAI-compatible chat-completions server on loopback, with faults on demand.
+
+Speaks the real protocol over real HTTP (uvicorn in a thread). Token rule: prompt tokens are
+the words of the text parts plus 576 per image; completion tokens are the words of the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+IMAGE_TOKENS = 576
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ChatServer:
+    """`faults` is a list consumed one per request: 'ok', '429', '500', 'timeout', '400',
+    'malformed'; `answer` turns the request body into the assistant's text."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], str] | None = None, delay_s: float = 0):
+        self.faults: list[str] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.answer = answer or (lambda body: "A photo of a dog on the grass.")
+        self.delay_s = delay_s
+        self.timeout_sleep_s = 5.0
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        app = FastAPI()
+        app.post("/v1/chat/completions")(self._completions)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    async def _completions(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        fault = self.faults.pop(0) if self.faults else "ok"
+        if fault == "429":
+            return JSONResponse({"error": {"message": "rate limited"}}, 429, {"Retry-After": "0"})
+        if fault == "500":
+            return JSONResponse({"error": {"message": "boom"}}, 500)
+        if fault == "400":
+            return JSONResponse({"error": {"message": "invalid image"}}, 400)
+        if fault == "timeout":
+            await asyncio.sleep(self.timeout_sleep_s)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if fault == "malformed":
+            return JSONResponse({"choices": []})
+        text = self.answer(body)
+        parts = body["messages"][-1]["content"]
+        words = sum(len(p["text"].split()) for p in parts if p.get("type") == "text")
+        images = sum(1 for p in parts if p.get("type") == "image_url")
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "model": body.get("model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": words + IMAGE_TOKENS * images,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": words + IMAGE_TOKENS * images + len(text.split()),
+                },
+            }
+        )
+
+    def __enter__(self) -> ChatServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("chat server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
