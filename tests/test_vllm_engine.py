@@ -69,7 +69,7 @@ async def test_prompt_params_and_concurrency(settings, data_root):
     assert results[0]["output_tokens"] == 30 and results[0]["finish_reason"] == "stop"
     assert results[0]["prompt_tokens"] > 576
     assert len(fake.calls) == 8
-    prompt, params, request_id = fake.calls[0]
+    prompt, params, _ = fake.calls[0]
     assert prompt["prompt"] == f"USER: <image>\n{DEFAULT_INSTRUCTION} ASSISTANT:"
     assert params.kwargs == {
         "temperature": 0.0,
@@ -179,7 +179,7 @@ async def test_client_disconnect_aborts_generation(settings, data_root):
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
-        while len(fake.calls) < 3:  # stay connected until generation has started
+        while len(fake.calls) < 3:  # noqa: ASYNC110 - stay connected until generation starts
             await asyncio.sleep(0.01)
         return {"type": "http.disconnect"}
 
