@@ -1,7 +1,8 @@
 """Runs every benchmark in one go and prints one table.
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
-API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000).
+API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000); BENCH_ONLY=caption
+or jobs runs one half.
 """
 
 from __future__ import annotations
@@ -106,8 +107,24 @@ def _seconds(stage: dict) -> float:
 
 
 def main() -> None:
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,40000").split(",")]
+    only = os.environ.get("BENCH_ONLY", "")
     STATE.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    if only in ("", "caption"):
+        from benchmarks import captioning
+
+        print("caption path benchmarks ...", flush=True)
+        rows += captioning.run(STATE, _port)
+    if only in ("", "jobs"):
+        rows += jobs_benchmarks()
+    width = max(len(label) for label, _ in rows)
+    print(f"\nbenchmarks (cpu cores: {os.cpu_count()})")
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+
+def jobs_benchmarks() -> list[tuple[str, str]]:
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,40000").split(",")]
     server = embedded_server(STATE / "db")
     name = f"bench_{int(time.time())}"
     ensure_database(server.get_uri("postgres"), name)
@@ -178,10 +195,7 @@ def main() -> None:
             proc.wait(30)
         with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    width = max(len(label) for label, _ in rows)
-    print(f"\nbenchmarks (cpu cores: {os.cpu_count()})")
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
+    return rows
 
 
 if __name__ == "__main__":

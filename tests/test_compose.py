@@ -71,8 +71,7 @@ def test_startup_order_and_health():
     assert SERVICES["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in ("analysis-api", "analysis-worker"):
         assert (
-            SERVICES[name]["depends_on"]["migrate"]["condition"]
-            == "service_completed_successfully"
+            SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         )
     assert SERVICES["analysis-worker"]["depends_on"]["caption"]["condition"] == "service_healthy"
     for name in ("postgres", "caption", "analysis-api"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import importlib.util
 import inspect
 import json
@@ -21,13 +20,7 @@ from caption_service.engines.vllm_engine import (
 )
 from caption_service.settings import DEFAULT_INSTRUCTION, CaptionSettings
 from tests.builders import write_image
-from tests.fakes.fake_vllm import FakeAsyncLLM, FakeSamplingParams
-
-
-class FakeOutputKind(enum.Enum):
-    CUMULATIVE = 0
-    DELTA = 1
-    FINAL_ONLY = 2
+from tests.fakes.fake_vllm import FakeAsyncLLM, FakeOutputKind, FakeSamplingParams
 
 
 def fake_params(settings: CaptionSettings) -> FakeSamplingParams:

@@ -10,6 +10,7 @@ tokens (LLaVA-1.5 at 336 px).
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,14 @@ class _Sequence:
     needed: int
     done: asyncio.Future
     produced: int = 0
+
+
+class FakeOutputKind(enum.Enum):
+    """Same members as vllm.sampling_params.RequestOutputKind."""
+
+    CUMULATIVE = 0
+    DELTA = 1
+    FINAL_ONLY = 2
 
 
 @dataclass
