@@ -170,7 +170,8 @@ def bench_service(state: Path, photos: dict, port_of) -> list[tuple[str, str]]: 
         ("caption service over HTTP, 1 replica", f"{one:,.1f} captions/s (ratio {one / own:.2f})"),
         (
             "caption service over HTTP, 2 replicas",
-            f"{two:,.1f} captions/s (ratio {two / (2 * own):.2f} of 2x engine, {two / one:.2f}x 1 replica)",
+            f"{two:,.1f} captions/s (ratio {two / (2 * own):.2f} of 2x engine, "
+            f"{two / one:.2f}x 1 replica)",
         ),
     ]
 
