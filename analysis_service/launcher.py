@@ -1,6 +1,7 @@
 """`make serve`: embedded Postgres, migrations, caption service, analysis API and one worker.
 
-Everything runs in the foreground; Ctrl-C (or SIGTERM) stops all of it cleanly.
+Everything runs in the foreground; Ctrl-C (or SIGTERM) stops all of it cleanly. A child that
+dies (a worker killed with -9, say) is started again; one that keeps dying stops everything.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from pydantic import Field
@@ -20,6 +22,10 @@ from analysis_service.settings import AnalysisSettings
 from shared.logging import configure_logging
 
 logger = logging.getLogger("launcher")
+MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
+RESTART_WINDOW_S = 60.0
+MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
+RESTART_WINDOW_S = 60.0
 
 
 class LauncherSettings(AnalysisSettings):
@@ -62,6 +68,31 @@ def _stop(procs: dict[str, subprocess.Popen], timeout: float = 15.0) -> None:
             proc.wait()
 
 
+def _supervise(
+    procs: dict[str, subprocess.Popen],
+    commands: dict[str, list[str]],
+    env: dict[str, str],
+    stopping: Callable[[], bool],
+) -> int:
+    """Restart children that exit; give up (exit code 1) on one that keeps exiting."""
+    deaths: dict[str, list[float]] = {name: [] for name in commands}
+    while not stopping():
+        for name, proc in list(procs.items()):
+            if proc.poll() is None:
+                continue
+            now = time.monotonic()
+            deaths[name] = [t for t in deaths[name] if now - t < RESTART_WINDOW_S] + [now]
+            if len(deaths[name]) > MAX_RESTARTS:
+                logger.error(
+                    "%s keeps exiting (code %s); stopping everything", name, proc.returncode
+                )
+                return 1
+            logger.warning("%s exited with code %s; starting it again", name, proc.returncode)
+            procs[name] = subprocess.Popen(commands[name], env=env, start_new_session=True)
+        time.sleep(0.3)
+    return 0
+
+
 def main() -> int:
     settings = LauncherSettings()
     configure_logging(settings.log_level, service="launcher")
@@ -84,9 +115,10 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    commands = _children(settings)
     procs = {
         name: subprocess.Popen(cmd, env=env, start_new_session=True)
-        for name, cmd in _children(settings).items()
+        for name, cmd in commands.items()
     }
     logger.info(
         "analysis API on http://%s:%d (docs at /docs), caption service on :%d; Ctrl-C stops",
@@ -94,14 +126,7 @@ def main() -> int:
         settings.analysis_port,
         settings.caption_port,
     )
-    code = 0
-    while not stopping:
-        dead = [n for n, p in procs.items() if p.poll() is not None]
-        if dead:
-            logger.error("%s exited unexpectedly; stopping everything", ", ".join(dead))
-            code = 1
-            break
-        time.sleep(0.3)
+    code = _supervise(procs, commands, env, lambda: stopping)
     _stop(procs)
     logger.info("stopped")
     return code

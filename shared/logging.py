@@ -31,6 +31,8 @@ def configure_logging(level: str = "INFO", service: str = "app") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Chatty at INFO (every pg_ctl command line); its warnings still show.
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
 
 
 class RequestIdMiddleware:

@@ -56,6 +56,15 @@ async def _pending_page(ctx: JobContext, key: str, after: int, limit: int) -> li
         return [tuple(r) for r in rows]
 
 
+async def _count_valid(ctx: JobContext) -> int:
+    sql = text(
+        "SELECT count(*) FROM job_image ji JOIN image i ON i.id = ji.image_id "
+        "WHERE ji.job_id = :job_id AND i.invalid_reason IS NULL"
+    )
+    async with ctx.sessionmaker() as session:
+        return int(await session.scalar(sql, {"job_id": ctx.job_id}) or 0)
+
+
 async def _count_pending(ctx: JobContext, key: str) -> int:
     sql = text(f"SELECT count(*) {_PENDING}")
     async with ctx.sessionmaker() as session:
@@ -124,21 +133,17 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
         raise StageFailed(f"caption service unavailable: {exc}") from exc
     key = caption_key(info)
     await _register_key(ctx, key, info)
-    total = await _count_pending(ctx, key)
-    await ctx.update_stage(
-        STAGE,
-        state="running",
-        done=0,
-        total=total,
-        started_at="now",
-        engine=info.engine,
-        model=info.model,
+    # Progress counts the job's valid images, so a resumed stage starts where it stopped.
+    total = await _count_valid(ctx)
+    pending = await _count_pending(ctx, key)
+    await ctx.start_stage(
+        STAGE, done=total - pending, total=total, engine=info.engine, model=info.model
     )
     settings = ctx.settings
     # Enough requests in flight to keep every replica busy.
     senders = settings.caption_concurrency * len(client.urls)
     queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=senders)
-    done = 0
+    done = total - pending
 
     async def sender() -> None:
         nonlocal done
@@ -175,5 +180,5 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
         raise eg.exceptions[0] from None
     except* JobCancelled:
         raise JobCancelled() from None
-    await ctx.update_stage(STAGE, state="done", done=done, finished_at="now")
+    await ctx.finish_stage(STAGE, done=total)
     logger.info("captioned %d images with %s/%s", done, info.engine, info.model)

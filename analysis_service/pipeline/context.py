@@ -13,6 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analysis_service.models import Job, JobEvent
 from analysis_service.settings import AnalysisSettings
 
+_UPDATE_STAGE = text(
+    """
+    UPDATE job SET stage = CAST(:stage AS text), updated_at = now(), progress = jsonb_set(
+        progress, ARRAY[CAST(:stage AS text)],
+        COALESCE(progress -> CAST(:stage AS text), '{}'::jsonb) || CAST(:patch AS jsonb)
+        || CASE WHEN CAST(:started AS boolean) THEN jsonb_build_object(
+               'started_at', COALESCE(progress -> CAST(:stage AS text) -> 'started_at', to_jsonb(now())))
+           ELSE '{}'::jsonb END
+        || CASE WHEN CAST(:finished AS boolean) THEN jsonb_build_object('finished_at', to_jsonb(now()))
+           ELSE '{}'::jsonb END)
+    WHERE id = :id
+    """
+)
+
 
 class JobCancelled(Exception):
     """The job was cancelled."""
@@ -41,26 +55,28 @@ class JobContext:
         if flag:
             raise JobCancelled()
 
-    async def update_stage(self, stage: str, **patch: Any) -> None:
-        """Merge patch into progress[stage]; 'now' values become server timestamps."""
-        stamped = {k: v for k, v in patch.items() if v != "now"}
-        now_keys = [k for k, v in patch.items() if v == "now"]
+    async def update_stage(
+        self, stage: str, *, started: bool = False, finished: bool = False, **patch: Any
+    ) -> None:
+        """Merge patch into progress[stage]. started stamps started_at unless an earlier
+        attempt already did (a resumed stage keeps its start); finished stamps finished_at."""
         async with self.sessionmaker() as session, session.begin():
             await session.execute(
-                text(
-                    "UPDATE job SET progress = jsonb_set(progress, ARRAY[:stage], "
-                    "COALESCE(progress -> :stage, '{}'::jsonb) || CAST(:patch AS jsonb) || "
-                    "(SELECT COALESCE(jsonb_object_agg(k, to_jsonb(now())), '{}'::jsonb) "
-                    " FROM unnest(CAST(:now_keys AS text[])) AS k)), "
-                    "stage = :stage, updated_at = now() WHERE id = :id"
-                ),
+                _UPDATE_STAGE,
                 {
                     "stage": stage,
-                    "patch": json.dumps(stamped),
-                    "now_keys": now_keys,
+                    "patch": json.dumps(patch),
+                    "started": started,
+                    "finished": finished,
                     "id": self.job_id,
                 },
             )
+
+    async def start_stage(self, stage: str, **patch: Any) -> None:
+        await self.update_stage(stage, started=True, state="running", **patch)
+
+    async def finish_stage(self, stage: str, **patch: Any) -> None:
+        await self.update_stage(stage, finished=True, state="done", **patch)
 
     async def event(self, kind: str, stage: str | None, message: str | None = None) -> None:
         async with self.sessionmaker() as session, session.begin():

@@ -184,9 +184,7 @@ async def run(ctx: JobContext, reasoner: Reasoner) -> None:
             state.images = count
             states[class_name] = (state.structured_at, state.assigned_at)
     done = sum(1 for s, a in states.values() if a is not None)
-    await ctx.update_stage(
-        STAGE, state="running", done=done, total=len(classes), started_at="now", unit="classes"
-    )
+    await ctx.start_stage(STAGE, done=done, total=len(classes), unit="classes")
     for class_name, _ in classes:
         structured, assigned = states[class_name]
         if assigned is not None:
@@ -203,4 +201,4 @@ async def run(ctx: JobContext, reasoner: Reasoner) -> None:
             )
         done += 1
         await ctx.update_stage(STAGE, done=done)
-    await ctx.update_stage(STAGE, state="done", finished_at="now")
+    await ctx.finish_stage(STAGE)

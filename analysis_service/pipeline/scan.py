@@ -66,7 +66,7 @@ async def _store(
 
 async def run(ctx: JobContext, root: Path) -> None:
     total = sum(1 for _ in iter_files(root))
-    await ctx.update_stage(STAGE, state="running", done=0, total=total, started_at="now")
+    await ctx.start_stage(STAGE, done=0, total=total)
     done = 0
     size = ctx.settings.ingest_batch_size
     # Hashing and decoding release the GIL, so threads use every core.
@@ -79,5 +79,5 @@ async def run(ctx: JobContext, root: Path) -> None:
                 await _store(ctx, session, changed, reused)
             done += len(batch)
             await ctx.update_stage(STAGE, done=done)
-    await ctx.update_stage(STAGE, state="done", done=done, total=done, finished_at="now")
+    await ctx.finish_stage(STAGE, done=done, total=done)
     logger.info("scanned %d files under %s", done, root)

@@ -46,8 +46,8 @@ async def update_counts(ctx: JobContext) -> None:
 
 
 async def run(ctx: JobContext) -> None:
-    await ctx.update_stage(STAGE, state="running", started_at="now")
+    await ctx.start_stage(STAGE, unit="classes")
     async with ctx.sessionmaker() as session, session.begin():
         await session.execute(_SIZES, {"job_id": ctx.job_id})
         await session.execute(_COUNTS, {"job_id": ctx.job_id})
-    await ctx.update_stage(STAGE, state="done", finished_at="now")
+    await ctx.finish_stage(STAGE)
