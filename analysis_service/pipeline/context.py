@@ -19,9 +19,11 @@ _UPDATE_STAGE = text(
         progress, ARRAY[CAST(:stage AS text)],
         COALESCE(progress -> CAST(:stage AS text), '{}'::jsonb) || CAST(:patch AS jsonb)
         || CASE WHEN CAST(:started AS boolean) THEN jsonb_build_object(
-               'started_at', COALESCE(progress -> CAST(:stage AS text) -> 'started_at', to_jsonb(now())))
+               'started_at',
+               COALESCE(progress -> CAST(:stage AS text) -> 'started_at', to_jsonb(now())))
            ELSE '{}'::jsonb END
-        || CASE WHEN CAST(:finished AS boolean) THEN jsonb_build_object('finished_at', to_jsonb(now()))
+        || CASE WHEN CAST(:finished AS boolean)
+                THEN jsonb_build_object('finished_at', to_jsonb(now()))
            ELSE '{}'::jsonb END)
     WHERE id = :id
     """
