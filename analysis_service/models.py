@@ -113,6 +113,7 @@ class Job(Base):
     caption_key: Mapped[str | None] = mapped_column(String(64))
     reasoner: Mapped[str | None] = mapped_column(String(64))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    llm_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _now()
@@ -201,3 +202,26 @@ class Assignment(Base):
         ForeignKey("dimension.id", ondelete="CASCADE"), primary_key=True
     )
     attribute_id: Mapped[int] = mapped_column(ForeignKey("attribute.id", ondelete="CASCADE"))
+    note: Mapped[str | None] = mapped_column(Text)  # why 'other' was recorded, when forced
+
+
+class LLMCall(Base):
+    """Every LLM request made, with its cost; an identical request reuses a stored answer."""
+
+    __tablename__ = "llm_call"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("job.id", ondelete="SET NULL"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(Text)
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.imaging import ImageLimits
 from shared.retry import RetryPolicy
@@ -48,6 +48,35 @@ class AnalysisSettings(ServiceSettings):
     worker_stalled_after_s: float = Field(
         default=30.0, gt=0, description="A worker silent this long is dead; its jobs are retried."
     )
+    # LLM reasoner: set LLM_BASE_URL to use it; without it the offline reasoner runs.
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1."
+    )
+    llm_api_key: SecretStr = Field(default=SecretStr(""), description="Sent as a Bearer token.")
+    llm_model: str = Field(default="gpt-4o-mini")
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    llm_retries: int = Field(default=5, ge=1)
+    llm_retry_base_delay_s: float = Field(default=1.0, ge=0)
+    llm_concurrency: int = Field(default=8, ge=1, description="LLM requests in flight per job.")
+    llm_max_tokens: int = Field(default=2048, ge=16)
+    # The SSD-LLM stages; defaults are the reference code's.
+    dimension_rounds: int = Field(default=10, ge=1)
+    dimension_captions: int = Field(default=20, ge=1)
+    dimension_threshold: float = Field(default=0.2, ge=0, le=1)
+    dimensions_per_round: int = Field(default=5, ge=1)
+    attribute_rounds: int = Field(default=20, ge=1)
+    attribute_captions: int = Field(default=20, ge=1)
+    max_attributes: int = Field(default=10, ge=2)
+    refine_rounds: int = Field(default=20, ge=0)
+    refine_repeats: int = Field(default=3, ge=2)
+    assign_captions_per_call: int = Field(
+        default=20, ge=1, description="Captions per assignment call (all dimensions at once)."
+    )
+    assignment_mode: Literal["batched", "per_image_dimension"] = Field(
+        default="batched",
+        description="'per_image_dimension' reproduces the reference code: one call each.",
+    )
+
     max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=80_000_000, ge=1)
 

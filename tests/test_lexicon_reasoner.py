@@ -31,7 +31,9 @@ async def test_proposes_dimensions_with_at_least_two_attributes():
 async def test_assigns_only_allowed_attributes_or_other():
     reasoner = LexiconReasoner()
     dims = await reasoner.propose("dog", CAPTIONS, seed=0)
-    answers = await reasoner.assign("dog", dims, [*CAPTIONS, "An empty caption."])
+    answers = [
+        a.choices for a in await reasoner.assign("dog", dims, [*CAPTIONS, "An empty caption."])
+    ]
     allowed = {d.name: set(d.attributes) | {OTHER} for d in dims}
     for answer in answers:
         assert set(answer) == set(allowed)
@@ -65,7 +67,7 @@ async def test_real_captions_recover_the_indoor_outdoor_split(name: str):
     reasoner = LexiconReasoner()
     dims = await reasoner.propose(name, [c for _, c in rows], seed=0)
     setting = next(d for d in dims if d.name == "setting")
-    answers = await reasoner.assign(name, [setting], [c for _, c in rows])
+    answers = [a.choices for a in await reasoner.assign(name, [setting], [c for _, c in rows])]
     decided = [
         (truth, a["setting"])
         for (truth, _), a in zip(rows, answers, strict=True)

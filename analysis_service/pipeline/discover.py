@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import Assignment, Attribute, Dimension, Job, JobClass
 from analysis_service.pipeline.context import JobContext
-from analysis_service.reasoners.base import OTHER, DimensionProposal, Reasoner
+from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, Reasoner
 
 logger = logging.getLogger(__name__)
 STAGE = "discover"
@@ -30,8 +30,23 @@ _CAPTIONED = """
 """
 
 
+def _group(ctx: JobContext) -> str:
+    """The SQL expression that groups images: their class, or one pooled group."""
+    return "CAST('all' AS text)" if ctx.options.get("mode") == "organization" else "i.class_name"
+
+
+def goal_of(options: dict) -> Goal:
+    return Goal(criterion=options.get("criterion"), num_attributes=options.get("num_attributes"))
+
+
+def subject_of(ctx: JobContext, group: str) -> str:
+    if ctx.options.get("mode") == "organization":
+        return str(ctx.options.get("subject") or "the images of a dataset")
+    return group
+
+
 async def _classes(ctx: JobContext) -> list[tuple[str, int]]:
-    sql = text(f"SELECT i.class_name, count(*) {_CAPTIONED} GROUP BY 1 ORDER BY 1")
+    sql = text(f"SELECT {_group(ctx)}, count(*) {_CAPTIONED} GROUP BY 1 ORDER BY 1")
     async with ctx.sessionmaker() as session:
         return [(r[0], int(r[1])) for r in await session.execute(sql, {"job_id": ctx.job_id})]
 
@@ -39,7 +54,7 @@ async def _classes(ctx: JobContext) -> list[tuple[str, int]]:
 async def _sample(ctx: JobContext, class_name: str) -> list[str]:
     """A seeded, repeatable sample: order by a hash of content and seed."""
     sql = text(
-        f"SELECT c.text {_CAPTIONED} AND i.class_name = :cls "
+        f"SELECT c.text {_CAPTIONED} AND {_group(ctx)} = :cls "
         "ORDER BY md5(i.content_hash || :seed), i.id LIMIT :n"
     )
     params = {
@@ -113,7 +128,9 @@ async def _load_structure(
 
 async def _structure_class(ctx: JobContext, reasoner: Reasoner, class_name: str) -> None:
     captions = await _sample(ctx, class_name)
-    proposals = [p for p in await reasoner.propose(class_name, captions, ctx.seed) if p.attributes]
+    subject = subject_of(ctx, class_name)
+    proposed = await reasoner.propose(subject, captions, ctx.seed, goal_of(ctx.options))
+    proposals = [p for p in proposed if p.attributes]
     async with ctx.sessionmaker() as session, session.begin():
         state = await _class_state(session, ctx, class_name)
         if state.structured_at is not None:  # another attempt finished it meanwhile
@@ -128,7 +145,7 @@ async def _structure_class(ctx: JobContext, reasoner: Reasoner, class_name: str)
 
 async def _unassigned_page(ctx: JobContext, class_name: str, after: int) -> list[tuple[int, str]]:
     sql = text(
-        f"SELECT i.id, c.text {_CAPTIONED} AND i.class_name = :cls AND i.id > :after "
+        f"SELECT i.id, c.text {_CAPTIONED} AND {_group(ctx)} = :cls AND i.id > :after "
         "AND NOT EXISTS (SELECT 1 FROM assignment a WHERE a.job_id = ji.job_id "
         "                AND a.image_id = i.id) "
         "ORDER BY i.id LIMIT :n"
@@ -150,19 +167,25 @@ async def _assign_class(ctx: JobContext, reasoner: Reasoner, class_name: str) ->
     after, assigned = 0, 0
     while page := await _unassigned_page(ctx, class_name, after):
         await ctx.check_cancelled()
-        answers = await reasoner.assign(class_name, dims, [text_ for _, text_ in page])
+        subject = subject_of(ctx, class_name)
+        answers = await reasoner.assign(subject, dims, [text_ for _, text_ in page])
         rows = []
         for (image_id, _), answer in zip(page, answers, strict=True):
             for dim in dims:
-                chosen = answer.get(dim.name, OTHER)
+                chosen = answer.choices.get(dim.name, OTHER)
+                note = answer.notes.get(dim.name)
                 # Anything outside the allowed list is recorded as 'other', never as an attribute.
-                attr_id = attr_ids.get((dim.name, chosen)) or attr_ids[(dim.name, OTHER)]
+                attr_id = attr_ids.get((dim.name, chosen))
+                if attr_id is None:
+                    attr_id = attr_ids[(dim.name, OTHER)]
+                    note = note or f"answer {chosen!r} is not an allowed value"
                 rows.append(
                     {
                         "job_id": ctx.job_id,
                         "image_id": image_id,
                         "dimension_id": dim_ids[dim.name],
                         "attribute_id": attr_id,
+                        "note": note,
                     }
                 )
         async with ctx.sessionmaker() as session, session.begin():

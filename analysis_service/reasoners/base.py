@@ -1,4 +1,4 @@
-"""What every reasoner does: propose a class's dimensions and attributes, then assign."""
+"""What every reasoner does: propose a subject's dimensions and attributes, then assign."""
 
 from __future__ import annotations
 
@@ -14,18 +14,35 @@ class DimensionProposal:
     attributes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Goal:
+    """What the user asked for: a criterion fixes the one dimension to build (organization
+    mode); num_attributes asks for exactly that many attributes."""
+
+    criterion: str | None = None
+    num_attributes: int | None = None
+
+
+@dataclass
+class ImageAnswer:
+    """One caption's attribute per dimension; notes say why a forced 'other' was recorded."""
+
+    choices: dict[str, str]
+    notes: dict[str, str] = field(default_factory=dict)
+
+
 class Reasoner(Protocol):
     #: Stored with the job, so results say what produced them.
     name: str
 
     async def propose(
-        self, subject: str, captions: list[str], seed: int
+        self, subject: str, captions: list[str], seed: int, goal: Goal | None = None
     ) -> list[DimensionProposal]:
         """Dimensions (each with two or more attributes) that split the captions of a subject."""
         ...
 
     async def assign(
         self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
-    ) -> list[dict[str, str]]:
+    ) -> list[ImageAnswer]:
         """For each caption, dimension name -> one of that dimension's attributes or OTHER."""
         ...

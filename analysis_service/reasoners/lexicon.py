@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from analysis_service.reasoners.base import OTHER, DimensionProposal
+from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
 from analysis_service.reasoners.vocabulary import VOCABULARY, Facet
 
 KEYWORD_DIMENSION = "keyword"
@@ -26,6 +26,27 @@ STOPWORDS = frozenset(
     near next over under between around behind front side part parts scene view overall
     """.split()
 )
+
+
+# Which facet of the vocabulary answers a user's criterion (organization mode).
+CRITERION_FACETS = {
+    "location": "background",
+    "place": "background",
+    "scene": "background",
+    "background": "background",
+    "setting": "setting",
+    "environment": "setting",
+    "action": "pose",
+    "activity": "pose",
+    "pose": "pose",
+    "color": "color",
+    "colour": "color",
+    "weather": "weather",
+    "time": "time of day",
+    "time of day": "time of day",
+    "lighting": "brightness",
+    "brightness": "brightness",
+}
 
 
 @dataclass(frozen=True)
@@ -73,11 +94,14 @@ class LexiconReasoner:
         return self._keep(candidates, n)
 
     async def propose(
-        self, subject: str, captions: list[str], seed: int
+        self, subject: str, captions: list[str], seed: int, goal: Goal | None = None
     ) -> list[DimensionProposal]:
+        goal = goal or Goal()
         texts = [c.lower() for c in captions]
         if not texts:
             return []
+        if goal.criterion:
+            return [self._for_criterion(goal.criterion, texts, goal.num_attributes)]
         scored = [(self._score_facet(f, texts), f.name) for f in VOCABULARY]
         ranked = sorted((s for s in scored if s[0][0] > 0), key=lambda s: -s[0][0])
         proposals = [
@@ -90,9 +114,25 @@ class LexiconReasoner:
             proposals = [DimensionProposal(KEYWORD_DIMENSION, keywords or ["described"])]
         return proposals
 
+    def _facet_for(self, name: str) -> Facet | None:
+        return self._facets.get(name) or self._facets.get(CRITERION_FACETS.get(name, ""))
+
+    def _for_criterion(self, criterion: str, texts: list[str], k: int | None) -> DimensionProposal:
+        """The facet that answers the criterion, else the criterion's most distinctive words."""
+        name = criterion.strip().lower()
+        facet = self._facet_for(name)
+        if facet is not None:
+            counts = Counter(a for a in (facet.first(t) for t in texts) if a is not None)
+            attributes = (
+                [a for a, _ in counts.most_common(k)] if k else self._keep(counts, len(texts))
+            )
+        else:
+            attributes = self._keywords(texts)[:k] if k else self._keywords(texts)
+        return DimensionProposal(name, attributes or ["described"])
+
     def _assign_one(self, text: str, dim: DimensionProposal) -> str:
         allowed = set(dim.attributes)
-        facet = self._facets.get(dim.name)
+        facet = self._facet_for(dim.name)
         if facet is not None:
             return facet.first(text, allowed) or OTHER
         if dim.attributes == ["described"]:
@@ -104,8 +144,8 @@ class LexiconReasoner:
 
     async def assign(
         self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
-    ) -> list[dict[str, str]]:
+    ) -> list[ImageAnswer]:
         return [
-            {dim.name: self._assign_one(caption.lower(), dim) for dim in dimensions}
+            ImageAnswer({dim.name: self._assign_one(caption.lower(), dim) for dim in dimensions})
             for caption in captions
         ]

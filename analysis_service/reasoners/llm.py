@@ -1,0 +1,261 @@
+"""The SSD-LLM stages through an OpenAI-compatible LLM: dimensions by generate-and-select,
+attributes merged across rounds, self-consistency refinement, and batched assignment.
+
+Every sample is drawn from a generator seeded by (job seed, subject, stage, round), so the
+same job configuration sends the same requests; with the call log as cache a resumed job pays
+only for what it had not asked yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from analysis_service.reasoners import llm_prompts as p
+from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
+from analysis_service.reasoners.llm_client import Answer, LLMClient
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    dimension_rounds: int = 10
+    dimension_captions: int = 20
+    dimension_threshold: float = 0.2
+    dimensions_per_round: int = 5
+    attribute_rounds: int = 20
+    attribute_captions: int = 20
+    max_attributes: int = 10
+    refine_rounds: int = 20
+    refine_repeats: int = 3
+    captions_per_call: int = 20
+    assignment_mode: str = "batched"
+
+
+def _rng(*parts: object) -> random.Random:
+    return random.Random(":".join(map(str, parts)))  # str seeds hash the same in every process
+
+
+def _sample(captions: list[str], n: int, rng: random.Random) -> list[str]:
+    return rng.sample(captions, n) if len(captions) > n else list(captions)
+
+
+class LLMReasoner:
+    def __init__(self, client: LLMClient, config: StageConfig):
+        self._client = client
+        self._config = config
+        self.name = f"llm:{client.config.model}"
+
+    async def _ask(
+        self, stage: str, subject: str, ask: p.Ask, seed: int, temperature: float = 0.0
+    ) -> Answer:
+        return await self._client.ask(
+            stage=stage,
+            subject=subject,
+            messages=ask.messages,
+            schema=ask.schema,
+            name=ask.name,
+            seed=seed,
+            temperature=temperature,
+            validate=ask.validate,
+        )
+
+    # Stage 2: dimensions, generate and select.
+    async def _dimensions(self, subject: str, captions: list[str], seed: int) -> list[str]:
+        c = self._config
+        asks = [
+            p.suggest_dimensions(
+                subject,
+                _sample(captions, c.dimension_captions, _rng(seed, subject, "dim", r)),
+                c.dimensions_per_round,
+            )
+            for r in range(c.dimension_rounds)
+        ]
+        answers = await asyncio.gather(*(self._ask("dimensions", subject, a, seed) for a in asks))
+        votes: Counter[str] = Counter()
+        for answer in answers:
+            if answer.data is not None:
+                votes.update({p.normalize(d) for d in answer.data["dimensions"]} - {""})
+        kept = [d for d, n in votes.most_common() if n > c.dimension_rounds * c.dimension_threshold]
+        kept = kept or [d for d, _ in votes.most_common(3)]
+        if len(kept) <= 1:
+            return kept
+        merged = await self._ask("dimensions", subject, p.merge_dimensions(subject, kept), seed)
+        return list(dict.fromkeys(merged.data["dimensions"])) if merged.data else kept
+
+    # Stage 3: attributes of one dimension, merged across rounds.
+    async def _attributes(
+        self, subject: str, dimension: str, captions: list[str], seed: int, exactly: int | None
+    ) -> list[str]:
+        c = self._config
+        asks = [
+            p.suggest_attributes(
+                subject,
+                dimension,
+                _sample(captions, c.attribute_captions, _rng(seed, subject, dimension, "attr", r)),
+                c.max_attributes,
+            )
+            for r in range(c.attribute_rounds)
+        ]
+        answers = await asyncio.gather(*(self._ask("attributes", subject, a, seed) for a in asks))
+        counts: Counter[str] = Counter()
+        for answer in answers:
+            if answer.data is not None:
+                counts.update({p.normalize(a) for a in answer.data["attributes"]} - {"", OTHER})
+        candidates = [a for a, _ in counts.most_common(4 * c.max_attributes)]
+        if not candidates:
+            return []
+        merge = p.merge_attributes(subject, dimension, candidates, exactly, c.max_attributes)
+        merged = await self._ask("attributes", subject, merge, seed)
+        if merged.data is None:
+            return candidates[: exactly or c.max_attributes]
+        return list(dict.fromkeys(p.normalize(a) for a in merged.data["attributes"]))
+
+    # Stage 4: self-consistency refinement.
+    async def _refine(
+        self,
+        subject: str,
+        dimension: str,
+        attributes: list[str],
+        captions: list[str],
+        seed: int,
+        exactly: int | None,
+    ) -> list[str]:
+        c = self._config
+        attrs = list(attributes)
+        for r in range(c.refine_rounds):
+            caption = _rng(seed, subject, dimension, "refine", r).choice(captions)
+            ask = p.classify_one(subject, dimension, attrs, caption)
+            repeats = await asyncio.gather(
+                *(
+                    self._ask("refine", subject, ask, seed * 1000 + r * 10 + t, temperature=0.7)
+                    for t in range(c.refine_repeats)
+                )
+            )
+            choices = [a.data["attribute"] for a in repeats if a.data is not None]
+            if len(set(choices)) <= 1:
+                continue
+            verdict = await self._ask(
+                "refine", subject, p.diagnose(subject, dimension, attrs, caption, choices), seed
+            )
+            attrs = await self._apply(subject, dimension, attrs, verdict, seed, exactly)
+        if exactly and len(attrs) == exactly:
+            return attrs
+        final = await self._ask(
+            "refine",
+            subject,
+            p.merge_attributes(subject, dimension, attrs, exactly, c.max_attributes),
+            seed,
+        )
+        return (
+            list(dict.fromkeys(p.normalize(a) for a in final.data["attributes"]))
+            if final.data
+            else attrs
+        )
+
+    async def _apply(
+        self,
+        subject: str,
+        dimension: str,
+        attrs: list[str],
+        verdict: Answer,
+        seed: int,
+        exactly: int | None,
+    ) -> list[str]:
+        """'redundant' really merges; 'missing' adds only after a validation call."""
+        if verdict.data is None:
+            return attrs
+        kind = verdict.data["verdict"]
+        if kind == "redundant" and (exactly is None or len(attrs) > exactly):
+            keep, drop = verdict.data["merge"]
+            name = p.normalize(verdict.data.get("merged_name") or keep) or keep
+            return [name if a == keep else a for a in attrs if a != drop]
+        if kind == "missing":
+            new = p.normalize(verdict.data["new_attribute"])
+            if (
+                new
+                and new not in attrs
+                and new != OTHER
+                and (exactly is None or len(attrs) < exactly)
+            ):
+                check = await self._ask(
+                    "refine", subject, p.validate_new(subject, dimension, attrs, new), seed
+                )
+                if check.data is not None and check.data["valid"]:
+                    return [*attrs, new]
+        return attrs
+
+    async def _build(
+        self, subject: str, dimension: str, captions: list[str], seed: int, exactly: int | None
+    ) -> DimensionProposal:
+        attrs = await self._attributes(subject, dimension, captions, seed, exactly)
+        if len(attrs) >= 2:
+            attrs = await self._refine(subject, dimension, attrs, captions, seed, exactly)
+        return DimensionProposal(dimension, attrs)
+
+    async def propose(
+        self, subject: str, captions: list[str], seed: int, goal: Goal | None = None
+    ) -> list[DimensionProposal]:
+        goal = goal or Goal()
+        if not captions:
+            return []
+        if goal.criterion:
+            dimensions = [p.normalize(goal.criterion)]
+        else:
+            dimensions = await self._dimensions(subject, captions, seed)
+        built = await asyncio.gather(
+            *(self._build(subject, d, captions, seed, goal.num_attributes) for d in dimensions)
+        )
+        return [d for d in built if len(d.attributes) >= 2]
+
+    # Stage 5: assignment.
+    async def _assign_chunk(
+        self, subject: str, dims: dict[str, list[str]], captions: list[str]
+    ) -> list[ImageAnswer]:
+        answer = await self._ask("assign", subject, p.assign_batch(subject, dims, captions), 0)
+        if answer.data is None:
+            note = f"invalid answer: {answer.problem}"
+            return [
+                ImageAnswer(dict.fromkeys(dims, OTHER), dict.fromkeys(dims, note)) for _ in captions
+            ]
+        by_id = {a["id"]: a for a in answer.data["answers"]}
+        results = []
+        for i in range(1, len(captions) + 1):
+            choices, notes = {}, {}
+            for dim, attrs in dims.items():
+                value = by_id[i].get(dim)
+                if value in attrs or value == OTHER:
+                    choices[dim] = value
+                else:
+                    choices[dim] = OTHER
+                    notes[dim] = f"answer {value!r} is not an allowed value"
+            results.append(ImageAnswer(choices, notes))
+        return results
+
+    async def _assign_reference(
+        self, subject: str, dims: dict[str, list[str]], caption: str
+    ) -> ImageAnswer:
+        """The reference code's pattern: one call per image and dimension."""
+        choices, notes = {}, {}
+        for dim, attrs in dims.items():
+            answer = await self._ask(
+                "assign", subject, p.classify_one(subject, dim, attrs, caption), 0
+            )
+            choices[dim] = answer.data["attribute"] if answer.data else OTHER
+            if answer.data is None:
+                notes[dim] = f"invalid answer: {answer.problem}"
+        return ImageAnswer(choices, notes)
+
+    async def assign(
+        self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
+    ) -> list[ImageAnswer]:
+        dims = {d.name: d.attributes for d in dimensions}
+        if self._config.assignment_mode == "per_image_dimension":
+            return list(
+                await asyncio.gather(*(self._assign_reference(subject, dims, c) for c in captions))
+            )
+        size = self._config.captions_per_call
+        chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
+        done = await asyncio.gather(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
+        return [answer for chunk in done for answer in chunk]
