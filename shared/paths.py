@@ -48,3 +48,14 @@ def resolve_folder_inside_roots(raw: str, roots: list[Path]) -> Path:
     if not path.is_dir():
         raise NotAFolder(f"path '{raw}' is a file; expected a folder with one subfolder per class")
     return path
+
+
+class NotAFile(InvalidRequest):
+    """The path is a folder, not a file."""
+
+
+def resolve_file_inside_roots(raw: str, roots: list[Path]) -> Path:
+    path = resolve_inside_roots(raw, roots)
+    if not path.is_file():
+        raise NotAFile(f"path '{raw}' is a folder; expected a CSV or JSONL file of captions")
+    return path

@@ -27,21 +27,27 @@ async def create_job(
 @router.get("", response_model=Page[schemas.Job])
 async def list_jobs(
     session: Session,
+    settings: Settings,
     limit: Limit = 50,
     offset: Offset = 0,
     status: schemas.JobStatus | None = None,
 ) -> Page[schemas.Job]:
     """Jobs, newest first."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
+    spent = await repository.llm_spent(session, [r[0].id for r in rows])
+    model = settings.llm_model if settings.llm_base_url else None
     return Page(
-        items=[service.to_schema(*r) for r in rows], total=total, limit=limit, offset=offset
+        items=[service.to_schema(*r, spent.get(r[0].id), model) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/{job_id}", response_model=schemas.Job)
-async def get_job(job_id: str, session: Session) -> schemas.Job:
-    """Status, stage, progress per stage, image counts, timings and error."""
-    return await service.get_job(session, service.parse_job_id(job_id))
+async def get_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
+    """Status, stage, progress per stage, image counts, timings, LLM cost and error."""
+    return await service.get_job(session, service.parse_job_id(job_id), settings)
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.Job)

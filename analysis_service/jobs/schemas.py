@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -14,18 +14,73 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset_path: str = Field(
+    dataset_path: str | None = Field(
+        default=None,
         min_length=1,
         max_length=4096,
         description="Folder with one subfolder per class; absolute, or relative to a data root.",
         examples=["/data/waterbirds"],
     )
+    captions_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="CSV or JSONL of captions (image, label, caption) inside DATA_ROOTS: "
+        "discovery without captioning. With dataset_path, rows are matched to its images.",
+    )
+    mode: Literal["per_class", "organization"] = Field(
+        default="per_class",
+        description="per_class: each class gets its own dimensions. organization: all images "
+        "pooled as one subject, organised by the criterion.",
+    )
+    criterion: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The one dimension to build (e.g. 'location'); skips dimension discovery.",
+    )
+    num_attributes: int | None = Field(
+        default=None, ge=2, le=200, description="Exact number of attributes (organization mode)."
+    )
+    subject: str | None = Field(
+        default=None, max_length=200, description="How prompts name the images (organization)."
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every sampling step.")
+    token_budget: int | None = Field(
+        default=None, ge=1, description="Stop cleanly once the job's LLM calls spent this many."
+    )
+    assignment_mode: Literal["batched", "per_image_dimension"] | None = Field(
+        default=None, description="Override ASSIGNMENT_MODE for this job."
+    )
     caption_class_hint: bool = Field(
         default=False,
         description="Put the class name into the captioning prompt, as the SSD-LLM reference "
         "code did. For reproducing its benchmarks: it biases captions toward the label.",
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobCreate:
+        if self.dataset_path is None and self.captions_path is None:
+            raise ValueError("give dataset_path, captions_path, or both")
+        if self.num_attributes is not None and self.mode != "organization":
+            raise ValueError("num_attributes is for mode 'organization'")
+        return self
+
+
+class LLMSpent(BaseModel):
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens: int = 0
+
+
+class LLMUsage(BaseModel):
+    model: str | None = Field(default=None, description="The LLM, when one is configured.")
+    estimate: dict[str, int] | None = Field(
+        default=None, description="calls and tokens expected, and those of the fixed stages."
+    )
+    spent: LLMSpent = Field(default_factory=LLMSpent, description="What calls cost so far.")
+    budget: int | None = None
 
 
 class StageProgress(BaseModel):
@@ -52,6 +107,10 @@ class Job(BaseModel):
     caption_engine: str | None = Field(default=None, description="engine/model that captioned.")
     reasoner: str | None = Field(default=None, description="What proposed and assigned.")
     error: str | None = Field(default=None, description="Why the job failed.")
+    mode: str = "per_class"
+    criterion: str | None = None
+    captions_path: str | None = None
+    llm: LLMUsage = Field(description="LLM calls and tokens estimated and spent.")
     attempts: int = Field(description="How many times a worker started this job.")
     created_at: datetime
     started_at: datetime | None

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets import repository as datasets
-from analysis_service.datasets.layout import check_layout
+from analysis_service.datasets.captions_file import check_file
+from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import repository, schemas
 from analysis_service.models import Job
 from analysis_service.queue import enqueue_run_job
+from analysis_service.reasoners import stage_config
+from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
 from analysis_service.settings import AnalysisSettings
-from shared.errors import Conflict, NotFound
-from shared.paths import resolve_folder_inside_roots
+from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
 
 
 class JobNotFound(NotFound):
@@ -29,10 +33,17 @@ def parse_job_id(raw: str) -> uuid.UUID:
         raise JobNotFound(f"job '{raw}' not found") from None
 
 
-def to_schema(job: Job, dataset_path: str, caption_info: dict | None) -> schemas.Job:
+def to_schema(
+    job: Job,
+    dataset_path: str,
+    caption_info: dict | None,
+    spent: dict | None = None,
+    llm_model: str | None = None,
+) -> schemas.Job:
     end = job.finished_at or (datetime.now(UTC) if job.started_at else None)
     duration = (end - job.started_at).total_seconds() if end and job.started_at else None
     engine = f"{caption_info['engine']}/{caption_info['model']}" if caption_info else None
+    options = job.options or {}
     return schemas.Job(
         id=job.id,
         status=job.status,  # type: ignore[arg-type]
@@ -42,9 +53,18 @@ def to_schema(job: Job, dataset_path: str, caption_info: dict | None) -> schemas
         images=job.images,
         valid=job.valid,
         invalid=job.invalid,
-        seed=int(job.options.get("seed", 0)),
+        seed=int(options.get("seed", 0)),
+        mode=options.get("mode", "per_class"),
+        criterion=options.get("criterion"),
+        captions_path=options.get("captions_path"),
         caption_engine=engine,
         reasoner=job.reasoner,
+        llm=schemas.LLMUsage(
+            model=llm_model,
+            estimate=job.llm_estimate,
+            spent=schemas.LLMSpent(**(spent or {})),
+            budget=options.get("token_budget"),
+        ),
         error=job.error,
         attempts=job.attempts,
         created_at=job.created_at,
@@ -54,24 +74,81 @@ def to_schema(job: Job, dataset_path: str, caption_info: dict | None) -> schemas
     )
 
 
+def _llm_model(settings: AnalysisSettings) -> str | None:
+    return settings.llm_model if settings.llm_base_url else None
+
+
+def _estimate(
+    settings: AnalysisSettings, body: schemas.JobCreate, groups: list[Group]
+) -> dict[str, int] | None:
+    if not settings.llm_base_url:
+        return None  # the offline reasoner makes no LLM calls
+    if body.mode == "organization":
+        groups = [Group(sum(g.images for g in groups), groups[0].caption_tokens)] if groups else []
+    config = stage_config(settings, body.model_dump())
+    return estimate(config, groups, body.criterion is not None, body.num_attributes)
+
+
+def _check_budget(body: schemas.JobCreate, cost: dict[str, int] | None) -> None:
+    if cost and body.token_budget is not None and body.token_budget < cost["fixed_tokens"]:
+        raise InvalidRequest(
+            f"token_budget {body.token_budget} is below the estimate for the fixed stages "
+            f"(dimensions, attributes, refinement): {cost['fixed_tokens']} tokens in "
+            f"{cost['fixed_calls']} calls; the whole job is estimated at {cost['tokens']} "
+            f"tokens in {cost['calls']} calls"
+        )
+
+
+def _folder_groups(root: Path) -> list[Group]:
+    counts: dict[str | None, int] = {}
+    for _, class_name in iter_files(root):
+        if class_name is not None:
+            counts[class_name] = counts.get(class_name, 0) + 1
+    return [Group(n, IMAGE_CAPTION_TOKENS) for n in counts.values()]
+
+
 async def create_job(
     session: AsyncSession, settings: AnalysisSettings, body: schemas.JobCreate
 ) -> tuple[Job, str]:
-    """Check the folder, register the dataset, create the job and queue it atomically."""
-    root = resolve_folder_inside_roots(body.dataset_path, settings.data_root_paths)
-    check_layout(root)
-    dataset_id = await datasets.get_or_create_dataset(session, str(root))
-    options = {"seed": body.seed, "caption_class_hint": body.caption_class_hint}
+    """Check the inputs, register the dataset, create the job and queue it atomically."""
+    roots = settings.data_root_paths
+    options: dict = body.model_dump(exclude_none=True, exclude={"dataset_path", "captions_path"})
+    root: Path | None = None
+    groups: list[Group] = []
+    if body.dataset_path is not None:
+        root = resolve_folder_inside_roots(body.dataset_path, roots)
+        check_layout(root)
+        options["dataset_path"] = str(root)
+        groups = _folder_groups(root)
+    if body.captions_path is not None:
+        path = resolve_file_inside_roots(body.captions_path, roots)
+        known = {rel for rel, cls in iter_files(root) if cls} if root else None
+        if known is not None:
+            known |= {Path(rel).name for rel in known}
+        summary = check_file(path, known)
+        options["captions_path"] = str(path)
+        options["captions_rows"] = summary.rows
+        tokens = max(1.0, summary.mean_caption_chars / 4)
+        groups = [Group(n, tokens) for n in summary.labels.values()]
+    cost = _estimate(settings, body, groups)
+    _check_budget(body, cost)
+    dataset_id = await datasets.get_or_create_dataset(
+        session, str(root) if root else options["captions_path"]
+    )
     job = await repository.add_job(session, dataset_id, options)
+    job.llm_estimate = cost
     await enqueue_run_job(session, job.id)
-    return job, str(root)
+    return job, str(root) if root else options["captions_path"]
 
 
-async def get_job(session: AsyncSession, job_id: uuid.UUID) -> schemas.Job:
+async def get_job(
+    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings | None = None
+) -> schemas.Job:
     found = await repository.get_job(session, job_id)
     if found is None:
         raise JobNotFound(f"job '{job_id}' not found")
-    return to_schema(*found)
+    spent = (await repository.llm_spent(session, [job_id])).get(job_id)
+    return to_schema(*found, spent, _llm_model(settings) if settings else None)
 
 
 async def cancel_job(session: AsyncSession, job_id: uuid.UUID) -> schemas.Job:

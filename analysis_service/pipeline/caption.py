@@ -113,7 +113,7 @@ async def _store_results(
             )
 
 
-async def _register_key(ctx: JobContext, key: str, info: EngineInfo) -> None:
+async def register_key(ctx: JobContext, key: str, info: EngineInfo) -> None:
     async with ctx.sessionmaker() as session, session.begin():
         await session.execute(
             insert(CaptionConfig)
@@ -132,7 +132,7 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
     except Exception as exc:
         raise StageFailed(f"caption service unavailable: {exc}") from exc
     key = caption_key(info)
-    await _register_key(ctx, key, info)
+    await register_key(ctx, key, info)
     # Progress counts the job's valid images, so a resumed stage starts where it stopped.
     total = await _count_valid(ctx)
     pending = await _count_pending(ctx, key)

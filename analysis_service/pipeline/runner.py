@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -13,15 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.clients.caption_client import CaptionClient
 from analysis_service.models import Dataset, Job
-from analysis_service.pipeline import caption, discover, scan, summarize
+from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, JobContext, StageFailed
 from analysis_service.queue import enqueue_run_job
-from analysis_service.reasoners import build_reasoner
+from analysis_service.reasoners import open_reasoner
+from analysis_service.reasoners.llm_client import BudgetExceeded, LLMError
 from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass(frozen=True)
+class Transports:
+    caption: httpx.AsyncBaseTransport | None = None
+    llm: httpx.AsyncBaseTransport | None = None
 
 
 def _lock_key(job_id: uuid.UUID) -> int:
@@ -67,26 +75,42 @@ async def _requeue(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
         await enqueue_run_job(session, job_id)
 
 
-async def _stages(ctx: JobContext, root: Path, transport: httpx.AsyncBaseTransport | None) -> None:
+async def _caption_stage(
+    ctx: JobContext, root: Path, transport: httpx.AsyncBaseTransport | None
+) -> None:
     settings = ctx.settings
-    if not await asyncio.to_thread(root.is_dir):
-        raise StageFailed(f"dataset folder '{root}' no longer exists")
-    if not await ctx.stage_done(scan.STAGE):
-        await scan.run(ctx, root)
-        await summarize.update_counts(ctx)
-    if not await ctx.stage_done(caption.STAGE):
-        async with CaptionClient(
-            settings.caption_url_list,
-            retry=settings.caption_retry,
-            timeout_s=settings.caption_timeout_s,
-            send=settings.caption_send,
-            request_id=str(ctx.job_id),
-            overload_wait_s=settings.caption_overload_wait_s,
-            transport=transport,
-        ) as client:
-            await caption.run(ctx, root, client)
+    async with CaptionClient(
+        settings.caption_url_list,
+        retry=settings.caption_retry,
+        timeout_s=settings.caption_timeout_s,
+        send=settings.caption_send,
+        request_id=str(ctx.job_id),
+        overload_wait_s=settings.caption_overload_wait_s,
+        transport=transport,
+    ) as client:
+        await caption.run(ctx, root, client)
+
+
+async def _stages(ctx: JobContext, root: Path, transports: Transports) -> None:
+    captions_path = ctx.options.get("captions_path")
+    has_folder = ctx.options.get("dataset_path") is not None or not captions_path
+    if has_folder:
+        if not await asyncio.to_thread(root.is_dir):
+            raise StageFailed(f"dataset folder '{root}' no longer exists")
+        if not await ctx.stage_done(scan.STAGE):
+            await scan.run(ctx, root)
+            await summarize.update_counts(ctx)
+    if captions_path:
+        path = Path(captions_path)
+        if not await asyncio.to_thread(path.is_file):
+            raise StageFailed(f"captions file '{path}' no longer exists")
+        if not await ctx.stage_done(import_captions.STAGE):
+            await import_captions.run(ctx, path, with_dataset=has_folder)
+    elif not await ctx.stage_done(caption.STAGE):
+        await _caption_stage(ctx, root, transports.caption)
     if not await ctx.stage_done(discover.STAGE):
-        await discover.run(ctx, build_reasoner())
+        async with open_reasoner(ctx, transports.llm) as reasoner:
+            await discover.run(ctx, reasoner)
     await summarize.run(ctx)
 
 
@@ -96,8 +120,11 @@ async def run_job(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     caption_transport: httpx.AsyncBaseTransport | None = None,
+    llm_transport: httpx.AsyncBaseTransport | None = None,
 ) -> str | None:
-    """Run or resume a job; return its final status (None if another runner holds it)."""
+    """Run or resume a job; return its final status (None if another runner holds it).
+
+    The transports replace the network in tests (fakes speaking the real protocols)."""
     async with sessionmaker() as guard:
         # A session-level advisory lock: a second runner of the same job (a stalled job
         # retried while its worker still lives) backs off; a killed worker's lock dies with it.
@@ -107,7 +134,8 @@ async def run_job(
             logger.warning("job %s is being run elsewhere; not starting it twice", job_id)
             return None
         try:
-            return await _run_locked(job_id, settings, sessionmaker, caption_transport)
+            transports = Transports(caption_transport, llm_transport)
+            return await _run_locked(job_id, settings, sessionmaker, transports)
         finally:
             await guard.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(job_id)})
 
@@ -116,7 +144,7 @@ async def _run_locked(
     job_id: uuid.UUID,
     settings: AnalysisSettings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    transport: httpx.AsyncBaseTransport | None,
+    transports: Transports,
 ) -> str | None:
     async with sessionmaker() as session, session.begin():
         claimed = await _claim(session, job_id)
@@ -127,11 +155,13 @@ async def _run_locked(
     await ctx.event("started", None, f"attempt {job.attempts}")
     status, error = "succeeded", None
     try:
-        await _stages(ctx, Path(dataset.root_path), transport)
+        await _stages(ctx, Path(dataset.root_path), transports)
     except JobCancelled:
         status = "cancelled"
-    except StageFailed as exc:
+    except (StageFailed, BudgetExceeded) as exc:
         status, error = "failed", str(exc)
+    except LLMError as exc:
+        status, error = "failed", f"LLM failed: {exc}"
     except asyncio.CancelledError:
         await asyncio.shield(_requeue(sessionmaker, job_id))
         await ctx.event("interrupted", None, "worker stopped; job queued again")

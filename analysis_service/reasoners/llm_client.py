@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import time
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -211,7 +212,7 @@ class LLMClient:
             error, response = None, None
             try:
                 async with self._slots:
-                    response = await self._retry.run(lambda: self._post(body))
+                    response = await self._retry.run(partial(self._post, body))
             except RetryableError as exc:
                 error = f"LLM unavailable after {self._retry.attempts} attempts: {exc}"
             latency = int((time.perf_counter() - started) * 1000)
@@ -233,7 +234,8 @@ class LLMClient:
                     )
                 )
                 continue
-            text, usage = None, {}
+            text: str | None = None
+            usage: dict[str, Any] = {}
             if response is not None and error is None:
                 if response.status_code >= 400:
                     error = f"HTTP {response.status_code}: {response.text[:300]}"

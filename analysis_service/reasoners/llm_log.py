@@ -61,13 +61,10 @@ class DatabaseCallLog:
         self.calls += 1
         self.spent_tokens += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
         async with self._sessionmaker() as session, session.begin():
-            return int(
-                await session.scalar(
-                    insert(LLMCall)
-                    .values(job_id=self._job_id, **asdict(call))
-                    .returning(LLMCall.id)
-                )
+            call_id = await session.scalar(
+                insert(LLMCall).values(job_id=self._job_id, **asdict(call)).returning(LLMCall.id)
             )
+            return int(call_id or 0)
 
     async def accept(self, call_id: int, data: Any) -> None:
         async with self._sessionmaker() as session, session.begin():

@@ -252,7 +252,7 @@ def assign_batch(subject: str, dimensions: dict[str, list[str]], captions: list[
         if not isinstance(answers, list):
             return "'answers' must be a list"
         ids = sorted(
-            a.get("id") for a in answers if isinstance(a, dict) and isinstance(a.get("id"), int)
+            int(a["id"]) for a in answers if isinstance(a, dict) and isinstance(a.get("id"), int)
         )
         if ids != list(range(1, n + 1)):
             return f"'answers' must hold ids 1..{n} once each"

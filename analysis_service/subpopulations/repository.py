@@ -88,3 +88,29 @@ async def images_of(
         select(func.count()).select_from(Assignment).where(Assignment.attribute_id == attribute_id)
     )
     return list(rows.all()), int(total or 0)
+
+
+def assignments_query(job_id: uuid.UUID) -> Any:
+    return (
+        select(
+            Image.relpath,
+            Image.class_name,
+            Dimension.name,
+            Attribute.name,
+            Assignment.note,
+        )
+        .join(Assignment, Assignment.image_id == Image.id)
+        .join(Dimension, Dimension.id == Assignment.dimension_id)
+        .join(Attribute, Attribute.id == Assignment.attribute_id)
+        .where(Assignment.job_id == job_id)
+        .order_by(Image.relpath, Dimension.position)
+    )
+
+
+async def count_assignments(session: AsyncSession, job_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.job_id == job_id)
+        )
+        or 0
+    )

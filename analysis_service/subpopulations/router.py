@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset
@@ -94,6 +99,53 @@ async def subpopulation_images(
     )
     items = [
         s.SubpopulationImage(image_id=r.id, path=r.relpath, class_=r.class_name, caption=r.text)
+        for r in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+CSV_COLUMNS = ["image", "class", "dimension", "attribute", "note"]
+
+
+@router.get(
+    "/v1/jobs/{job_id}/assignments",
+    response_model=Page[s.AssignmentRow],
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def list_assignments(
+    job_id: str,
+    session: Session,
+    format: Literal["json", "csv"] = Query(default="json", description="csv: every row, streamed."),
+    limit: int = Query(default=1000, ge=1, le=10000),
+    offset: Offset = 0,
+) -> Any:
+    """One row per image and dimension: image, class, dimension, attribute."""
+    job = await _finished_job(session, job_id)
+    query = repository.assignments_query(job.id)
+    if format == "csv":
+        result = await session.stream(query.execution_options(yield_per=2000))
+
+        async def lines() -> AsyncIterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            async for row in result:
+                writer.writerow(["" if v is None else v for v in row])
+                if buffer.tell() > 65536:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        return StreamingResponse(
+            lines(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="assignments-{job.id}.csv"'},
+        )
+    rows = (await session.execute(query.limit(limit).offset(offset))).all()
+    total = await repository.count_assignments(session, job.id)
+    items = [
+        s.AssignmentRow(image=r[0], class_=r[1], dimension=r[2], attribute=r[3], note=r[4])
         for r in rows
     ]
     return Page(items=items, total=total, limit=limit, offset=offset)

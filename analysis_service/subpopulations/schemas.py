@@ -58,3 +58,13 @@ class InvalidImage(BaseModel):
     path: str = Field(description="Path relative to the dataset root.")
     class_: str | None = Field(alias="class")
     reason: str
+
+
+class AssignmentRow(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    image: str = Field(description="Path relative to the dataset root, or the imported name.")
+    class_: str | None = Field(alias="class", description="Class folder or imported label.")
+    dimension: str
+    attribute: str
+    note: str | None = Field(default=None, description="Why 'other' was forced, if it was.")

@@ -28,10 +28,13 @@ def _free_port() -> int:
 
 class ChatServer:
     """`faults` is a list consumed one per request: 'ok', '429', '500', 'timeout', '400',
-    'malformed'; `answer` turns the request body into the assistant's text."""
+    'malformed' (no choices), 'badjson' (prose instead of JSON), 'outside' (see transform);
+    `answer` turns the request body into the assistant's text; `reject_modes` lists the
+    response_format types answered with 400, as servers without structured output do."""
 
     def __init__(self, answer: Callable[[dict[str, Any]], str] | None = None, delay_s: float = 0):
         self.faults: list[str] = []
+        self.reject_modes: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.answer = answer or (lambda body: "A photo of a dog on the grass.")
@@ -49,6 +52,11 @@ class ChatServer:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        mode = (body.get("response_format") or {}).get("type")
+        if mode in self.reject_modes:
+            return JSONResponse(
+                {"error": {"message": f"response_format type {mode} is not supported"}}, 400
+            )
         fault = self.faults.pop(0) if self.faults else "ok"
         if fault == "429":
             return JSONResponse({"error": {"message": "rate limited"}}, 429, {"Retry-After": "0"})
@@ -63,9 +71,10 @@ class ChatServer:
         if fault == "malformed":
             return JSONResponse({"choices": []})
         text = self.answer(body)
-        parts = body["messages"][-1]["content"]
-        words = sum(len(p["text"].split()) for p in parts if p.get("type") == "text")
-        images = sum(1 for p in parts if p.get("type") == "image_url")
+        if fault == "badjson":
+            text = "Sure! Here is what I found: the answer is {not json at all"
+        elif fault == "outside":
+            text = self.transform_outside(text)
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -78,13 +87,26 @@ class ChatServer:
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": words + IMAGE_TOKENS * images,
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": words + IMAGE_TOKENS * images + len(text.split()),
-                },
+                "usage": self.usage(body, text),
             }
         )
+
+    def transform_outside(self, text: str) -> str:
+        return text
+
+    def usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
+        """Words of the text parts plus 576 per image; words of the answer."""
+        parts = body["messages"][-1]["content"]
+        if isinstance(parts, str):
+            parts = [{"type": "text", "text": parts}]
+        words = sum(len(p["text"].split()) for p in parts if p.get("type") == "text")
+        images = sum(1 for p in parts if p.get("type") == "image_url")
+        prompt = words + IMAGE_TOKENS * images
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt + len(text.split()),
+        }
 
     def __enter__(self) -> ChatServer:
         self._thread.start()

@@ -1,0 +1,84 @@
+"""What discovery will cost in LLM calls and tokens, before it runs.
+
+Counts follow the stage configuration exactly; token counts use the one-token-per-4-characters
+rule and typical answer sizes, so they are estimates, not quotes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from analysis_service.reasoners.llm import StageConfig
+
+INSTRUCTIONS = 120  # system message and stage instructions
+IMAGE_CAPTION_TOKENS = 90.0  # LLaVA-1.5 captions, when none are known yet
+
+
+@dataclass
+class Cost:
+    calls: int = 0
+    tokens: int = 0
+
+    def add(self, calls: float, tokens_each: float) -> None:
+        self.calls += math.ceil(calls)
+        self.tokens += math.ceil(calls * tokens_each)
+
+
+@dataclass(frozen=True)
+class Group:
+    images: int
+    caption_tokens: float
+
+
+def fixed_cost(c: StageConfig, group: Group, criterion: bool, attributes: int) -> Cost:
+    """Dimensions, attributes and refinement: independent of the group's size."""
+    cost, t = Cost(), group.caption_tokens
+    dims = 1 if criterion else c.dimensions_per_round
+    if not criterion:
+        cost.add(
+            c.dimension_rounds, min(c.dimension_captions, group.images) * t + INSTRUCTIONS + 30
+        )
+        cost.add(1, INSTRUCTIONS + 10 * c.dimensions_per_round)
+    per_dim = Cost()
+    per_dim.add(c.attribute_rounds, min(c.attribute_captions, group.images) * t + INSTRUCTIONS + 40)
+    per_dim.add(1, INSTRUCTIONS + 12 * attributes + 40)
+    per_dim.add(c.refine_rounds * c.refine_repeats, t + INSTRUCTIONS + 6 * attributes)
+    per_dim.add(c.refine_rounds * 0.5, t + INSTRUCTIONS + 60 + 6 * attributes)  # diagnoses
+    per_dim.add(1, INSTRUCTIONS + 12 * attributes + 40)
+    cost.calls += dims * per_dim.calls
+    cost.tokens += dims * per_dim.tokens
+    return cost
+
+
+def assignment_cost(c: StageConfig, group: Group, dims: int, attributes: int) -> Cost:
+    cost, t = Cost(), group.caption_tokens
+    listing = dims * (8 + 4 * (attributes + 1))
+    if c.assignment_mode == "per_image_dimension":
+        cost.add(group.images * dims, t + INSTRUCTIONS + 5 * (attributes + 1) + 10)
+    else:
+        b = c.captions_per_call
+        calls = math.ceil(group.images / b)
+        cost.add(calls, min(b, group.images) * (t + 5 + 4 + 6 * dims) + listing + INSTRUCTIONS)
+    return cost
+
+
+def estimate(
+    c: StageConfig, groups: list[Group], criterion: bool, attributes: int | None
+) -> dict[str, int]:
+    attrs = attributes or c.max_attributes
+    dims = 1 if criterion else c.dimensions_per_round
+    fixed, total = Cost(), Cost()
+    for group in groups:
+        f = fixed_cost(c, group, criterion, attrs)
+        a = assignment_cost(c, group, dims, attrs)
+        fixed.calls += f.calls
+        fixed.tokens += f.tokens
+        total.calls += f.calls + a.calls
+        total.tokens += f.tokens + a.tokens
+    return {
+        "calls": total.calls,
+        "tokens": total.tokens,
+        "fixed_calls": fixed.calls,
+        "fixed_tokens": fixed.tokens,
+    }

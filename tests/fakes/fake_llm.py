@@ -1,0 +1,177 @@
+"""A fake LLM behind the chat-completions protocol: answers each SSD-LLM stage with
+well-formed, plausible JSON derived from the text it is given.
+
+It reads the request the way a model would: the captions listed in the prompt, the
+dimension and the allowed values. Facts come from the offline vocabulary (so answers depend
+on the captions), never from labels. Token rule (documented, used by benchmarks): one token
+per four characters of every message, and of the answer.
+
+Serve it with `FakeLLM()` (a context manager); faults are queued with `faults.extend([...])`:
+'429', '500', 'timeout', 'malformed' (not JSON), 'outside' (values outside the allowed lists),
+'400'. `reject_modes` makes it refuse response_format types, as servers without structured
+output do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from analysis_service.reasoners.vocabulary import VOCABULARY
+from tests.fakes.chat_server import ChatServer
+
+_FACETS = {f.name: f for f in VOCABULARY}
+_ALIASES = {
+    "location": "background",
+    "place": "background",
+    "scene": "background",
+    "action": "pose",
+    "activity": "pose",
+    "colour": "color",
+    "time": "time of day",
+    "lighting": "brightness",
+}
+_LISTED = re.compile(r"^\d+\. (.*)$", re.M)
+_QUOTED = re.compile(r"'([^']+)'")
+_WORD = re.compile(r"[a-z][a-z-]{3,}")
+
+
+def count_tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+def _facet(name: str):  # type: ignore[no-untyped-def]
+    name = name.lower().strip()
+    return _FACETS.get(name) or _FACETS.get(_ALIASES.get(name, ""))
+
+
+def _list_after(text: str, marker: str) -> list[str]:
+    """The Python-style list printed after a marker, e.g. "values: ['a', 'b']"."""
+    start = text.find("[", text.find(marker))
+    end = text.find("]", start)
+    return [s.strip() for s in _QUOTED.findall(text[start : end + 1])]
+
+
+def _captions(text: str) -> list[str]:
+    return [c.lower() for c in _LISTED.findall(text)]
+
+
+def _values_in(dimension: str, captions: list[str], most: int) -> list[str]:
+    facet = _facet(dimension)
+    counts: Counter[str] = Counter()
+    for caption in captions:
+        if facet is not None:
+            if (value := facet.first(caption)) is not None:
+                counts[value] += 1
+        else:
+            counts.update(set(_WORD.findall(caption)))
+    return [v for v, _ in counts.most_common(most)] or ["plain", "varied"]
+
+
+def _choose(dimension: str, options: list[str], caption: str) -> str:
+    facet = _facet(dimension)
+    allowed = set(options) - {"other"}
+    if facet is not None:
+        return facet.first(caption, allowed) or "other"
+    for word in _WORD.findall(caption):
+        if word in allowed:
+            return word
+    return "other"
+
+
+def answer(body: dict[str, Any]) -> dict[str, Any]:
+    prompt = body["messages"][1]["content"]
+    captions = _captions(prompt)
+    if "Propose " in prompt:
+        scores: Counter[str] = Counter()
+        for name, facet in _FACETS.items():
+            scores[name.split()[0]] = sum(1 for c in captions if facet.first(c))
+        count = int(re.search(r"Propose (\d+)", prompt).group(1))  # type: ignore[union-attr]
+        return {"dimensions": [d for d, _ in scores.most_common(count)]}
+    if "These dimensions were proposed" in prompt:
+        return {"dimensions": list(dict.fromkeys(_list_after(prompt, "differ:")))}
+    if prompt.startswith("Values proposed for the dimension"):
+        values = list(dict.fromkeys(_list_after(prompt, "of images of")))
+        exactly = re.search(r"into exactly (\d+)", prompt)
+        if exactly:
+            k = int(exactly.group(1))
+            values = (values + [f"kind {i}" for i in range(k)])[:k]
+        return {"attributes": values[:10] if len(values) > 1 else [*values, "other kind"]}
+    if "List up to" in prompt:
+        dimension = _QUOTED.search(prompt[prompt.find("distinct values") :]).group(1)  # type: ignore[union-attr]
+        most = int(re.search(r"List up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
+        return {"attributes": _values_in(dimension, captions, most)}
+    if "Which value of the dimension" in prompt:
+        caption = prompt.split("\n")[1].lower()
+        dimension = _QUOTED.search(prompt[prompt.find("dimension") :]).group(1)  # type: ignore[union-attr]
+        options = _list_after(prompt, "Choose one of")
+        choice = _choose(dimension, options, caption)
+        # Sampled (temperature > 0) answers sometimes disagree, as real ones do.
+        if body.get("temperature", 0) > 0 and body.get("seed", 0) % 3 == 1:
+            choice = options[(options.index(choice) + 1) % len(options)]
+        return {"attribute": choice}
+    if "the answers disagreed" in prompt:
+        if "'other'" in prompt.split("disagreed:")[1]:
+            return {
+                "verdict": "missing",
+                "merge": None,
+                "merged_name": None,
+                "new_attribute": "something else",
+            }
+        return {"verdict": "hard_case", "merge": None, "merged_name": None, "new_attribute": None}
+    if "a real, distinct value" in prompt:
+        return {"valid": True}
+    if "For each description give its id" in prompt:
+        dims = {}
+        for line in prompt.split("Descriptions:")[0].splitlines():
+            if line.startswith("- "):
+                name, _, rest = line[2:].partition(": ")
+                dims[name] = [s for s in _QUOTED.findall(rest)]
+        return {
+            "answers": [
+                {"id": i, **{d: _choose(d, opts, c) for d, opts in dims.items()}}
+                for i, c in enumerate(captions, 1)
+            ]
+        }
+    return {"error": "unrecognised prompt"}
+
+
+def outside(data: dict[str, Any]) -> dict[str, Any]:
+    """The same answer with every chosen value replaced by one nobody allowed."""
+    if "answers" in data:
+        return {
+            "answers": [
+                {k: (v if k == "id" else "purple elephant") for k, v in a.items()}
+                for a in data["answers"]
+            ]
+        }
+    if "attribute" in data:
+        return {"attribute": "purple elephant"}
+    return data
+
+
+class FakeLLM(ChatServer):
+    def __init__(self, delay_s: float = 0.0):
+        super().__init__(answer=self._text, delay_s=delay_s)
+        self.reject_modes: set[str] = set()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def _text(self, body: dict[str, Any]) -> str:
+        return json.dumps(answer(body))
+
+    def transform_outside(self, text: str) -> str:
+        return json.dumps(outside(json.loads(text)))
+
+    def usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
+        prompt = sum(count_tokens(m["content"]) for m in body["messages"])
+        completion = count_tokens(text)
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
