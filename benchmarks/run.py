@@ -1,8 +1,8 @@
 """Runs every benchmark in one go and prints one table.
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
-API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000); BENCH_ONLY=caption
-or jobs runs one half.
+API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000); BENCH_ONLY=caption,
+jobs or discovery runs one part.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ def main() -> None:
         rows += captioning.run(STATE, _port)
     if only in ("", "jobs"):
         rows += jobs_benchmarks()
+    if only in ("", "discovery"):
+        from benchmarks import discovery_cost
+
+        print("discovery cost on real captions ...", flush=True)
+        server = embedded_server(STATE / "db")
+        rows += discovery_cost.run(server.get_uri("postgres"), f"bench_cost_{int(time.time())}")
     width = max(len(label) for label, _ in rows)
     print(f"\nbenchmarks (cpu cores: {os.cpu_count()})")
     for label, value in rows:

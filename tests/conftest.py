@@ -14,20 +14,15 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from analysis_service.app import create_app as create_analysis_app
-from analysis_service.db import libpq_url, make_engine, make_sessionmaker
+from analysis_service.db import make_engine, make_sessionmaker, with_database
 from analysis_service.migrate import upgrade
 from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
-
-
-def with_database(url: str, name: str) -> str:
-    return make_url(libpq_url(url)).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

@@ -195,12 +195,30 @@ async def _assign_class(ctx: JobContext, reasoner: Reasoner, class_name: str) ->
     return assigned
 
 
+async def _estimate(ctx: JobContext) -> dict[str, int] | None:
+    """The LLM cost from the real captions, before the costly stages run."""
+    if not ctx.settings.llm_base_url:
+        return None
+    from analysis_service.reasoners import stage_config
+    from analysis_service.reasoners.estimate import Group, estimate
+
+    sql = text(f"SELECT count(*), avg(length(c.text)) {_CAPTIONED} GROUP BY {_group(ctx)}")
+    async with ctx.sessionmaker() as session:
+        rows = (await session.execute(sql, {"job_id": ctx.job_id})).all()
+    groups = [Group(int(n), max(1.0, float(chars or 0) / 4)) for n, chars in rows]
+    goal = goal_of(ctx.options)
+    config = stage_config(ctx.settings, ctx.options)
+    return estimate(config, groups, goal.criterion is not None, goal.num_attributes)
+
+
 async def run(ctx: JobContext, reasoner: Reasoner) -> None:
     classes = await _classes(ctx)
+    cost = await _estimate(ctx)
     async with ctx.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Job).where(Job.id == ctx.job_id).values(reasoner=reasoner.name)
-        )
+        values: dict = {"reasoner": reasoner.name}
+        if cost is not None:
+            values["llm_estimate"] = cost
+        await session.execute(update(Job).where(Job.id == ctx.job_id).values(**values))
         states = {}
         for class_name, count in classes:
             state = await _class_state(session, ctx, class_name)

@@ -30,9 +30,18 @@ STOPWORDS = frozenset(
 
 # Which facet of the vocabulary answers a user's criterion (organization mode).
 CRITERION_FACETS = {
-    "location": "background",
-    "place": "background",
-    "scene": "background",
+    "location": "place",
+    "place": "place",
+    "scene": "place",
+    "venue": "place",
+    "object": "object",
+    "objects": "object",
+    "object category": "object",
+    "category": "object",
+    "animal": "object",
+    "vehicle": "object",
+    "instrument": "instrument",
+    "musical instrument": "instrument",
     "background": "background",
     "setting": "setting",
     "environment": "setting",
@@ -122,7 +131,7 @@ class LexiconReasoner:
         name = criterion.strip().lower()
         facet = self._facet_for(name)
         if facet is not None:
-            counts = Counter(a for a in (facet.first(t) for t in texts) if a is not None)
+            counts = Counter(a for a in (facet.most(t) for t in texts) if a is not None)
             attributes = (
                 [a for a, _ in counts.most_common(k)] if k else self._keep(counts, len(texts))
             )
@@ -134,7 +143,7 @@ class LexiconReasoner:
         allowed = set(dim.attributes)
         facet = self._facet_for(dim.name)
         if facet is not None:
-            return facet.first(text, allowed) or OTHER
+            return facet.most(text, allowed) or OTHER
         if dim.attributes == ["described"]:
             return "described"
         for word in _WORD.findall(text):

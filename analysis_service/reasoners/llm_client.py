@@ -14,9 +14,9 @@ import hashlib
 import json
 import re
 import time
-from functools import partial
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -184,6 +184,15 @@ class LLMClient:
             )
         return response
 
+    async def _attempt(self, body: dict[str, Any], record: Callable[..., Any]) -> httpx.Response:
+        """One HTTP attempt; a transient failure is recorded, then retried by the policy."""
+        started = time.perf_counter()
+        try:
+            return await self._post(body)
+        except RetryableError as exc:
+            await record(error=str(exc), latency_ms=int((time.perf_counter() - started) * 1000))
+            raise
+
     async def _complete(
         self,
         stage: str,
@@ -207,62 +216,55 @@ class LLMClient:
             }
             if (fmt := _response_format(mode, name, schema)) is not None:
                 body["response_format"] = fmt
-            self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
-            started = time.perf_counter()
-            error, response = None, None
-            try:
-                async with self._slots:
-                    response = await self._retry.run(partial(self._post, body))
-            except RetryableError as exc:
-                error = f"LLM unavailable after {self._retry.attempts} attempts: {exc}"
-            latency = int((time.perf_counter() - started) * 1000)
-            if response is not None and _rejects_format(response) and mode != MODES[-1]:
-                self.mode = MODES[MODES.index(mode) + 1]
-                await self._log.record(
-                    CallRecord(
-                        stage,
-                        subject,
-                        request_hash,
-                        self.config.model,
-                        mode,
-                        None,
-                        None,
-                        latency,
-                        f"{mode} rejected: {response.text[:200]}",
-                        None,
-                        None,
-                    )
-                )
-                continue
-            text: str | None = None
-            usage: dict[str, Any] = {}
-            if response is not None and error is None:
-                if response.status_code >= 400:
-                    error = f"HTTP {response.status_code}: {response.text[:300]}"
-                else:
-                    try:
-                        payload = response.json()
-                        text = payload["choices"][0]["message"]["content"]
-                        usage = payload.get("usage") or {}
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        error = "malformed chat completion (no choices[0].message.content)"
-            call_id = await self._log.record(
-                CallRecord(
+
+            async def record(mode: str = mode, **fields: Any) -> int:
+                call = CallRecord(
                     stage,
                     subject,
                     request_hash,
                     self.config.model,
                     mode,
-                    usage.get("prompt_tokens"),
-                    usage.get("completion_tokens"),
-                    latency,
-                    error,
                     None,
-                    text,
+                    None,
+                    0,
+                    None,
+                    None,
+                    None,
                 )
-            )
-            if error is not None:
+                return await self._log.record(replace(call, **fields))
+
+            self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
+            started = time.perf_counter()
+            try:
+                async with self._slots:
+                    response = await self._retry.run(partial(self._attempt, body, record))
+            except RetryableError as exc:
+                raise LLMError(
+                    f"LLM unavailable after {self._retry.attempts} attempts: {exc}"
+                ) from exc
+            latency = int((time.perf_counter() - started) * 1000)
+            if _rejects_format(response) and mode != MODES[-1]:
+                self.mode = MODES[MODES.index(mode) + 1]
+                await record(error=f"{mode} rejected: {response.text[:200]}", latency_ms=latency)
+                continue
+            if response.status_code >= 400:
+                error = f"HTTP {response.status_code}: {response.text[:300]}"
+                await record(error=error, latency_ms=latency)
                 raise LLMError(error)
+            try:
+                payload = response.json()
+                text = payload["choices"][0]["message"]["content"]
+                usage = payload.get("usage") or {}
+            except (ValueError, KeyError, IndexError, TypeError):
+                error = "malformed chat completion (no choices[0].message.content)"
+                await record(error=error, latency_ms=latency)
+                raise LLMError(error) from None
+            call_id = await record(
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
+                latency_ms=latency,
+                raw_text=text,
+            )
             return str(text or ""), mode, call_id
 
     async def ask(

@@ -49,6 +49,57 @@ FACETS: dict[str, dict[str, str]] = {
         "room": r"room|kitchen|bedroom|bathroom|couch|sofa|bed|carpet|rug|floor",
         "rocks": r"rocks?|rocky|stones?|mountain",
     },
+    "place": {
+        "restaurant": r"restaurant|dining|diner|cafe|café|bar|pizzeria|buffet|dining table",
+        "kitchen": r"kitchen",
+        "school": r"classroom|school|students?|teacher|lecture|laboratory|library",
+        "office": r"office|workplace|cubicle|desk|meeting|conference|computers?|laptop",
+        "street": r"street|city|sidewalk|downtown|traffic|intersection|crosswalk",
+        "nature": r"forest|mountains?|hills?|lake|river|ocean|woods|wilderness|nature|meadow"
+        r"|trail|waterfall|canyon",
+        "home": r"living room|bedroom|home|house|couch|sofa|backyard|porch|apartment",
+        "sports venue": r"stadium|court|arena|gym|tennis|soccer|baseball|basketball|football"
+        r"|athletes?|race|players?",
+        "event": r"crowd|gathering|event|concert|festival|audience|parade|ceremony|party"
+        r"|celebration|stage",
+        "store": r"store|market|shop|shelves|grocery|supermarket|mall|vendor|stall|shopping",
+        "transport hub": r"airport|station|train|bus|platform|terminal|subway|railway",
+    },
+    "instrument": {
+        "cello": r"cellos?",
+        "violin": r"violins?|fiddles?|violas?",
+        "guitar": r"guitars?|ukuleles?",
+        "harp": r"harps?",
+        "flute": r"flutes?",
+        "saxophone": r"saxophones?|sax",
+        "trumpet": r"trumpets?",
+        "piano": r"pianos?|keyboards?",
+        "drum": r"drums?|drum set",
+        "clarinet": r"clarinets?",
+        "trombone": r"trombones?",
+        "accordion": r"accordions?",
+    },
+    "object": {
+        "airplane": r"airplanes?|aeroplanes?|planes?|jets?|aircraft|airliners?",
+        "car": r"cars?|automobiles?|sedans?|suvs?",
+        "truck": r"trucks?|lorry|lorries|pickups?",
+        "ship": r"ships?|boats?|vessels?|ferry|yachts?|sailboats?",
+        "bus": r"bus|buses",
+        "train": r"trains?|locomotives?",
+        "bicycle": r"bicycles?|bikes?",
+        "motorcycle": r"motorcycles?|motorbikes?",
+        "bird": r"birds?|parrots?|ostrich(?:es)?|eagles?|owls?|ducks?|sparrows?|hens?|chickens?",
+        "cat": r"cats?|kittens?",
+        "dog": r"dogs?|puppy|puppies",
+        "horse": r"horses?|pony|ponies|foals?",
+        "deer": r"deer|antelopes?|elk|moose|gazelles?",
+        "frog": r"frogs?|toads?",
+        "cow": r"cows?|cattle|bulls?",
+        "sheep": r"sheep|lambs?",
+        "elephant": r"elephants?",
+        "bear": r"bears?",
+        "person": r"person|people|man|men|woman|women|child|children|boy|girl",
+    },
     "time of day": {
         "daytime": r"daytime|during the day|sunny day|sunlight|sunlit",
         "night": r"night|nighttime|at night|dark sky",
@@ -133,6 +184,16 @@ class Facet:
             if attribute is not None and (allowed is None or attribute in allowed):
                 return attribute
         return None
+
+    def most(self, text: str, allowed: set[str] | None = None) -> str | None:
+        """The attribute mentioned most often; the earliest wins a tie. A caption that says
+        'a man riding a horse ... the horse is brown' is about the horse."""
+        counts: dict[str, int] = {}
+        for match in self.pattern.finditer(text):
+            attribute = self.attributes[match.lastindex - 1] if match.lastindex else None
+            if attribute is not None and (allowed is None or attribute in allowed):
+                counts[attribute] = counts.get(attribute, 0) + 1
+        return max(counts, key=lambda a: counts[a]) if counts else None
 
 
 def _compile(name: str, attributes: dict[str, str]) -> Facet:

@@ -1,0 +1,1 @@
+"""Scoring discovered structure against ground truth."""

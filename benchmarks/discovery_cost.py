@@ -1,0 +1,85 @@
+"""LLM cost of discovery on the real waterbirds 'landbird' captions (3,682 images), through
+the fake LLM with its one token rule (4 characters a token): our batched assignment against
+the reference code's pattern (one call per image and dimension). Each mode runs on a fresh
+database so that neither reuses the other's cached answers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+
+from analysis_service.db import make_engine, make_sessionmaker, with_database
+from analysis_service.embedded_db import ensure_database
+from analysis_service.jobs import schemas, service
+from analysis_service.jobs.repository import llm_spent
+from analysis_service.migrate import upgrade
+from analysis_service.pipeline.runner import run_job
+from analysis_service.settings import AnalysisSettings
+from tests.fakes.fake_llm import FakeLLM
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
+CAPTIONS = "waterbirds/landbird.csv"
+
+
+async def _one(url: str, base_url: str, mode: str) -> dict:
+    settings = AnalysisSettings(
+        database_url=url,
+        data_roots=str(DATA),
+        llm_base_url=base_url,
+        llm_model="fake-llm",
+        llm_concurrency=16,
+        llm_retry_base_delay_s=0.0,
+    )
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        body = schemas.JobCreate(captions_path=CAPTIONS, assignment_mode=mode)  # type: ignore[arg-type]
+        async with sessionmaker() as session, session.begin():
+            job, _ = await service.create_job(session, settings, body)
+        status = await run_job(job.id, settings, sessionmaker)
+        async with sessionmaker() as session:
+            spent = (await llm_spent(session, [job.id]))[job.id]
+            valid = (await service.get_job(session, job.id)).valid
+        if status != "succeeded":
+            raise RuntimeError(f"benchmark job {status}")
+        return {**spent, "images": valid, "estimate": job.llm_estimate}
+    finally:
+        await engine.dispose()
+
+
+def run(server_admin_url: str, name_prefix: str) -> list[tuple[str, str]]:
+    if not (DATA / CAPTIONS).exists():
+        return [("discovery cost", f"skipped: {DATA / CAPTIONS} not found")]
+    results = {}
+    with FakeLLM() as llm:
+        for mode in ("batched", "per_image_dimension"):
+            name = f"{name_prefix}_{mode}"
+            ensure_database(server_admin_url, name)
+            url = with_database(server_admin_url, name)
+            upgrade(url)
+            try:
+                results[mode] = asyncio.run(_one(url, llm.base_url, mode))
+            finally:
+                with psycopg.connect(server_admin_url, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    ours, ref = results["batched"], results["per_image_dimension"]
+    n = ours["images"]
+    rows = []
+    for label, r in (("batched (ours)", ours), ("per image and dimension (reference)", ref)):
+        rows.append(
+            (
+                f"discovery, {label}, {n} landbird captions",
+                f"{r['calls'] / n:.3f} calls/image, {r['tokens'] / n:,.0f} tokens/image "
+                f"({r['calls']:,} calls, {r['tokens']:,} tokens; "
+                f"estimated {r['estimate']['tokens']:,})",
+            )
+        )
+    rows.append(
+        (
+            "discovery tokens per image, reference / ours",
+            f"{ref['tokens'] / ours['tokens']:.1f}x fewer with batched assignment",
+        )
+    )
+    return rows

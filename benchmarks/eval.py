@@ -1,0 +1,154 @@
+"""`make eval`: discovery scored against ground truth on real LLaVA captions.
+
+Organization mode on cifar10, ppmi and location (clustering accuracy with Hungarian matching,
+ARI, NMI, next to the paper's numbers), and per-class mode on metashift cat and dog (how well
+the best discovered dimension recovers the true indoor/outdoor split). Jobs go through the
+product's own pipeline on an embedded Postgres under .state/eval, with whichever reasoner is
+configured: the offline one, or an LLM when LLM_BASE_URL is set (its answers are cached there,
+so a second run costs nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from analysis_service.db import make_engine, make_sessionmaker
+from analysis_service.embedded_db import embedded_server, ensure_database
+from analysis_service.evaluation.metrics import (
+    adjusted_rand_index,
+    clustering_accuracy,
+    normalized_mutual_information,
+)
+from analysis_service.jobs import schemas, service
+from analysis_service.migrate import upgrade
+from analysis_service.models import Job
+from analysis_service.pipeline.runner import run_job
+from analysis_service.settings import AnalysisSettings
+from analysis_service.subpopulations.repository import assignments_query
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "ssdllm-captions"
+# (dataset, criterion, K, paper SSD-LLM accuracy, IC|TC as reported by SSD-LLM)
+ORGANIZATION = [
+    ("cifar10", "object", 10, 0.921, 0.911),
+    ("ppmi", "musical instrument", 7, 0.955, 0.934),
+    ("location", "location", 10, 0.705, 0.671),
+]
+
+
+async def _run(settings: AnalysisSettings, sessionmaker, body: schemas.JobCreate):  # type: ignore[no-untyped-def]
+    async with sessionmaker() as session, session.begin():
+        job, _ = await service.create_job(session, settings, body)
+        job_id = job.id
+    status = await run_job(job_id, settings, sessionmaker)
+    async with sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        rows = (await session.execute(assignments_query(job_id))).all()
+    if status != "succeeded":
+        raise RuntimeError(f"job {job_id} {status}: {job.error if job else ''}")
+    return job, rows
+
+
+def _truth_of_metashift(name: str) -> str:
+    return "indoor" if "(indoor)" in name else "outdoor"
+
+
+async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
+    reasoner = "llm:" + settings.llm_model if settings.llm_base_url else "lexicon (offline)"
+    lines = [
+        f"reasoner: {reasoner}",
+        "",
+        "organization (all images pooled, criterion given, K = number of true classes)",
+        f"  {'dataset':<10} {'criterion':<20} {'acc':>6} {'ARI':>6} {'NMI':>6}"
+        "   paper SSD-LLM / IC|TC",
+    ]
+    for name, criterion, k, paper, ictc in ORGANIZATION:
+        body = schemas.JobCreate(
+            captions_path=f"{name}/{name}.csv",
+            mode="organization",
+            criterion=criterion,
+            num_attributes=k,
+            subject=name,
+            seed=0,
+        )
+        _, rows = await _run(settings, sessionmaker, body)
+        truth = [r[1] for r in rows]
+        predicted = [r[3] for r in rows]
+        acc = clustering_accuracy(truth, predicted)
+        ari = adjusted_rand_index(truth, predicted)
+        nmi = normalized_mutual_information(truth, predicted)
+        lines.append(
+            f"  {name:<10} {criterion:<20} {acc:6.3f} {ari:6.3f} {nmi:6.3f}   "
+            f"{paper:.3f} / {ictc:.3f}"
+        )
+    lines += [
+        "",
+        "per-class (metashift): the discovered dimension closest to indoor/outdoor",
+        f"  {'class':<6} {'best dimension':<16} {'NMI':>6} {'purity':>7} {'acc(2)':>7}  dims",
+    ]
+    for cls in ("cat", "dog"):
+        body = schemas.JobCreate(captions_path=f"metashift/{cls}.csv", seed=0)
+        _, rows = await _run(settings, sessionmaker, body)
+        by_dim: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for image, _, dimension, attribute, _ in rows:
+            by_dim[dimension].append((_truth_of_metashift(image), attribute))
+        scored = []
+        for dimension, pairs in by_dim.items():
+            truth, predicted = [t for t, _ in pairs], [p for _, p in pairs]
+            majority: dict[str, Counter[str]] = defaultdict(Counter)
+            for t, p in pairs:
+                majority[p][t] += 1
+            purity = sum(c.most_common(1)[0][1] for c in majority.values()) / len(pairs)
+            scored.append(
+                (
+                    normalized_mutual_information(truth, predicted),
+                    purity,
+                    clustering_accuracy(truth, predicted),
+                    dimension,
+                )
+            )
+        nmi, purity, acc, best = max(scored)
+        lines.append(
+            f"  {cls:<6} {best:<16} {nmi:6.3f} {purity:7.3f} {acc:7.3f}  "
+            f"{', '.join(sorted(by_dim))}"
+        )
+    return lines
+
+
+async def main_async() -> int:
+    if not DATA.is_dir():
+        print(
+            f"evaluation data not found at {DATA}; it lives beside the repository in "
+            "shared/data/ssdllm-captions",
+            file=sys.stderr,
+        )
+        return 2
+    settings = AnalysisSettings(data_roots=str(DATA))
+    url = settings.database_url
+    if not url:
+        server = embedded_server(ROOT / ".state" / "eval")
+        ensure_database(server.get_uri("postgres"), "subpop_eval")
+        url = server.get_uri("subpop_eval")
+    upgrade(url)
+    settings = settings.model_copy(update={"database_url": url})
+    engine = make_engine(url)
+    started = time.perf_counter()
+    try:
+        lines = await evaluate(settings, make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+    print("\n".join(lines))
+    print(f"\n({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def main() -> None:
+    sys.exit(asyncio.run(main_async()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The LLM client against the fake LLM server: structured output, fallbacks, repair,
+retries, caching and the token budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analysis_service.reasoners import llm_prompts as p
+from analysis_service.reasoners.llm_client import (
+    BudgetExceeded,
+    CallRecord,
+    LLMClient,
+    LLMConfig,
+    LLMError,
+    extract_json,
+)
+from tests.fakes.fake_llm import FakeLLM
+
+CAPTIONS = ["A dog sitting on the grass.", "A dog lying on a couch in a room."]
+
+
+class MemoryCallLog:
+    """The CallLog protocol in memory, with a budget."""
+
+    def __init__(self, budget: int | None = None):
+        self.calls: list[CallRecord] = []
+        self.accepted: dict[str, Any] = {}
+        self.budget = budget
+        self.spent = 0
+
+    async def lookup(self, request_hash: str) -> Any | None:
+        return self.accepted.get(request_hash)
+
+    async def record(self, call: CallRecord) -> int:
+        self.calls.append(call)
+        self.spent += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
+        return len(self.calls) - 1
+
+    async def accept(self, call_id: int, data: Any) -> None:
+        self.accepted[self.calls[call_id].request_hash] = data
+
+    def check_budget(self, upcoming_tokens: int) -> None:
+        if self.budget is not None and self.spent + upcoming_tokens > self.budget:
+            raise BudgetExceeded("token budget exceeded")
+
+
+@pytest.fixture
+def llm():
+    with FakeLLM() as server:
+        yield server
+
+
+def client(server: FakeLLM, log: MemoryCallLog, retries: int = 3) -> LLMClient:
+    config = LLMConfig(
+        base_url=server.base_url,
+        model="fake-model",
+        api_key="sk-fake",
+        retries=retries,
+        retry_base_delay_s=0.0,
+        timeout_s=2.0,
+    )
+    return LLMClient(config, log)
+
+
+async def ask(c: LLMClient, ask_: p.Ask, seed: int = 0):  # type: ignore[no-untyped-def]
+    return await c.ask(
+        stage="test",
+        subject="dog",
+        messages=ask_.messages,
+        schema=ask_.schema,
+        name=ask_.name,
+        seed=seed,
+        validate=ask_.validate,
+    )
+
+
+async def test_sends_the_exact_json_schema_and_records_usage(llm):
+    log = MemoryCallLog()
+    c = client(llm, log)
+    question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
+    answer = await ask(c, question)
+    await c.aclose()
+    assert answer.data == {"attribute": "sitting"}
+    body = llm.requests[0]
+    assert body["response_format"]["type"] == "json_schema"
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["attribute"]["enum"] == ["sitting", "lying", "other"]
+    assert body["temperature"] == 0 and body["model"] == "fake-model"
+    assert llm.headers[0]["authorization"] == "Bearer sk-fake"
+    assert log.calls[0].prompt_tokens > 0 and log.calls[0].completion_tokens > 0
+
+
+async def test_identical_request_is_answered_from_the_log(llm):
+    log = MemoryCallLog()
+    c = client(llm, log)
+    question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
+    first = await ask(c, question)
+    second = await ask(c, question)
+    await c.aclose()
+    assert second.cached and second.data == first.data
+    assert len(llm.requests) == 1
+
+
+async def test_falls_back_to_json_mode_then_text(llm):
+    llm.reject_modes = {"json_schema", "json_object"}
+    log = MemoryCallLog()
+    c = client(llm, log)
+    answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[1]))
+    assert answer.data == {"attribute": "lying"}
+    assert c.mode == "text"
+    modes = [r.get("response_format", {}).get("type") for r in llm.requests]
+    assert modes == ["json_schema", "json_object", None]
+    await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
+    await c.aclose()
+    assert "response_format" not in llm.requests[-1]  # remembered
+
+
+async def test_malformed_json_gets_one_repair(llm):
+    llm.faults = ["badjson"]
+    c = client(llm, MemoryCallLog())
+    answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
+    await c.aclose()
+    assert answer.data == {"attribute": "sitting"}
+    assert len(llm.requests) == 2
+    assert "not acceptable" in llm.requests[1]["messages"][-1]["content"]
+
+
+async def test_answers_outside_the_list_are_corrected_or_refused(llm):
+    llm.faults = ["outside"]
+    c = client(llm, MemoryCallLog())
+    question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
+    assert (await ask(c, question)).data == {"attribute": "sitting"}
+    llm.faults = ["outside", "outside"]
+    refused = await ask(c, question, seed=5)
+    await c.aclose()
+    assert refused.data is None and "must be one of" in refused.problem
+
+
+async def test_429_and_500_are_retried_and_an_outage_is_an_error(llm):
+    llm.faults = ["429", "500"]
+    c = client(llm, MemoryCallLog(), retries=3)
+    assert (await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))).data
+    llm.faults = ["500"] * 5
+    with pytest.raises(LLMError, match="unavailable after 3 attempts"):
+        await ask(c, p.classify_one("dog", "pose", ["lying"], CAPTIONS[1]))
+    await c.aclose()
+
+
+async def test_timeouts_are_retried(llm):
+    llm.faults = ["timeout"]
+    llm.timeout_sleep_s = 3.0
+    c = client(llm, MemoryCallLog())
+    assert (await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))).data
+    await c.aclose()
+
+
+async def test_budget_stops_before_the_call(llm):
+    c = client(llm, MemoryCallLog(budget=10))
+    with pytest.raises(BudgetExceeded):
+        await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))
+    await c.aclose()
+    assert llm.requests == []
+
+
+def test_tolerant_parsing():
+    assert extract_json('Sure:\n```json\n{"a": 1}\n```') == {"a": 1}
+    assert extract_json('The answer is {"a": [1, 2]} hope it helps') == {"a": [1, 2]}
+    with pytest.raises(ValueError):
+        extract_json("no json here")

@@ -1,0 +1,292 @@
+"""Whole jobs with the LLM reasoner (the fake LLM over HTTP) on imported captions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from analysis_service.models import Assignment, Attribute, LLMCall
+from tests.builders import make_dataset
+from tests.fakes.fake_llm import FakeLLM
+from tests.pipeline_helpers import run
+
+SETTINGS = ["background", "pose"]
+ROWS = [
+    ("dog", "d1.jpg", "A dog sitting on the grass in a park."),
+    ("dog", "d2.jpg", "A dog lying on a couch in the living room."),
+    ("dog", "d3.jpg", "A dog standing in the snow."),
+    ("dog", "d4.jpg", "A dog running on the beach near the water."),
+    ("dog", "d5.jpg", "A dog sitting on the grass."),
+    ("dog", "d6.jpg", "A dog lying on a bed in a room."),
+    ("cat", "c1.jpg", "A cat sitting on a windowsill inside a room."),
+    ("cat", "c2.jpg", "A cat lying on the grass outside."),
+    ("cat", "c3.jpg", "A cat standing on a street."),
+    ("cat", "c4.jpg", "A cat sleeping on a couch."),
+]
+
+
+def write_csv(path: Path, rows=ROWS, header=("animals", "img_name", "caption")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def llm():
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_settings(analysis_settings, llm):
+    return analysis_settings.model_copy(
+        update={
+            "llm_base_url": llm.base_url,
+            "llm_model": "fake-llm",
+            "llm_retry_base_delay_s": 0.0,
+            "llm_retries": 3,
+            "dimension_rounds": 3,
+            "attribute_rounds": 2,
+            "refine_rounds": 2,
+            "refine_repeats": 2,
+            "assign_captions_per_call": 4,
+        }
+    )
+
+
+@pytest.fixture
+async def llm_api(llm_settings):
+    import httpx
+
+    from analysis_service.app import create_app
+
+    app = create_app(llm_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            yield client
+
+
+async def submit(api, **body) -> str:
+    resp = await api.post("/v1/jobs", json=body)
+    assert resp.status_code == 202, resp.text
+    return resp.json()["id"]
+
+
+async def test_per_class_discovery_from_imported_captions(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    path = write_csv(data_root / "caps.csv")
+    job_id = await submit(llm_api, captions_path="caps.csv")
+    assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert job["valid"] == 10 and job["caption_engine"] == "import/caps.csv"
+    assert job["reasoner"] == "llm:fake-llm"
+    assert job["llm"]["spent"]["calls"] > 0 and job["llm"]["spent"]["tokens"] > 0
+    assert job["llm"]["estimate"]["calls"] > 0 and job["llm"]["model"] == "fake-llm"
+    structure = (await llm_api.get(f"/v1/jobs/{job_id}/structure")).json()
+    assert {c["class"] for c in structure["classes"]} == {"cat", "dog"}
+    for cls in structure["classes"]:
+        assert cls["dimensions"]
+        for dim in cls["dimensions"]:
+            assert len([a for a in dim["attributes"] if not a["is_other"]]) >= 2
+            assert sum(a["size"] for a in dim["attributes"]) == cls["images"]
+    rows = (await llm_api.get(f"/v1/jobs/{job_id}/assignments")).json()
+    dims = sum(len(c["dimensions"]) * c["images"] for c in structure["classes"])
+    assert rows["total"] == dims
+    first = rows["items"][0]
+    assert set(first) >= {"image", "class", "dimension", "attribute"}
+    assert first["image"].endswith(".jpg") and first["class"] in ("cat", "dog")
+    text = (await llm_api.get(f"/v1/jobs/{job_id}/assignments", params={"format": "csv"})).text
+    lines = list(csv.reader(text.splitlines()))
+    assert lines[0][:4] == ["image", "class", "dimension", "attribute"] and len(lines) == dims + 1
+    assert path.exists()
+
+
+async def test_a_repeated_job_pays_nothing(llm_api, llm_settings, sessionmaker, data_root, llm):
+    write_csv(data_root / "caps.csv")
+    first = await submit(llm_api, captions_path="caps.csv", seed=3)
+    await run(first, llm_settings, sessionmaker, None)
+    sent = len(llm.requests)
+    second = await submit(llm_api, captions_path="caps.csv", seed=3)
+    assert await run(second, llm_settings, sessionmaker, None) == "succeeded"
+    assert len(llm.requests) == sent
+    job = (await llm_api.get(f"/v1/jobs/{second}")).json()
+    assert job["llm"]["spent"]["calls"] == 0
+    s1 = (await llm_api.get(f"/v1/jobs/{first}/subpopulations")).json()
+    s2 = (await llm_api.get(f"/v1/jobs/{second}/subpopulations")).json()
+    strip = lambda rows: [(r["class"], r["dimension"], r["attribute"], r["size"]) for r in rows]  # noqa: E731
+    assert strip(s1) == strip(s2)
+
+
+async def test_organization_mode_with_criterion_and_k(
+    llm_api, llm_settings, sessionmaker, data_root
+):
+    write_csv(data_root / "caps.csv")
+    job_id = await submit(
+        llm_api,
+        captions_path="caps.csv",
+        mode="organization",
+        criterion="location",
+        num_attributes=3,
+    )
+    assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
+    structure = (await llm_api.get(f"/v1/jobs/{job_id}/structure")).json()
+    assert [c["class"] for c in structure["classes"]] == ["all"]
+    (dim,) = structure["classes"][0]["dimensions"]
+    assert dim["dimension"] == "location"
+    assert len([a for a in dim["attributes"] if not a["is_other"]]) == 3
+    rows = (await llm_api.get(f"/v1/jobs/{job_id}/assignments", params={"limit": 100})).json()
+    assert {r["class"] for r in rows["items"]} == {"cat", "dog"}  # the label column, kept
+
+
+async def test_reference_assignment_pattern_costs_a_call_per_image_and_dimension(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    job_id = await submit(
+        llm_api,
+        captions_path="caps.csv",
+        mode="organization",
+        criterion="location",
+        assignment_mode="per_image_dimension",
+    )
+    assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
+    assign_calls = [
+        r
+        for r in llm.requests
+        if "Which value of the dimension" in r["messages"][1]["content"]
+        and r.get("temperature") == 0
+    ]
+    assert len(assign_calls) >= 10
+
+
+async def test_misbehaving_llm_never_stores_invalid_attributes(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    llm.faults = ["badjson", "outside", "429", "500", "outside", "outside", "badjson"] * 3
+    job_id = await submit(llm_api, captions_path="caps.csv")
+    assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
+    async with sessionmaker() as session:
+        names = set((await session.scalars(select(Attribute.name))).all())
+        errors = await session.scalar(
+            select(func.count()).select_from(LLMCall).where(LLMCall.error.is_not(None))
+        )
+    assert "purple elephant" not in names
+    assert errors >= 2  # the 429 and 500 were recorded, then retried
+
+
+async def test_outside_answers_in_assignment_become_other_with_a_reason(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    job_id = await submit(
+        llm_api,
+        captions_path="caps.csv",
+        mode="organization",
+        criterion="location",
+        num_attributes=2,
+    )
+    settings = llm_settings.model_copy(update={"assign_captions_per_call": 10})
+
+    # Every assignment answer comes back outside the lists (the answer and its correction).
+    calls = {"n": 0}
+    plain = llm.answer
+
+    def answer(body):  # type: ignore[no-untyped-def]
+        text = plain(body)
+        if "For each description give its id" in body["messages"][1]["content"]:
+            calls["n"] += 1
+            return llm.transform_outside(text)
+        return text
+
+    llm.answer = answer
+    assert await run(job_id, settings, sessionmaker, None) == "succeeded"
+    async with sessionmaker() as session:
+        notes = (await session.scalars(select(Assignment.note))).all()
+    assert calls["n"] >= 1
+    assert notes and all(n and "not an allowed value" in n for n in notes)
+
+
+async def test_unreachable_llm_fails_clearly_and_retry_resumes(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    job_id = await submit(llm_api, captions_path="caps.csv")
+    llm.faults = ["500"] * 200
+    assert await run(job_id, llm_settings, sessionmaker, None) == "failed"
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert job["error"].startswith("LLM failed: LLM unavailable after 3 attempts")
+    llm.faults = []
+    assert (await llm_api.post(f"/v1/jobs/{job_id}/retry")).status_code == 202
+    assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
+
+
+async def test_budget_too_small_for_fixed_stages_is_refused_with_the_estimate(llm_api, data_root):
+    write_csv(data_root / "caps.csv")
+    resp = await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
+    assert resp.status_code == 422
+    assert "estimate for the fixed stages" in resp.json()["detail"]
+
+
+async def test_budget_exceeded_stops_the_job_cleanly(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    estimate = (
+        await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
+    ).json()["detail"]
+    fixed = int(estimate.split("stages (dimensions, attributes, refinement): ")[1].split()[0])
+    job_id = await submit(llm_api, captions_path="caps.csv", token_budget=fixed)
+    status = await run(job_id, llm_settings, sessionmaker, None)
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    if status == "failed":
+        assert job["error"].startswith("token budget exceeded")
+        assert job["llm"]["spent"]["tokens"] <= fixed
+    else:  # the estimate was generous enough for everything
+        assert job["llm"]["spent"]["tokens"] <= fixed
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"foo,bar\n1,2\n", "lacks an image column"),
+        (b"animals,img_name,caption\na,1.jpg,\nb,,x\n", "rows 2: no image name; rows 1: no caption"),
+        (b"animals,img_name,caption\na,1.jpg,caf\xe9\n", "line 2 is not valid UTF-8"),
+        (b"animals,img_name,caption\na,1.jpg,x\na,1.jpg,y\n", "rows 2: an image listed twice"),
+        (b"", "empty"),
+    ],
+)
+async def test_bad_captions_files_are_422_naming_rows(llm_api, data_root, content, detail):
+    (data_root / "bad.csv").write_bytes(content)
+    resp = await llm_api.post("/v1/jobs", json={"captions_path": "bad.csv"})
+    assert resp.status_code == 422
+    assert detail in resp.json()["detail"]
+
+
+async def test_jsonl_captions_and_unknown_images_of_a_dataset(llm_api, data_root):
+    make_dataset(data_root / "pets", per_class=2)
+    lines = [
+        {"image": "cat/00.jpg", "label": "cat", "caption": "A cat."},
+        {"image": "dog/99.jpg", "label": "dog", "caption": "A dog."},
+    ]
+    (data_root / "caps.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    resp = await llm_api.post(
+        "/v1/jobs", json={"captions_path": "caps.jsonl", "dataset_path": "pets"}
+    )
+    assert (
+        resp.status_code == 422 and "rows 2: an image not in the dataset" in resp.json()["detail"]
+    )
+
+
+async def test_num_attributes_needs_organization_mode(llm_api):
+    resp = await llm_api.post("/v1/jobs", json={"dataset_path": "x", "num_attributes": 3})
+    assert resp.status_code == 422 and "organization" in resp.json()["detail"]
