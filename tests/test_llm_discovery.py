@@ -259,7 +259,10 @@ async def test_budget_exceeded_stops_the_job_cleanly(
     ("content", "detail"),
     [
         (b"foo,bar\n1,2\n", "lacks an image column"),
-        (b"animals,img_name,caption\na,1.jpg,\nb,,x\n", "rows 2: no image name; rows 1: no caption"),
+        (
+            b"animals,img_name,caption\na,1.jpg,\nb,,x\n",
+            "rows 2: no image name; rows 1: no caption",
+        ),
         (b"animals,img_name,caption\na,1.jpg,caf\xe9\n", "line 2 is not valid UTF-8"),
         (b"animals,img_name,caption\na,1.jpg,x\na,1.jpg,y\n", "rows 2: an image listed twice"),
         (b"", "empty"),

@@ -49,21 +49,31 @@ FACETS: dict[str, dict[str, str]] = {
         "room": r"room|kitchen|bedroom|bathroom|couch|sofa|bed|carpet|rug|floor",
         "rocks": r"rocks?|rocky|stones?|mountain",
     },
+    # Coarse place types, in the spirit of scene taxonomies such as Places365's top level.
     "place": {
-        "restaurant": r"restaurant|dining|diner|cafe|café|bar|pizzeria|buffet|dining table",
-        "kitchen": r"kitchen",
-        "school": r"classroom|school|students?|teacher|lecture|laboratory|library",
-        "office": r"office|workplace|cubicle|desk|meeting|conference|computers?|laptop",
-        "street": r"street|city|sidewalk|downtown|traffic|intersection|crosswalk",
+        "dining": r"restaurant|dining|diner|cafe|café|bar|pizzeria|buffet|kitchen|food|meals?"
+        r"|pizza|plates?|dishes|wine|eating|dinner|lunch|breakfast",
+        "school": r"classroom|school|students?|teacher|lecture|laboratory|library|books?"
+        r"|whiteboard|blackboard|chalkboard|microscopes?|science|graduation|campus|studying",
+        "office": r"office|workplace|cubicle|meeting|conference|computers?|laptops?|monitors?"
+        r"|business|desk",
+        "street": r"street|city|sidewalk|downtown|traffic|intersection|crosswalk|buildings?"
+        r"|urban|road|cars?",
         "nature": r"forest|mountains?|hills?|lake|river|ocean|woods|wilderness|nature|meadow"
-        r"|trail|waterfall|canyon",
-        "home": r"living room|bedroom|home|house|couch|sofa|backyard|porch|apartment",
+        r"|trail|waterfall|canyon|grass|grassy|field|trees?|beach|sand|water|sky|rocks?"
+        r"|snow|outdoors",
+        "home": r"living room|bedroom|home|house|houses|couch|sofa|backyard|porch|apartment"
+        r"|yard|lawn|fence|driveway|neighborhood|residential|garage|fireplace|bed",
         "sports venue": r"stadium|court|arena|gym|tennis|soccer|baseball|basketball|football"
-        r"|athletes?|race|players?",
+        r"|athletes?|race|players?|ball|frisbee|skateboard|surf\w*|ski\w*|snowboard\w*"
+        r"|racket|bat|team|match|pitch|track|pool|swimming|golf|climb\w*|ropes?|harness"
+        r"|helmets?|sports?|athletic|uniforms?|jerseys?|competition",
         "event": r"crowd|gathering|event|concert|festival|audience|parade|ceremony|party"
-        r"|celebration|stage",
-        "store": r"store|market|shop|shelves|grocery|supermarket|mall|vendor|stall|shopping",
-        "transport hub": r"airport|station|train|bus|platform|terminal|subway|railway",
+        r"|celebration|stage|performance|protest|march",
+        "store": r"store|market|shop|shelves|grocery|supermarket|mall|vendor|stall|shopping"
+        r"|products|merchandise|display",
+        "transport hub": r"airport|station|train|bus|platform|terminal|subway|railway|luggage"
+        r"|suitcases?|passengers?|travelers?|escalators?|tracks|airplanes?|planes?|boarding",
     },
     "instrument": {
         "cello": r"cellos?",
