@@ -70,7 +70,7 @@ class AnalysisSettings(ServiceSettings):
     refine_rounds: int = Field(default=20, ge=0)
     refine_repeats: int = Field(default=3, ge=2)
     assign_captions_per_call: int = Field(
-        default=20, ge=1, description="Captions per assignment call (all dimensions at once)."
+        default=40, ge=1, description="Captions per assignment call (all dimensions at once)."
     )
     assignment_mode: Literal["batched", "per_image_dimension"] = Field(
         default="batched",

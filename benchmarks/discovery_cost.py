@@ -40,10 +40,11 @@ async def _one(url: str, base_url: str, mode: str) -> dict:
             job, _ = await service.create_job(session, settings, body)
         status = await run_job(job.id, settings, sessionmaker)
         async with sessionmaker() as session:
-            spent = (await llm_spent(session, [job.id]))[job.id]
-            valid = (await service.get_job(session, job.id)).valid
+            spent = (await llm_spent(session, [job.id])).get(job.id, {})
+            view = await service.get_job(session, job.id)
         if status != "succeeded":
-            raise RuntimeError(f"benchmark job {status}")
+            raise RuntimeError(f"benchmark job {status}: {view.error}")
+        valid = view.valid
         return {**spent, "images": valid, "estimate": job.llm_estimate}
     finally:
         await engine.dispose()

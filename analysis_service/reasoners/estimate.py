@@ -35,19 +35,23 @@ def fixed_cost(c: StageConfig, group: Group, criterion: bool, attributes: int) -
     """Dimensions, attributes and refinement: independent of the group's size."""
     cost, t = Cost(), group.caption_tokens
     dims = 1 if criterion else c.dimensions_per_round
+    listing = dims * (8 + 4 * (attributes + 1))
     if not criterion:
         cost.add(
             c.dimension_rounds, min(c.dimension_captions, group.images) * t + INSTRUCTIONS + 30
         )
         cost.add(1, INSTRUCTIONS + 10 * c.dimensions_per_round)
-    per_dim = Cost()
-    per_dim.add(c.attribute_rounds, min(c.attribute_captions, group.images) * t + INSTRUCTIONS + 40)
-    per_dim.add(1, INSTRUCTIONS + 12 * attributes + 40)
-    per_dim.add(c.refine_rounds * c.refine_repeats, t + INSTRUCTIONS + 6 * attributes)
-    per_dim.add(c.refine_rounds * 0.5, t + INSTRUCTIONS + 60 + 6 * attributes)  # diagnoses
-    per_dim.add(1, INSTRUCTIONS + 12 * attributes + 40)
-    cost.calls += dims * per_dim.calls
-    cost.tokens += dims * per_dim.tokens
+    # Attribute rounds ask for every dimension at once, then one merge per dimension.
+    cost.add(
+        c.attribute_rounds,
+        min(c.attribute_captions, group.images) * t + INSTRUCTIONS + 12 * attributes * dims,
+    )
+    cost.add(dims, INSTRUCTIONS + 16 * attributes + 40)
+    # Refinement: every dimension judged on each sampled caption; some disagree and are
+    # diagnosed (about one dimension in four); a final merge per dimension.
+    cost.add(c.refine_rounds * c.refine_repeats, t + INSTRUCTIONS + listing + 8 * dims)
+    cost.add(c.refine_rounds * dims / 4, t + INSTRUCTIONS + 60 + 6 * attributes)
+    cost.add(dims, INSTRUCTIONS + 12 * attributes + 40)
     return cost
 
 

@@ -29,7 +29,7 @@ class StageConfig:
     max_attributes: int = 10
     refine_rounds: int = 20
     refine_repeats: int = 3
-    captions_per_call: int = 20
+    captions_per_call: int = 40
     assignment_mode: str = "batched"
 
 
@@ -84,75 +84,116 @@ class LLMReasoner:
         merged = await self._ask("dimensions", subject, p.merge_dimensions(subject, kept), seed)
         return list(dict.fromkeys(merged.data["dimensions"])) if merged.data else kept
 
-    # Stage 3: attributes of one dimension, merged across rounds.
+    # Stage 3: attributes of every dimension, proposed together, merged per dimension.
     async def _attributes(
-        self, subject: str, dimension: str, captions: list[str], seed: int, exactly: int | None
-    ) -> list[str]:
+        self,
+        subject: str,
+        dimensions: list[str],
+        captions: list[str],
+        seed: int,
+        exactly: int | None,
+    ) -> dict[str, list[str]]:
         c = self._config
         asks = [
-            p.suggest_attributes(
+            p.suggest_attributes_all(
                 subject,
-                dimension,
-                _sample(captions, c.attribute_captions, _rng(seed, subject, dimension, "attr", r)),
+                dimensions,
+                _sample(captions, c.attribute_captions, _rng(seed, subject, "attr", r)),
                 c.max_attributes,
             )
             for r in range(c.attribute_rounds)
         ]
         answers = await asyncio.gather(*(self._ask("attributes", subject, a, seed) for a in asks))
-        counts: Counter[str] = Counter()
+        counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
             if answer.data is not None:
-                counts.update({p.normalize(a) for a in answer.data["attributes"]} - {"", OTHER})
+                for dim in dimensions:
+                    values = {p.normalize(v) for v in answer.data["attributes"][dim]}
+                    counts[dim].update(values - {"", OTHER})
+        merged = await asyncio.gather(
+            *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
+        )
+        return dict(zip(dimensions, merged, strict=True))
+
+    async def _merge(
+        self, subject: str, dimension: str, counts: Counter[str], seed: int, exactly: int | None
+    ) -> list[str]:
+        c = self._config
         candidates = [a for a, _ in counts.most_common(4 * c.max_attributes)]
-        if not candidates:
-            return []
+        if len(candidates) < 2:
+            return candidates
         merge = p.merge_attributes(subject, dimension, candidates, exactly, c.max_attributes)
         merged = await self._ask("attributes", subject, merge, seed)
         if merged.data is None:
             return candidates[: exactly or c.max_attributes]
         return list(dict.fromkeys(p.normalize(a) for a in merged.data["attributes"]))
 
-    # Stage 4: self-consistency refinement.
+    # Stage 4: self-consistency refinement, every dimension judged on each sampled caption.
     async def _refine(
         self,
         subject: str,
-        dimension: str,
-        attributes: list[str],
+        attrs: dict[str, list[str]],
         captions: list[str],
         seed: int,
         exactly: int | None,
-    ) -> list[str]:
+    ) -> dict[str, list[str]]:
         c = self._config
-        attrs = list(attributes)
+        attrs = {d: list(a) for d, a in attrs.items()}
         for r in range(c.refine_rounds):
-            caption = _rng(seed, subject, dimension, "refine", r).choice(captions)
-            ask = p.classify_one(subject, dimension, attrs, caption)
+            caption = _rng(seed, subject, "refine", r).choice(captions)
+            ask = p.classify_all(subject, attrs, caption)
             repeats = await asyncio.gather(
                 *(
                     self._ask("refine", subject, ask, seed * 1000 + r * 10 + t, temperature=0.7)
                     for t in range(c.refine_repeats)
                 )
             )
-            choices = [a.data["attribute"] for a in repeats if a.data is not None]
-            if len(set(choices)) <= 1:
-                continue
-            verdict = await self._ask(
-                "refine", subject, p.diagnose(subject, dimension, attrs, caption, choices), seed
+            answered = [a.data["choices"] for a in repeats if a.data is not None]
+            disputed = [d for d in attrs if len({choice[d] for choice in answered}) > 1]
+            updates = await asyncio.gather(
+                *(
+                    self._diagnose(
+                        subject, d, attrs[d], caption, [ch[d] for ch in answered], seed, exactly
+                    )
+                    for d in disputed
+                )
             )
-            attrs = await self._apply(subject, dimension, attrs, verdict, seed, exactly)
-        if exactly and len(attrs) == exactly:
+            attrs.update(zip(disputed, updates, strict=True))
+        final = await asyncio.gather(
+            *(self._final(subject, d, a, seed, exactly) for d, a in attrs.items())
+        )
+        return dict(zip(attrs, final, strict=True))
+
+    async def _diagnose(
+        self,
+        subject: str,
+        dimension: str,
+        attrs: list[str],
+        caption: str,
+        choices: list[str],
+        seed: int,
+        exactly: int | None,
+    ) -> list[str]:
+        verdict = await self._ask(
+            "refine", subject, p.diagnose(subject, dimension, attrs, caption, choices), seed
+        )
+        return await self._apply(subject, dimension, attrs, verdict, seed, exactly)
+
+    async def _final(
+        self, subject: str, dimension: str, attrs: list[str], seed: int, exactly: int | None
+    ) -> list[str]:
+        """A last de-duplication, unless the count the user asked for is already met."""
+        if (exactly and len(attrs) == exactly) or len(attrs) < 2:
             return attrs
         final = await self._ask(
             "refine",
             subject,
-            p.merge_attributes(subject, dimension, attrs, exactly, c.max_attributes),
+            p.merge_attributes(subject, dimension, attrs, exactly, self._config.max_attributes),
             seed,
         )
-        return (
-            list(dict.fromkeys(p.normalize(a) for a in final.data["attributes"]))
-            if final.data
-            else attrs
-        )
+        if final.data is None:
+            return attrs
+        return list(dict.fromkeys(p.normalize(a) for a in final.data["attributes"]))
 
     async def _apply(
         self,
@@ -170,29 +211,17 @@ class LLMReasoner:
         if kind == "redundant" and (exactly is None or len(attrs) > exactly):
             keep, drop = verdict.data["merge"]
             name = p.normalize(verdict.data.get("merged_name") or keep) or keep
-            return [name if a == keep else a for a in attrs if a != drop]
+            return list(dict.fromkeys(name if a == keep else a for a in attrs if a != drop))
         if kind == "missing":
             new = p.normalize(verdict.data["new_attribute"])
-            if (
-                new
-                and new not in attrs
-                and new != OTHER
-                and (exactly is None or len(attrs) < exactly)
-            ):
+            room = exactly is None or len(attrs) < exactly
+            if new and new not in attrs and new != OTHER and room:
                 check = await self._ask(
                     "refine", subject, p.validate_new(subject, dimension, attrs, new), seed
                 )
                 if check.data is not None and check.data["valid"]:
                     return [*attrs, new]
         return attrs
-
-    async def _build(
-        self, subject: str, dimension: str, captions: list[str], seed: int, exactly: int | None
-    ) -> DimensionProposal:
-        attrs = await self._attributes(subject, dimension, captions, seed, exactly)
-        if len(attrs) >= 2:
-            attrs = await self._refine(subject, dimension, attrs, captions, seed, exactly)
-        return DimensionProposal(dimension, attrs)
 
     async def propose(
         self, subject: str, captions: list[str], seed: int, goal: Goal | None = None
@@ -204,10 +233,13 @@ class LLMReasoner:
             dimensions = [p.normalize(goal.criterion)]
         else:
             dimensions = await self._dimensions(subject, captions, seed)
-        built = await asyncio.gather(
-            *(self._build(subject, d, captions, seed, goal.num_attributes) for d in dimensions)
-        )
-        return [d for d in built if len(d.attributes) >= 2]
+        if not dimensions:
+            return []
+        attrs = await self._attributes(subject, dimensions, captions, seed, goal.num_attributes)
+        usable = {d: a for d, a in attrs.items() if len(a) >= 2}
+        if usable:
+            usable = await self._refine(subject, usable, captions, seed, goal.num_attributes)
+        return [DimensionProposal(d, a) for d, a in usable.items() if len(a) >= 2]
 
     # Stage 5: assignment.
     async def _assign_chunk(
@@ -219,7 +251,7 @@ class LLMReasoner:
             return [
                 ImageAnswer(dict.fromkeys(dims, OTHER), dict.fromkeys(dims, note)) for _ in captions
             ]
-        by_id = {a["id"]: a for a in answer.data["answers"]}
+        by_id = {a["id"]: dict(zip(dims, a["values"], strict=True)) for a in answer.data["answers"]}
         results = []
         for i in range(1, len(captions) + 1):
             choices, notes = {}, {}

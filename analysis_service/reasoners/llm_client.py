@@ -24,6 +24,7 @@ import httpx
 from shared.retry import RetryableError, RetryPolicy
 
 MODES = ("json_schema", "json_object", "text")
+INVALID = "__invalid__"  # stored in place of an answer that stayed invalid after its repair
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
@@ -236,8 +237,7 @@ class LLMClient:
             self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
             started = time.perf_counter()
             try:
-                async with self._slots:
-                    response = await self._retry.run(partial(self._attempt, body, record))
+                response = await self._retry.run(partial(self._attempt, body, record))
             except RetryableError as exc:
                 raise LLMError(
                     f"LLM unavailable after {self._retry.attempts} attempts: {exc}"
@@ -279,9 +279,30 @@ class LLMClient:
         temperature: float = 0.0,
         validate: Callable[[Any], str | None] = lambda data: None,
     ) -> Answer:
-        """A JSON answer that matches the schema and passes validate, or Answer(None, why)."""
+        """A JSON answer that matches the schema and passes validate, or Answer(None, why).
+
+        The whole exchange (cache lookup, calls, records) holds one of `concurrency` slots,
+        which also bounds the database sessions the call log uses."""
+        async with self._slots:
+            return await self._ask(
+                stage, subject, messages, schema, name, seed, temperature, validate
+            )
+
+    async def _ask(
+        self,
+        stage: str,
+        subject: str | None,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        name: str,
+        seed: int,
+        temperature: float,
+        validate: Callable[[Any], str | None],
+    ) -> Answer:
         request_hash = self._hash(messages, schema, temperature, seed)
         stored = await self._log.lookup(request_hash)
+        if isinstance(stored, dict) and INVALID in stored:
+            return Answer(None, problem=str(stored[INVALID]), cached=True)
         if stored is not None and validate(stored) is None:
             return Answer(stored, cached=True)
         conversation = list(messages)
@@ -312,4 +333,6 @@ class LLMClient:
                     "again with only the JSON object, following the schema and the allowed values.",
                 },
             ]
+        # Remember the failure too: the same request would get the same answers again.
+        await self._log.accept(call_id, {INVALID: problem})
         return Answer(None, problem=problem)

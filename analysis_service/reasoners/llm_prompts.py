@@ -115,6 +115,84 @@ def suggest_attributes(subject: str, dimension: str, captions: list[str], most: 
     )
 
 
+def suggest_attributes_all(
+    subject: str, dimensions: list[str], captions: list[str], most: int
+) -> Ask:
+    """One sample of captions, the values of every dimension at once: the captions are sent
+    once per round instead of once per round and dimension."""
+    wanted = "\n".join(f"- {d}" for d in dimensions)
+    user = (
+        f"Descriptions of images of {subject}:\n{_listing(captions)}\n\n"
+        f"For each dimension below, list up to {most} distinct values that these images show, "
+        f"each a short phrase of at most three words:\n{wanted}\n"
+        'Answer as {"attributes": {"<dimension>": [...], ...}}.'
+    )
+    per_dim = {"type": "array", "items": {"type": "string"}, "maxItems": most}
+    schema = {
+        "type": "object",
+        "properties": {
+            "attributes": {
+                "type": "object",
+                "properties": dict.fromkeys(dimensions, per_dim),
+                "required": dimensions,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["attributes"],
+        "additionalProperties": False,
+    }
+
+    def check(data: Any) -> str | None:
+        found = data.get("attributes") if isinstance(data, dict) else None
+        if not isinstance(found, dict):
+            return "'attributes' must map each dimension to a list"
+        for dim in dimensions:
+            values = found.get(dim)
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                return f"'attributes.{dim}' must be a list of strings"
+            if len(values) > most or any(len(v.split()) > 4 for v in values):
+                return f"'attributes.{dim}' must hold at most {most} short phrases"
+        return None
+
+    return Ask("attributes", _messages(user), schema, check)
+
+
+def classify_all(subject: str, dimensions: dict[str, list[str]], caption: str) -> Ask:
+    """One caption, one value per dimension (the refinement stage's sampled question)."""
+    options = {d: [*attrs, OTHER] for d, attrs in dimensions.items()}
+    listing = "\n".join(f"- {d}: {opts}" for d, opts in options.items())
+    user = (
+        f"Description of an image of {subject}:\n{caption.strip()}\n\n"
+        f"Which value of each dimension does it show? Allowed values:\n{listing}\n"
+        f"Choose one per dimension; '{OTHER}' when none fits. Answer as "
+        '{"choices": {"<dimension>": "<value>", ...}}.'
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "choices": {
+                "type": "object",
+                "properties": {d: {"type": "string", "enum": o} for d, o in options.items()},
+                "required": list(options),
+                "additionalProperties": False,
+            }
+        },
+        "required": ["choices"],
+        "additionalProperties": False,
+    }
+
+    def check(data: Any) -> str | None:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, dict):
+            return "'choices' must map each dimension to a value"
+        for dim, opts in options.items():
+            if choices.get(dim) not in opts:
+                return f"'choices.{dim}' must be one of {opts}"
+        return None
+
+    return Ask("choices", _messages(user), schema, check)
+
+
 def merge_attributes(
     subject: str, dimension: str, candidates: list[str], exactly: int | None, most: int
 ) -> Ask:
@@ -220,23 +298,32 @@ def validate_new(subject: str, dimension: str, attributes: list[str], new: str) 
 
 
 def assign_batch(subject: str, dimensions: dict[str, list[str]], captions: list[str]) -> Ask:
-    """Several captions, every dimension answered at once."""
+    """Several captions, every dimension answered at once. Each answer is the caption's id
+    and its values in the order the dimensions are listed: the compact form keeps the
+    output near one short word per caption and dimension."""
     options = {d: [*attrs, OTHER] for d, attrs in dimensions.items()}
-    listing = "\n".join(f"- {d}: {opts}" for d, opts in options.items())
+    listing = "\n".join(f"{i}. {d}: {opts}" for i, (d, opts) in enumerate(options.items(), 1))
+    order = ", ".join(f'"<{d}>"' for d in options)
     user = (
-        f"Dimensions of images of {subject} and their allowed values:\n{listing}\n\n"
-        f"Descriptions:\n{_listing(captions)}\n\n"
-        f"For each description give its id and, for every dimension, exactly one allowed "
-        f"value ('{OTHER}' when none fits). Answer as "
-        '{"answers": [{"id": 1, "<dimension>": "<value>", ...}, ...]}.'
+        f"Dimensions of images of {subject}, in this order, with their allowed values:\n"
+        f"{listing}\n\nDescriptions:\n{_listing(captions)}\n\n"
+        f"For each description give its id and one allowed value per dimension, in the order "
+        f"above ('{OTHER}' when none fits). Answer as "
+        f'{{"answers": [{{"id": 1, "values": [{order}]}}, ...]}}.'
     )
+    every_value = sorted({v for opts in options.values() for v in opts})
     item = {
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            **{d: {"type": "string", "enum": o} for d, o in options.items()},
+            "values": {
+                "type": "array",
+                "items": {"type": "string", "enum": every_value},
+                "minItems": len(options),
+                "maxItems": len(options),
+            },
         },
-        "required": ["id", *options],
+        "required": ["id", "values"],
         "additionalProperties": False,
     }
     n = len(captions)
@@ -249,15 +336,18 @@ def assign_batch(subject: str, dimensions: dict[str, list[str]], captions: list[
 
     def check(data: Any) -> str | None:
         answers = data.get("answers") if isinstance(data, dict) else None
-        if not isinstance(answers, list):
-            return "'answers' must be a list"
-        ids = sorted(
-            int(a["id"]) for a in answers if isinstance(a, dict) and isinstance(a.get("id"), int)
-        )
+        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+            return "'answers' must be a list of objects"
+        ids = sorted(int(a["id"]) for a in answers if isinstance(a.get("id"), int))
         if ids != list(range(1, n + 1)):
             return f"'answers' must hold ids 1..{n} once each"
-        # Values outside the lists are handled per caption by the caller, so that one bad
-        # value does not cost the whole batch.
+        if any(
+            not isinstance(a.get("values"), list) or len(a["values"]) != len(options)
+            for a in answers
+        ):
+            return f"each answer needs 'values' with {len(options)} entries, one per dimension"
+        # A value outside a dimension's list is handled per caption by the caller, so that
+        # one bad value does not cost the whole batch.
         return None
 
     return Ask("assignment", _messages(user), schema, check)

@@ -81,6 +81,16 @@ def _choose(dimension: str, options: list[str], caption: str) -> str:
     return "other"
 
 
+def _options(text: str) -> dict[str, list[str]]:
+    """'- dimension: ['a', 'other']' or '1. dimension: [...]' lines -> {dimension: values}."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^(?:- |\d+\. )(.+?): \[(.*)\]$", line)
+        if match:
+            found[match.group(1)] = _QUOTED.findall(match.group(2))
+    return found
+
+
 def answer(body: dict[str, Any]) -> dict[str, Any]:
     prompt = body["messages"][1]["content"]
     captions = _captions(prompt)
@@ -99,6 +109,20 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
             k = int(exactly.group(1))
             values = (values + [f"kind {i}" for i in range(k)])[:k]
         return {"attributes": values[:10] if len(values) > 1 else [*values, "other kind"]}
+    if "For each dimension below, list up to" in prompt:
+        most = int(re.search(r"list up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
+        wanted = prompt.split("at most three words:")[1].split("Answer as")[0]
+        dims = [line[2:].strip() for line in wanted.splitlines() if line.startswith("- ")]
+        return {"attributes": {d: _values_in(d, captions, most) for d in dims}}
+    if "Which value of each dimension does it show?" in prompt:
+        caption = prompt.split("\n")[1].lower()
+        options = _options(prompt)
+        choices = {d: _choose(d, opts, caption) for d, opts in options.items()}
+        if body.get("temperature", 0) > 0 and body.get("seed", 0) % 3 == 1:
+            first = next(iter(options))
+            opts = options[first]
+            choices[first] = opts[(opts.index(choices[first]) + 1) % len(opts)]
+        return {"choices": choices}
     if "List up to" in prompt:
         dimension = _QUOTED.search(prompt[prompt.find("distinct values") :]).group(1)  # type: ignore[union-attr]
         most = int(re.search(r"List up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
@@ -124,14 +148,11 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     if "a real, distinct value" in prompt:
         return {"valid": True}
     if "For each description give its id" in prompt:
-        dims = {}
-        for line in prompt.split("Descriptions:")[0].splitlines():
-            if line.startswith("- "):
-                name, _, rest = line[2:].partition(": ")
-                dims[name] = [s for s in _QUOTED.findall(rest)]
+        dims = _options(prompt.split("Descriptions:")[0])
+        captions = _captions(prompt.split("Descriptions:")[1])
         return {
             "answers": [
-                {"id": i, **{d: _choose(d, opts, c) for d, opts in dims.items()}}
+                {"id": i, "values": [_choose(d, opts, c) for d, opts in dims.items()]}
                 for i, c in enumerate(captions, 1)
             ]
         }
@@ -143,12 +164,14 @@ def outside(data: dict[str, Any]) -> dict[str, Any]:
     if "answers" in data:
         return {
             "answers": [
-                {k: (v if k == "id" else "purple elephant") for k, v in a.items()}
+                {"id": a["id"], "values": ["purple elephant"] * len(a["values"])}
                 for a in data["answers"]
             ]
         }
     if "attribute" in data:
         return {"attribute": "purple elephant"}
+    if "choices" in data:
+        return {"choices": dict.fromkeys(data["choices"], "purple elephant")}
     return data
 
 
@@ -160,7 +183,8 @@ class FakeLLM(ChatServer):
         self.completion_tokens = 0
 
     def _text(self, body: dict[str, Any]) -> str:
-        return json.dumps(answer(body))
+        # Structured-output endpoints answer with minified JSON.
+        return json.dumps(answer(body), separators=(",", ":"))
 
     def transform_outside(self, text: str) -> str:
         return json.dumps(outside(json.loads(text)))
