@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 
 from shared.caption_contract import CaptionResponse, CaptionResult, EngineInfo
+from shared.http import RETRYABLE_STATUS, retry_after, send
 from shared.logging import REQUEST_ID_HEADER
 from shared.retry import RetryableError, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# 409 is not transient here: the caption service does not use it for contention.
+RETRYABLE = RETRYABLE_STATUS - {409}
 
 
 class CaptionServiceError(RuntimeError):
@@ -35,14 +37,6 @@ class ImageRef:
     id: str
     path: Path
     class_name: str | None = None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _is_overload(response: httpx.Response) -> bool:
@@ -103,16 +97,13 @@ class CaptionClient:
 
     async def _attempt(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One attempt; transient failures become RetryableError, others CaptionServiceError."""
-        try:
-            response = await self._http.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        # 503 'overloaded' is backpressure, told apart before the generic retryable check.
+        response = await send(self._http, method, url, retryable=RETRYABLE - {503}, **kwargs)
         if _is_overload(response):
-            raise _Overloaded(f"{url}: overloaded", retry_after=_retry_after(response))
-        if response.status_code in RETRYABLE_STATUS:
+            raise _Overloaded(f"{url}: overloaded", retry_after=retry_after(response))
+        if response.status_code == 503:
             raise RetryableError(
-                f"{url}: HTTP {response.status_code}: {response.text[:200]}",
-                retry_after=_retry_after(response),
+                f"{url}: HTTP 503: {response.text[:200]}", retry_after=retry_after(response)
             )
         if response.status_code >= 400:
             raise CaptionServiceError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")

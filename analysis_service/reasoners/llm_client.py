@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import httpx
 
+from shared.http import send
 from shared.retry import RetryableError, RetryPolicy
 
 MODES = ("json_schema", "json_object", "text")
 INVALID = "__invalid__"  # stored in place of an answer that stayed invalid after its repair
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
@@ -170,26 +170,11 @@ class LLMClient:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    async def _post(self, body: dict[str, Any]) -> httpx.Response:
-        try:
-            response = await self._http.post("/chat/completions", json=body)
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code in RETRYABLE_STATUS:
-            retry_after = response.headers.get("Retry-After")
-            raise RetryableError(
-                f"HTTP {response.status_code}: {response.text[:200]}",
-                float(retry_after)
-                if retry_after and retry_after.replace(".", "").isdigit()
-                else None,
-            )
-        return response
-
     async def _attempt(self, body: dict[str, Any], record: Callable[..., Any]) -> httpx.Response:
         """One HTTP attempt; a transient failure is recorded, then retried by the policy."""
         started = time.perf_counter()
         try:
-            return await self._post(body)
+            return await send(self._http, "POST", "/chat/completions", json=body)
         except RetryableError as exc:
             await record(error=str(exc), latency_ms=int((time.perf_counter() - started) * 1000))
             raise

@@ -16,22 +16,14 @@ from caption_service import prompts
 from caption_service.engines.base import EngineOutput, EngineUnavailable
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
+from shared.http import send
 from shared.retry import RetryableError, RetryPolicy
-
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 def _jpeg_data_url(image: Image.Image) -> str:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=90)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
 
 
 class OpenAIEngine:
@@ -92,15 +84,7 @@ class OpenAIEngine:
         }
 
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
-        try:
-            response = await self._http.post("/chat/completions", json=body)
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code in RETRYABLE_STATUS:
-            raise RetryableError(
-                f"HTTP {response.status_code}: {response.text[:200]}", _retry_after(response)
-            )
-        return response
+        return await send(self._http, "POST", "/chat/completions", json=body)
 
     async def _one(self, image: Image.Image, instruction: str) -> EngineOutput:
         loop = asyncio.get_running_loop()
