@@ -168,6 +168,9 @@ async def test_caption_service_down_fails_clearly_keeps_work_and_retry_resumes(
     assert back.images_sent == 1  # only what was missing
     job = (await api.get(f"/v1/jobs/{job_id}")).json()
     assert job["attempts"] == 2 and job["valid"] == 17
+    events = (await api.get(f"/v1/jobs/{job_id}/events")).json()
+    assert [e["kind"] for e in events] == ["started", "failed", "started", "succeeded"]
+    assert "caption service unavailable" in events[1]["message"]
 
 
 async def test_cancel_stops_a_running_job_at_the_next_batch(

@@ -25,10 +25,6 @@ async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.U
     ).scalar_one()
 
 
-async def get_dataset(session: AsyncSession, dataset_id: uuid.UUID) -> Dataset:
-    return (await session.execute(select(Dataset).where(Dataset.id == dataset_id))).scalar_one()
-
-
 async def known_images(
     session: AsyncSession, dataset_id: uuid.UUID, relpaths: list[str]
 ) -> dict[str, Image]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobImage, LLMCall
+from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage, LLMCall
 
 
 async def add_job(session: AsyncSession, dataset_id: uuid.UUID, options: dict) -> Job:
@@ -46,12 +46,6 @@ async def list_jobs(
     )
     total = int(await session.scalar(count) or 0)
     return [(r[0], r[1], r[2]) for r in rows], total
-
-
-async def request_cancel(session: AsyncSession, job_id: uuid.UUID) -> None:
-    await session.execute(
-        update(Job).where(Job.id == job_id).values(cancel_requested=True, updated_at=func.now())
-    )
 
 
 async def invalid_images(
@@ -93,3 +87,10 @@ async def llm_spent(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uui
         for job_id, calls, p, c in rows
         if job_id is not None
     }
+
+
+async def events(session: AsyncSession, job_id: uuid.UUID) -> list[JobEvent]:
+    rows = await session.scalars(
+        select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    )
+    return list(rows)

@@ -71,3 +71,13 @@ async def invalid_images(
     rows, total = await repository.invalid_images(session, found.id, limit, offset)
     items = [InvalidImage(path=p, class_=c, reason=r) for p, c, r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}/events", response_model=list[schemas.JobEventOut])
+async def job_events(job_id: str, session: Session) -> list[schemas.JobEventOut]:
+    """The job's timeline: each attempt's start, interruptions and the outcome."""
+    found = await service.get_job(session, service.parse_job_id(job_id))
+    return [
+        schemas.JobEventOut(at=e.at, kind=e.kind, stage=e.stage, message=e.message)
+        for e in await repository.events(session, found.id)
+    ]

@@ -122,3 +122,10 @@ class JobAccepted(BaseModel):
     id: uuid.UUID
     status: JobStatus
     dataset_path: str
+
+
+class JobEventOut(BaseModel):
+    at: datetime
+    kind: str = Field(description="started, interrupted, succeeded, failed or cancelled.")
+    stage: str | None = None
+    message: str | None = None

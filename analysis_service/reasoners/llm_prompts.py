@@ -100,21 +100,6 @@ def merge_dimensions(subject: str, candidates: list[str]) -> Ask:
     )
 
 
-def suggest_attributes(subject: str, dimension: str, captions: list[str], most: int) -> Ask:
-    user = (
-        f"Descriptions of images of {subject}:\n{_listing(captions)}\n\n"
-        f"List up to {most} distinct values of the dimension '{dimension}' that these images "
-        f"show. Each value is a short phrase of at most three words. Answer as "
-        '{"attributes": [...]}.'
-    )
-    return Ask(
-        "attributes",
-        _messages(user),
-        _names_schema("attributes", most),
-        _names_validator("attributes", 1, most),
-    )
-
-
 def suggest_attributes_all(
     subject: str, dimensions: list[str], captions: list[str], most: int
 ) -> Ask:

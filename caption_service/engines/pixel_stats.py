@@ -35,7 +35,6 @@ class PixelStats:
     colors: list[tuple[str, float]]  # named colours with their share, largest first
     top_color: str
     bottom_color: str
-    left_right_balance: float  # |mean luminance left - right|
 
 
 def _color_names(hsv: np.ndarray) -> np.ndarray:
@@ -79,7 +78,6 @@ def measure(image: Image.Image, side: int = 96) -> PixelStats:
     names = _color_names(hsv)
     rows = names.shape[0]
     third = max(1, rows // 3)
-    half_w = max(1, luma.shape[1] // 2)
     grad = np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()
     return PixelStats(
         width=width,
@@ -91,7 +89,6 @@ def measure(image: Image.Image, side: int = 96) -> PixelStats:
         colors=_shares(names),
         top_color=_shares(names[:third])[0][0],
         bottom_color=_shares(names[rows - third :])[0][0],
-        left_right_balance=float(abs(luma[:, :half_w].mean() - luma[:, half_w:].mean())),
     )
 
 
