@@ -293,3 +293,29 @@ async def test_jsonl_captions_and_unknown_images_of_a_dataset(llm_api, data_root
 async def test_num_attributes_needs_organization_mode(llm_api):
     resp = await llm_api.post("/v1/jobs", json={"dataset_path": "x", "num_attributes": 3})
     assert resp.status_code == 422 and "organization" in resp.json()["detail"]
+
+
+def test_captions_files_from_other_tools_load(tmp_path: Path):
+    from analysis_service.datasets.captions_file import check_file, read_rows
+
+    bom_crlf = tmp_path / "export.csv"
+    bom_crlf.write_bytes(
+        b'\xef\xbb\xbfImage,Label,Caption,Extra\r\na.jpg,cat,"A cat, sitting\r\non a mat.",x\r\n'
+        b"b.jpg,dog,A dog.,y\r\n"
+    )
+    tabs = tmp_path / "export.tsv"
+    tabs.write_text("path\tclass\ttext\na.jpg\tcat\tA cat.\n")
+    keys = tmp_path / "export.jsonl"
+    keys.write_text(
+        '{"path": "a.jpg", "class": "cat", "text": "A cat."}\n\n'
+        '{"path": "b.jpg", "class": "dog", "text": "A dog."}\n'
+    )
+    assert check_file(bom_crlf).labels == {"cat": 1, "dog": 1}
+    first = next(read_rows(bom_crlf))
+    assert (first.image, first.label, first.caption.replace("\r\n", " ")) == (
+        "a.jpg",
+        "cat",
+        "A cat, sitting on a mat.",
+    )
+    assert check_file(tabs).rows == 1
+    assert check_file(keys).rows == 2

@@ -8,6 +8,7 @@ label/class/category, caption/text/description). Problems are reported with row 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,7 +79,13 @@ def _text(path: Path) -> Iterator[str]:
 
 
 def _csv_rows(path: Path) -> Iterator[CaptionRow]:
-    reader = csv.reader(_text(path))
+    lines = _text(path)
+    first = next(lines, "")
+    if not first.strip():
+        raise CaptionsFileError("the captions file is empty")
+    # Tab-separated exports are common; commas are the default.
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
