@@ -319,3 +319,38 @@ def test_captions_files_from_other_tools_load(tmp_path: Path):
     )
     assert check_file(tabs).rows == 1
     assert check_file(keys).rows == 2
+
+
+async def test_a_job_stopped_mid_assignment_resumes_without_paying_twice(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    write_csv(data_root / "caps.csv")
+    settings = llm_settings.model_copy(
+        update={"assign_captions_per_call": 1, "assign_batch_size": 2, "llm_concurrency": 1}
+    )
+    plain = llm.answer
+    assignment_calls = {"n": 0}
+
+    def answer(body):  # type: ignore[no-untyped-def]
+        if "For each description give its id" in body["messages"][1]["content"]:
+            assignment_calls["n"] += 1
+            if assignment_calls["n"] == 3:  # then the LLM goes down mid-stage
+                llm.faults.extend(["500"] * 30)
+                assignment_calls["answered"] = len(llm.requests)
+        return plain(body)
+
+    llm.answer = answer
+    job_id = await submit(llm_api, captions_path="caps.csv")
+    assert await run(job_id, settings, sessionmaker, None) == "failed"
+    before = [r["messages"][1]["content"] for r in llm.requests]
+    llm.faults.clear()
+    assert (await llm_api.post(f"/v1/jobs/{job_id}/retry")).status_code == 202
+    assert await run(job_id, settings, sessionmaker, None) == "succeeded"
+    after = [r["messages"][1]["content"] for r in llm.requests[len(before) :]]
+    # Nothing answered before the stop is asked again.
+    answered = set(before[: assignment_calls["answered"]])
+    assert after and not answered & set(after)
+    async with sessionmaker() as session:
+        rows = await session.scalar(select(func.count()).select_from(Assignment))
+    structure = (await llm_api.get(f"/v1/jobs/{job_id}/structure")).json()
+    assert rows == sum(len(c["dimensions"]) * c["images"] for c in structure["classes"])
