@@ -48,7 +48,7 @@ def _start_services(settings: LauncherSettings, extra_root: Path | None) -> subp
 
 def _bar(done: int, total: int | None, width: int = 24) -> str:
     if not total:
-        return f"{done}"
+        return ""
     filled = int(width * min(done, total) / total)
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
