@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from analysis_service.clients.caption_client import CaptionClient, CaptionServiceError, ImageRef
 from analysis_service.models import Caption, CaptionConfig, Image, Job, JobImage
-from analysis_service.pipeline.context import JobCancelled, JobContext, StageFailed
+from analysis_service.pipeline.context import JobContext, StageFailed
 from shared.caption_contract import CaptionResult, EngineInfo
 
 logger = logging.getLogger(__name__)
@@ -174,11 +174,12 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
             group.create_task(reader())
             for _ in range(senders):
                 group.create_task(sender())
-    except* CaptionServiceError as eg:
-        raise StageFailed(str(eg.exceptions[0])) from None
-    except* StageFailed as eg:
-        raise eg.exceptions[0] from None
-    except* JobCancelled:
-        raise JobCancelled() from None
+    except BaseExceptionGroup as group_error:
+        # The first failure is the story (the others are its consequences): raise it bare so
+        # the job's error names it, not "unhandled errors in a TaskGroup".
+        first = group_error.exceptions[0]
+        if isinstance(first, CaptionServiceError):
+            raise StageFailed(str(first)) from first
+        raise first from None
     await ctx.finish_stage(STAGE, done=total)
     logger.info("captioned %d images with %s/%s", done, info.engine, info.model)

@@ -133,7 +133,8 @@ class OpenAIEngine:
                     group.create_task(self._one(im, ins))
                     for im, ins in zip(images, instructions, strict=True)
                 ]
-        except* EngineUnavailable as group_error:
+        except BaseExceptionGroup as group_error:
+            # One unreachable endpoint fails the batch; raise that error itself.
             raise group_error.exceptions[0] from None
         return [t.result() for t in tasks]
 
