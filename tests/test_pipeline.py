@@ -222,3 +222,18 @@ async def test_rerunning_an_interrupted_job_adds_no_duplicates(
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Assignment)) == before
         assert await session.scalar(select(func.count()).select_from(Dimension)) > 0
+
+
+async def test_two_runners_of_one_job_never_overlap(
+    api, analysis_settings, sessionmaker, caption_app, dataset
+):
+    import asyncio
+
+    job_id = await submit(api, str(dataset))
+    outcomes = await asyncio.gather(
+        run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app)),
+        run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app)),
+    )
+    assert sorted(outcomes, key=str) == [None, "succeeded"]
+    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    assert job["attempts"] == 1

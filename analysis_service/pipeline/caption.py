@@ -135,15 +135,12 @@ async def run(ctx: JobContext, root: Path, client: CaptionClient) -> None:
     await register_key(ctx, key, info)
     # Progress counts the job's valid images, so a resumed stage starts where it stopped.
     total = await _count_valid(ctx)
-    pending = await _count_pending(ctx, key)
-    await ctx.start_stage(
-        STAGE, done=total - pending, total=total, engine=info.engine, model=info.model
-    )
+    done = total - await _count_pending(ctx, key)
+    await ctx.start_stage(STAGE, done=done, total=total, engine=info.engine, model=info.model)
     settings = ctx.settings
     # Enough requests in flight to keep every replica busy.
     senders = settings.caption_concurrency * len(client.urls)
     queue: asyncio.Queue[list[tuple] | None] = asyncio.Queue(maxsize=senders)
-    done = total - pending
 
     async def sender() -> None:
         nonlocal done

@@ -125,19 +125,22 @@ async def run_job(
     """Run or resume a job; return its final status (None if another runner holds it).
 
     The transports replace the network in tests (fakes speaking the real protocols)."""
-    async with sessionmaker() as guard:
-        # A session-level advisory lock: a second runner of the same job (a stalled job
-        # retried while its worker still lives) backs off; a killed worker's lock dies with it.
-        if not await guard.scalar(
-            text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(job_id)}
-        ):
+    engine = sessionmaker.kw["bind"]
+    async with engine.connect() as raw:
+        # A session-level advisory lock on a connection of its own, in autocommit so that no
+        # transaction stays open for the job's duration: a second runner of the same job (a
+        # stalled job retried while its worker still lives) backs off; a killed worker's lock
+        # dies with its connection.
+        guard = await raw.execution_options(isolation_level="AUTOCOMMIT")
+        key = {"k": _lock_key(job_id)}
+        if not await guard.scalar(text("SELECT pg_try_advisory_lock(:k)"), key):
             logger.warning("job %s is being run elsewhere; not starting it twice", job_id)
             return None
         try:
             transports = Transports(caption_transport, llm_transport)
             return await _run_locked(job_id, settings, sessionmaker, transports)
         finally:
-            await guard.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(job_id)})
+            await guard.execute(text("SELECT pg_advisory_unlock(:k)"), key)
 
 
 async def _run_locked(
