@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from analysis_service.launcher import LauncherSettings
+from analysis_service.launcher import LauncherSettings, port_in_use
 from analysis_service.sample_data import make_sample_dataset
 
 SAMPLE = Path("data/sample")
@@ -98,6 +98,13 @@ def run(dataset: Path | None) -> int:
     with httpx.Client(base_url=base, timeout=30) as client:
         try:
             if not _ready(client):
+                if port_in_use("127.0.0.1", settings.analysis_port):
+                    print(
+                        f"port {settings.analysis_port} is in use by another program; "
+                        "run with ANALYSIS_PORT=<free port>",
+                        file=sys.stderr,
+                    )
+                    return 1
                 server = _start_services(settings, extra)
                 deadline = time.monotonic() + 180
                 while not _ready(client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,9 +94,22 @@ def _supervise(
     return 0
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+
+
 def main() -> int:
     settings = LauncherSettings()
     configure_logging(settings.log_level, service="launcher")
+    for name, port in (
+        ("ANALYSIS_PORT", settings.analysis_port),
+        ("CAPTION_PORT", settings.caption_port),
+    ):
+        if port_in_use(settings.host, port):
+            logger.error("port %d is already in use; set %s to a free port", port, name)
+            return 2
     url = settings.database_url
     if not url:
         from analysis_service.embedded_db import start_embedded

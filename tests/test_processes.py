@@ -228,3 +228,21 @@ def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanl
     # The embedded Postgres started by the launcher was stopped with it.
     assert not (tmp_path / "state" / "pg" / "postmaster.pid").exists()
     assert dataset.exists()
+
+
+def test_launcher_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = dict(
+            os.environ,
+            ANALYSIS_PORT=str(port),
+            CAPTION_PORT=str(free_port()),
+            STATE_DIR=str(tmp_path / "state"),
+        )
+        log = tmp_path / "serve.log"
+        code = spawn("analysis_service.launcher", env, log).wait(60)
+    assert code == 2
+    assert f"port {port} is already in use; set ANALYSIS_PORT" in log.read_text()
+    assert not (tmp_path / "state").exists()  # nothing was started
