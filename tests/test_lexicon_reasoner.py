@@ -82,3 +82,38 @@ async def test_real_captions_recover_the_indoor_outdoor_split(name: str):
 def test_shared_data_path_points_beside_the_repo():
     assert SHARED_DATA.parts[-3:] == ("shared", "data", "ssdllm-captions")
     assert Path(__file__).resolve().parents[2] == SHARED_DATA.parents[2]
+
+
+def test_ranking_breaks_ties_by_name():
+    from collections import Counter
+
+    from analysis_service.reasoners.base import ranked
+
+    assert ranked(Counter({"b": 2, "a": 2, "c": 3})) == [("c", 3), ("a", 2), ("b", 2)]
+    assert ranked(Counter({"b": 1, "a": 1}), 1) == [("a", 1)]
+
+
+def test_proposals_do_not_depend_on_the_process_hash_seed():
+    """Workers differ in PYTHONHASHSEED; a resumed job must still ask the same questions."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio\n"
+        "from analysis_service.reasoners.lexicon import LexiconReasoner\n"
+        "caps = ['alpha beta gamma', 'delta epsilon zeta', 'alpha delta', 'beta epsilon',"
+        " 'gamma zeta', 'alpha zeta']*3\n"
+        "print(asyncio.run(LexiconReasoner().propose('x', caps, 0)))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, PYTHONHASHSEED=seed),
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1

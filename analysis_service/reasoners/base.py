@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
 OTHER = "other"
+
+
+def ranked(counts: Counter[str], n: int | None = None) -> list[tuple[str, int]]:
+    """Most common first, ties broken by name: unlike Counter.most_common, the order does not
+    depend on insertion order, which for strings that came through a set changes from one
+    process to the next (hash randomisation). The same job must send the same requests in
+    every worker, or its cached answers would not be found."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 @dataclass

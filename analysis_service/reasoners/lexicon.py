@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
+from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
 from analysis_service.reasoners.vocabulary import VOCABULARY, Facet
 
 KEYWORD_DIMENSION = "keyword"
@@ -83,7 +83,7 @@ class LexiconReasoner:
     def _keep(self, counts: Counter[str], n: int) -> list[str]:
         s = self.settings
         floor = max(s.min_count, math.ceil(s.min_share * n))
-        return [a for a, c in counts.most_common(s.max_attributes) if c >= floor]
+        return [a for a, c in ranked(counts, s.max_attributes) if c >= floor]
 
     def _score_facet(self, facet: Facet, texts: list[str]) -> tuple[float, list[str]]:
         counts = Counter(a for a in (facet.first(t) for t in texts) if a is not None)
@@ -132,9 +132,7 @@ class LexiconReasoner:
         facet = self._facet_for(name)
         if facet is not None:
             counts = Counter(a for a in (facet.most(t) for t in texts) if a is not None)
-            attributes = (
-                [a for a, _ in counts.most_common(k)] if k else self._keep(counts, len(texts))
-            )
+            attributes = [a for a, _ in ranked(counts, k)] if k else self._keep(counts, len(texts))
         else:
             attributes = self._keywords(texts)[:k] if k else self._keywords(texts)
         return DimensionProposal(name, attributes or ["described"])

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from analysis_service.reasoners import llm_prompts as p
-from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
+from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
 from analysis_service.reasoners.llm_client import Answer, LLMClient
 
 
@@ -77,8 +77,8 @@ class LLMReasoner:
         for answer in answers:
             if answer.data is not None:
                 votes.update({p.normalize(d) for d in answer.data["dimensions"]} - {""})
-        kept = [d for d, n in votes.most_common() if n > c.dimension_rounds * c.dimension_threshold]
-        kept = kept or [d for d, _ in votes.most_common(3)]
+        kept = [d for d, n in ranked(votes) if n > c.dimension_rounds * c.dimension_threshold]
+        kept = kept or [d for d, _ in ranked(votes, 3)]
         if len(kept) <= 1:
             return kept
         merged = await self._ask("dimensions", subject, p.merge_dimensions(subject, kept), seed)
@@ -119,7 +119,7 @@ class LLMReasoner:
         self, subject: str, dimension: str, counts: Counter[str], seed: int, exactly: int | None
     ) -> list[str]:
         c = self._config
-        candidates = [a for a, _ in counts.most_common(4 * c.max_attributes)]
+        candidates = [a for a, _ in ranked(counts, 4 * c.max_attributes)]
         if len(candidates) < 2:
             return candidates
         merge = p.merge_attributes(subject, dimension, candidates, exactly, c.max_attributes)

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from analysis_service.reasoners.base import ranked
 from analysis_service.reasoners.vocabulary import VOCABULARY
 from tests.fakes.chat_server import ChatServer
 
@@ -67,7 +68,7 @@ def _values_in(dimension: str, captions: list[str], most: int) -> list[str]:
                 counts[value] += 1
         else:
             counts.update(set(_WORD.findall(caption)))
-    return [v for v, _ in counts.most_common(most)] or ["plain", "varied"]
+    return [v for v, _ in ranked(counts, most)] or ["plain", "varied"]
 
 
 def _choose(dimension: str, options: list[str], caption: str) -> str:
@@ -99,7 +100,7 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
         for name, facet in _FACETS.items():
             scores[name.split()[0]] = sum(1 for c in captions if facet.first(c))
         count = int(re.search(r"Propose (\d+)", prompt).group(1))  # type: ignore[union-attr]
-        return {"dimensions": [d for d, _ in scores.most_common(count)]}
+        return {"dimensions": [d for d, _ in ranked(scores, count)]}
     if "These dimensions were proposed" in prompt:
         return {"dimensions": list(dict.fromkeys(_list_after(prompt, "differ:")))}
     if prompt.startswith("Values proposed for the dimension"):
