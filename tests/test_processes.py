@@ -246,3 +246,37 @@ def test_launcher_refuses_a_port_in_use(tmp_path):
     assert code == 2
     assert f"port {port} is already in use; set ANALYSIS_PORT" in log.read_text()
     assert not (tmp_path / "state").exists()  # nothing was started
+
+
+def test_a_stopped_worker_hands_its_job_back_to_the_queue(
+    worker_env, database_url, data_root, tmp_path
+):
+    dataset = make_dataset(data_root / "pets", per_class=60)
+    # 30 batches of 4 at 0.3 s: longer than the worker's 5 s grace period after SIGTERM.
+    with SlowCaptionServer(data_root, delay_s=0.3) as captions:
+        worker_env["CAPTION_URLS"] = captions.url
+        job_id = submit(database_url, dataset)
+        first = start_worker(worker_env, tmp_path / "w1.log")
+        wait_until(
+            lambda: (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0) >= 8,
+            60,
+            "captioning to start",
+        )
+        first.send_signal(signal.SIGTERM)  # what Ctrl-C on `make serve` sends it
+        assert first.wait(30) == 0
+        assert job_row(database_url, job_id)[0] == "queued"
+        second = start_worker(worker_env, tmp_path / "w2.log")
+        try:
+            # Picked up at once: no stalled-worker timeout to wait for.
+            wait_until(lambda: job_row(database_url, job_id)[0] == "succeeded", 60, "job")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+    with psycopg.connect(database_url) as conn:
+        kinds = [
+            r[0]
+            for r in conn.execute(
+                "SELECT kind FROM job_event WHERE job_id = %s ORDER BY id", (job_id,)
+            )
+        ]
+    assert kinds == ["started", "interrupted", "started", "succeeded"]
