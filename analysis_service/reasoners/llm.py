@@ -243,9 +243,12 @@ class LLMReasoner:
 
     # Stage 5: assignment.
     async def _assign_chunk(
-        self, subject: str, dims: dict[str, list[str]], captions: list[str]
+        self, subject: str, dims: dict[str, list[str]], captions: list[str], retry: bool = True
     ) -> list[ImageAnswer]:
-        answer = await self._ask("assign", subject, p.assign_batch(subject, dims, captions), 0)
+        """Answers for a chunk; captions given a value outside the lists are asked once more
+        on their own, and what is still outside becomes 'other' with the reason."""
+        ask = p.assign_batch(subject, dims, captions, again=not retry)
+        answer = await self._ask("assign", subject, ask, 0)
         if answer.data is None:
             note = f"invalid answer: {answer.problem}"
             return [
@@ -263,6 +266,13 @@ class LLMReasoner:
                     choices[dim] = OTHER
                     notes[dim] = f"answer {value!r} is not an allowed value"
             results.append(ImageAnswer(choices, notes))
+        retry_at = [i for i, r in enumerate(results) if r.notes] if retry else []
+        if retry_at:
+            again = await self._assign_chunk(
+                subject, dims, [captions[i] for i in retry_at], retry=False
+            )
+            for i, second in zip(retry_at, again, strict=True):
+                results[i] = second
         return results
 
     async def _assign_reference(

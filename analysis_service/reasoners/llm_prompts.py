@@ -282,7 +282,9 @@ def validate_new(subject: str, dimension: str, attributes: list[str], new: str) 
     return Ask("validation", _messages(user), schema, check)
 
 
-def assign_batch(subject: str, dimensions: dict[str, list[str]], captions: list[str]) -> Ask:
+def assign_batch(
+    subject: str, dimensions: dict[str, list[str]], captions: list[str], again: bool = False
+) -> Ask:
     """Several captions, every dimension answered at once. Each answer is the caption's id
     and its values in the order the dimensions are listed: the compact form keeps the
     output near one short word per caption and dimension."""
@@ -296,6 +298,8 @@ def assign_batch(subject: str, dimensions: dict[str, list[str]], captions: list[
         f"above ('{OTHER}' when none fits). Answer as "
         f'{{"answers": [{{"id": 1, "values": [{order}]}}, ...]}}.'
     )
+    if again:
+        user += " An earlier answer used values outside these lists: use only the listed ones."
     every_value = sorted({v for opts in options.values() for v in opts})
     item = {
         "type": "object",
