@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from analysis_service.reasoners import llm_prompts as p
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
 from analysis_service.reasoners.llm_client import Answer, LLMClient
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,18 @@ class StageConfig:
     refine_repeats: int = 3
     captions_per_call: int = 40
     assignment_mode: str = "batched"
+
+
+async def _all(*coroutines: Coroutine[Any, Any, T]) -> list[T]:
+    """Like gather, but the first failure cancels the others before it propagates: no call
+    outlives the job that asked for it."""
+    tasks: list[asyncio.Task[T]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coroutines]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]
 
 
 def _rng(*parts: object) -> random.Random:
@@ -72,7 +88,7 @@ class LLMReasoner:
             )
             for r in range(c.dimension_rounds)
         ]
-        answers = await asyncio.gather(*(self._ask("dimensions", subject, a, seed) for a in asks))
+        answers = await _all(*(self._ask("dimensions", subject, a, seed) for a in asks))
         votes: Counter[str] = Counter()
         for answer in answers:
             if answer.data is not None:
@@ -103,14 +119,14 @@ class LLMReasoner:
             )
             for r in range(c.attribute_rounds)
         ]
-        answers = await asyncio.gather(*(self._ask("attributes", subject, a, seed) for a in asks))
+        answers = await _all(*(self._ask("attributes", subject, a, seed) for a in asks))
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
             if answer.data is not None:
                 for dim in dimensions:
                     values = {p.normalize(v) for v in answer.data["attributes"][dim]}
                     counts[dim].update(values - {"", OTHER})
-        merged = await asyncio.gather(
+        merged = await _all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
         return dict(zip(dimensions, merged, strict=True))
@@ -142,7 +158,7 @@ class LLMReasoner:
         for r in range(c.refine_rounds):
             caption = _rng(seed, subject, "refine", r).choice(captions)
             ask = p.classify_all(subject, attrs, caption)
-            repeats = await asyncio.gather(
+            repeats = await _all(
                 *(
                     self._ask("refine", subject, ask, seed * 1000 + r * 10 + t, temperature=0.7)
                     for t in range(c.refine_repeats)
@@ -150,7 +166,7 @@ class LLMReasoner:
             )
             answered = [a.data["choices"] for a in repeats if a.data is not None]
             disputed = [d for d in attrs if len({choice[d] for choice in answered}) > 1]
-            updates = await asyncio.gather(
+            updates = await _all(
                 *(
                     self._diagnose(
                         subject, d, attrs[d], caption, [ch[d] for ch in answered], seed, exactly
@@ -159,9 +175,7 @@ class LLMReasoner:
                 )
             )
             attrs.update(zip(disputed, updates, strict=True))
-        final = await asyncio.gather(
-            *(self._final(subject, d, a, seed, exactly) for d, a in attrs.items())
-        )
+        final = await _all(*(self._final(subject, d, a, seed, exactly) for d, a in attrs.items()))
         return dict(zip(attrs, final, strict=True))
 
     async def _diagnose(
@@ -294,10 +308,8 @@ class LLMReasoner:
     ) -> list[ImageAnswer]:
         dims = {d.name: d.attributes for d in dimensions}
         if self._config.assignment_mode == "per_image_dimension":
-            return list(
-                await asyncio.gather(*(self._assign_reference(subject, dims, c) for c in captions))
-            )
+            return list(await _all(*(self._assign_reference(subject, dims, c) for c in captions)))
         size = self._config.captions_per_call
         chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
-        done = await asyncio.gather(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
+        done = await _all(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
         return [answer for chunk in done for answer in chunk]
