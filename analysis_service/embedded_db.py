@@ -31,7 +31,29 @@ def embedded_server(state_dir: Path, *, keep_running: bool = False) -> Any:
 
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_holders(pgserver, state_dir / "pg")
     return pgserver.get_server(state_dir / "pg", cleanup_mode=None if keep_running else "stop")
+
+
+def _forget_dead_holders(pgserver: Any, pgdata: Path) -> None:
+    """pgserver stops Postgres when its last holder exits, counting holders by pid in a file.
+    A holder killed with -9 never leaves that list, and Postgres would then never be stopped;
+    drop pids that are no longer running, under pgserver's own lock."""
+    holders = pgdata / ".handle_pids.json"
+    if not holders.exists():
+        return
+    import json
+
+    import psutil
+
+    with pgserver.PostgresServer._lock:
+        try:
+            pids = json.loads(holders.read_text())
+        except ValueError:
+            return
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            holders.write_text(json.dumps(alive))
 
 
 def start_embedded(state_dir: Path, *, keep_running: bool = False) -> str:
