@@ -95,7 +95,11 @@ class LLMConfig:
 
 
 def extract_json(text: str) -> Any:
-    """Tolerant parsing: code fences, prose around the JSON, trailing garbage."""
+    """Plain JSON, else tolerant parsing: code fences, prose around the JSON, trailing garbage."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for candidate in candidates:
         candidate = candidate.strip()
@@ -269,55 +273,38 @@ class LLMClient:
         The whole exchange (cache lookup, calls, records) holds one of `concurrency` slots,
         which also bounds the database sessions the call log uses."""
         async with self._slots:
-            return await self._ask(
-                stage, subject, messages, schema, name, seed, temperature, validate
-            )
-
-    async def _ask(
-        self,
-        stage: str,
-        subject: str | None,
-        messages: list[dict[str, str]],
-        schema: dict[str, Any],
-        name: str,
-        seed: int,
-        temperature: float,
-        validate: Callable[[Any], str | None],
-    ) -> Answer:
-        request_hash = self._hash(messages, schema, temperature, seed)
-        stored = await self._log.lookup(request_hash)
-        if isinstance(stored, dict) and INVALID in stored:
-            return Answer(None, problem=str(stored[INVALID]), cached=True)
-        if stored is not None and validate(stored) is None:
-            return Answer(stored, cached=True)
-        conversation = list(messages)
-        problem = None
-        for _ in range(2):  # the answer, then one repair or correction
-            text, mode, call_id = await self._complete(
-                stage, subject, conversation, schema, name, temperature, seed, request_hash
-            )
-            try:
-                data = json.loads(text) if mode != "text" else extract_json(text)
-            except ValueError:
+            request_hash = self._hash(messages, schema, temperature, seed)
+            stored = await self._log.lookup(request_hash)
+            if isinstance(stored, dict) and INVALID in stored:
+                return Answer(None, problem=str(stored[INVALID]), cached=True)
+            if stored is not None and validate(stored) is None:
+                return Answer(stored, cached=True)
+            conversation = list(messages)
+            problem = None
+            for _ in range(2):  # the answer, then one repair or correction
+                text, _, call_id = await self._complete(
+                    stage, subject, conversation, schema, name, temperature, seed, request_hash
+                )
                 try:
                     data = extract_json(text)
                 except ValueError as exc:
                     problem = f"not valid JSON: {exc}"
                     data = None
-            if data is not None:
-                problem = validate(data)
-                if problem is None:
-                    await self._log.accept(call_id, data)
-                    return Answer(data)
-            conversation = [
-                *messages,
-                {"role": "assistant", "content": text[:4000]},
-                {
-                    "role": "user",
-                    "content": f"That answer is not acceptable: {problem}. Reply "
-                    "again with only the JSON object, following the schema and the allowed values.",
-                },
-            ]
-        # Remember the failure too: the same request would get the same answers again.
-        await self._log.accept(call_id, {INVALID: problem})
-        return Answer(None, problem=problem)
+                if data is not None:
+                    problem = validate(data)
+                    if problem is None:
+                        await self._log.accept(call_id, data)
+                        return Answer(data)
+                conversation = [
+                    *messages,
+                    {"role": "assistant", "content": text[:4000]},
+                    {
+                        "role": "user",
+                        "content": f"That answer is not acceptable: {problem}. Reply again "
+                        "with only the JSON object, following the schema and the allowed "
+                        "values.",
+                    },
+                ]
+            # Remember the failure too: the same request would get the same answers again.
+            await self._log.accept(call_id, {INVALID: problem})
+            return Answer(None, problem=problem)
