@@ -67,8 +67,8 @@ async def invalid_images(
     job_id: str, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> Page[InvalidImage]:
     """Every file the job skipped, with the reason."""
-    found = await service.get_job(session, service.parse_job_id(job_id))
-    rows, total = await repository.invalid_images(session, found.id, limit, offset)
+    job = await service.existing_job(session, job_id)
+    rows, total = await repository.invalid_images(session, job.id, limit, offset)
     items = [InvalidImage(path=p, class_=c, reason=r) for p, c, r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
@@ -76,8 +76,8 @@ async def invalid_images(
 @router.get("/{job_id}/events", response_model=list[schemas.JobEventOut])
 async def job_events(job_id: str, session: Session) -> list[schemas.JobEventOut]:
     """The job's timeline: each attempt's start, interruptions and the outcome."""
-    found = await service.get_job(session, service.parse_job_id(job_id))
+    job = await service.existing_job(session, job_id)
     return [
         schemas.JobEventOut(at=e.at, kind=e.kind, stage=e.stage, message=e.message)
-        for e in await repository.events(session, found.id)
+        for e in await repository.events(session, job.id)
     ]

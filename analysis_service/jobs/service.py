@@ -33,6 +33,14 @@ def parse_job_id(raw: str) -> uuid.UUID:
         raise JobNotFound(f"job '{raw}' not found") from None
 
 
+async def existing_job(session: AsyncSession, raw_id: str) -> Job:
+    """The job row of an id from a URL, or 404."""
+    job = await session.get(Job, parse_job_id(raw_id))
+    if job is None:
+        raise JobNotFound(f"job '{raw_id}' not found")
+    return job
+
+
 def to_schema(
     job: Job,
     dataset_path: str,

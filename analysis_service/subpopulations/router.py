@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset
-from analysis_service.jobs.service import JobNotFound, parse_job_id
+from analysis_service.jobs.service import existing_job
 from analysis_service.models import Job
 from analysis_service.schemas import Page
 from analysis_service.subpopulations import repository
@@ -24,10 +24,7 @@ router = APIRouter(tags=["subpopulations"], responses=ERROR_RESPONSES)
 
 
 async def _finished_job(session: Session, raw_id: str) -> Job:
-    job_id = parse_job_id(raw_id)
-    job = await session.get(Job, job_id)
-    if job is None:
-        raise JobNotFound(f"job '{raw_id}' not found")
+    job = await existing_job(session, raw_id)
     if job.status != "succeeded":
         raise Conflict(
             f"job '{raw_id}' is {job.status}; subpopulations are available once it has succeeded"
