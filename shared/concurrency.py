@@ -1,0 +1,39 @@
+"""Running coroutines side by side: the first failure cancels the rest and is raised as itself.
+
+asyncio.gather leaves the other calls running after one fails (they would outlive the job
+that asked for them), and a bare TaskGroup wraps the failure in an ExceptionGroup whose
+message ("unhandled errors in a TaskGroup") would become the job's error. Both helpers here
+cancel the siblings and re-raise the first failure: the first one is the story, the others
+are its consequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[asyncio.TaskGroup]:
+    """An asyncio.TaskGroup whose failure surfaces as its first exception, unwrapped."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            yield group
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def run_all(*awaitables: Awaitable[T]) -> list[T]:
+    """Like asyncio.gather: the results in order. Unlike it, the first failure cancels the
+    others before it propagates."""
+    async with task_group() as group:
+        tasks = [group.create_task(_awaited(a)) for a in awaitables]
+    return [task.result() for task in tasks]
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
