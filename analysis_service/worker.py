@@ -10,7 +10,8 @@ import procrastinate
 
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import start_embedded
-from analysis_service.queue import QUEUE, make_queue_app
+from analysis_service.jobs.tasks import make_queue_app
+from analysis_service.queue import QUEUE
 from analysis_service.settings import AnalysisSettings
 from shared.logging import configure_logging
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -56,6 +58,11 @@ class EngineInfo(BaseModel):
     prompt_version: str
     prompt: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    def caption_key(self) -> str:
+        """The key captions are stored under: a hash of this whole description."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class CaptionResponse(BaseModel):

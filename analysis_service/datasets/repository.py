@@ -1,4 +1,4 @@
-"""Every SQL query about datasets and their images."""
+"""Every SQL statement about datasets, their images and the images each job saw."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets.scanner import ScannedFile
-from analysis_service.models import Dataset, Image
+from analysis_service.models import Dataset, Image, JobImage
 
 
 async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
@@ -59,3 +59,17 @@ async def upsert_images(
         },
     ).returning(Image.relpath, Image.id)
     return {relpath: image_id for relpath, image_id in (await session.execute(upsert)).all()}
+
+
+async def add_job_images(session: AsyncSession, job_id: uuid.UUID, image_ids: list[int]) -> None:
+    """Remember which images a job saw (once each)."""
+    if image_ids:
+        rows = [{"job_id": job_id, "image_id": image_id} for image_id in image_ids]
+        await session.execute(insert(JobImage).values(rows).on_conflict_do_nothing())
+
+
+async def root_path(session: AsyncSession, dataset_id: uuid.UUID) -> str:
+    """The folder (or captions file) a dataset was registered by."""
+    return (
+        await session.execute(select(Dataset.root_path).where(Dataset.id == dataset_id))
+    ).scalar_one()

@@ -1,20 +1,16 @@
-"""Every SQL query about jobs."""
+"""Every SQL statement about jobs except their status (jobs/lifecycle.py): the job view,
+progress, counts, events and what a run records on the job row."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage, LLMCall
-
-
-async def add_job(session: AsyncSession, dataset_id: uuid.UUID, options: dict) -> Job:
-    job = Job(dataset_id=dataset_id, status="queued", options=options, progress={})
-    session.add(job)
-    await session.flush()
-    return job
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID) -> tuple[Job, str, dict | None] | None:
@@ -94,3 +90,82 @@ async def events(session: AsyncSession, job_id: uuid.UUID) -> list[JobEvent]:
         select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
     )
     return list(rows)
+
+
+async def add_event(
+    session: AsyncSession, job_id: uuid.UUID, kind: str, stage: str | None, message: str | None
+) -> None:
+    session.add(JobEvent(job_id=job_id, kind=kind, stage=stage, message=message))
+
+
+UPDATE_PROGRESS = text(
+    """
+    UPDATE job SET stage = CAST(:stage AS text), updated_at = now(), progress = jsonb_set(
+        progress, ARRAY[CAST(:stage AS text)],
+        COALESCE(progress -> CAST(:stage AS text), '{}'::jsonb) || CAST(:patch AS jsonb)
+        || CASE WHEN CAST(:started AS boolean) THEN jsonb_build_object(
+               'started_at',
+               COALESCE(progress -> CAST(:stage AS text) -> 'started_at', to_jsonb(now())))
+           ELSE '{}'::jsonb END
+        || CASE WHEN CAST(:finished AS boolean)
+                THEN jsonb_build_object('finished_at', to_jsonb(now()))
+           ELSE '{}'::jsonb END)
+    WHERE id = :id
+    """
+)
+"""Merge a patch into progress[stage] in one statement (concurrent senders each add theirs);
+started stamps started_at unless an earlier attempt did, finished stamps finished_at."""
+
+
+async def update_progress(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    stage: str,
+    patch: dict[str, Any],
+    *,
+    started: bool = False,
+    finished: bool = False,
+) -> None:
+    params = {
+        "stage": stage,
+        "patch": json.dumps(patch),
+        "started": started,
+        "finished": finished,
+        "id": job_id,
+    }
+    await session.execute(UPDATE_PROGRESS, params)
+
+
+async def progress(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
+    return dict(await session.scalar(select(Job.progress).where(Job.id == job_id)) or {})
+
+
+async def record_run_facts(session: AsyncSession, job_id: uuid.UUID, **facts: Any) -> None:
+    """Facts a run learns about its job: the caption key it used, the reasoner, the LLM cost
+    estimate. Never the status: that is the lifecycle's."""
+    if "status" in facts:
+        raise ValueError("a job's status changes only through jobs.lifecycle")
+    await session.execute(update(Job).where(Job.id == job_id).values(**facts))
+
+
+UPDATE_COUNTS = text(
+    """
+    UPDATE job SET
+        images = c.images,
+        invalid = c.invalid,
+        valid = c.images - c.invalid
+    FROM (
+        SELECT count(*) AS images,
+               count(*) FILTER (WHERE i.invalid_reason IS NOT NULL
+                                   OR ji.caption_error IS NOT NULL) AS invalid
+        FROM job_image ji JOIN image i ON i.id = ji.image_id
+        WHERE ji.job_id = :job_id
+    ) c
+    WHERE job.id = :job_id
+    """
+)
+"""The job's image totals: every file it saw, and those skipped as invalid or uncaptioned."""
+
+
+async def update_counts(session: AsyncSession, job_id: uuid.UUID) -> None:
+    await session.execute(UPDATE_COUNTS, {"job_id": job_id})

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Response, status
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset, Settings
 from analysis_service.jobs import repository, schemas, service
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.schemas import Page
-from analysis_service.subpopulations.schemas import InvalidImage
+from analysis_service.subpopulations.schemas import InvalidImageOut
 from shared.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -21,7 +22,7 @@ async def create_job(
     """Start discovery on a dataset folder; poll the Location it returns."""
     job, root = await service.create_job(session, settings, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return schemas.JobAccepted(id=job.id, status="queued", dataset_path=root)
+    return schemas.JobAccepted(id=job.id, status=JobStatus.QUEUED, dataset_path=root)
 
 
 @router.get("", response_model=Page[schemas.Job])
@@ -30,7 +31,7 @@ async def list_jobs(
     settings: Settings,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: schemas.JobStatus | None = None,
+    status: JobStatus | None = None,
 ) -> Page[schemas.Job]:
     """Jobs, newest first."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
@@ -51,25 +52,25 @@ async def get_job(job_id: str, session: Session, settings: Settings) -> schemas.
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.Job)
-async def cancel_job(job_id: str, session: Session) -> schemas.Job:
+async def cancel_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
     """Cancel a job; a running one stops at its next batch."""
-    return await service.cancel_job(session, service.parse_job_id(job_id))
+    return await service.cancel_job(session, service.parse_job_id(job_id), settings)
 
 
 @router.post("/{job_id}/retry", response_model=schemas.Job, status_code=status.HTTP_202_ACCEPTED)
-async def retry_job(job_id: str, session: Session) -> schemas.Job:
+async def retry_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
     """Queue a failed or cancelled job again; finished work is kept."""
-    return await service.retry_job(session, service.parse_job_id(job_id))
+    return await service.retry_job(session, service.parse_job_id(job_id), settings)
 
 
-@router.get("/{job_id}/invalid-images", response_model=Page[InvalidImage])
+@router.get("/{job_id}/invalid-images", response_model=Page[InvalidImageOut])
 async def invalid_images(
     job_id: str, session: Session, limit: Limit = 100, offset: Offset = 0
-) -> Page[InvalidImage]:
+) -> Page[InvalidImageOut]:
     """Every file the job skipped, with the reason."""
     job = await service.existing_job(session, job_id)
     rows, total = await repository.invalid_images(session, job.id, limit, offset)
-    items = [InvalidImage(path=p, class_=c, reason=r) for p, c, r in rows]
+    items = [InvalidImageOut(path=p, class_=c, reason=r) for p, c, r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from analysis_service.jobs.lifecycle import JobStatus
 
 
 class JobCreate(BaseModel):

@@ -5,21 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.captions_file import check_file
 from analysis_service.datasets.layout import check_layout, iter_files
-from analysis_service.jobs import repository, schemas
+from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.models import Job
-from analysis_service.queue import enqueue_run_job
 from analysis_service.reasoners import stage_config
 from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
+
+T = TypeVar("T")
 
 
 class JobNotFound(NotFound):
@@ -33,12 +34,16 @@ def parse_job_id(raw: str) -> uuid.UUID:
         raise JobNotFound(f"job '{raw}' not found") from None
 
 
+def _found(found: T | None, job_id: object) -> T:
+    """What a lookup of a job found, or 404."""
+    if found is None:
+        raise JobNotFound(f"job '{job_id}' not found")
+    return found
+
+
 async def existing_job(session: AsyncSession, raw_id: str) -> Job:
     """The job row of an id from a URL, or 404."""
-    job = await session.get(Job, parse_job_id(raw_id))
-    if job is None:
-        raise JobNotFound(f"job '{raw_id}' not found")
-    return job
+    return _found(await session.get(Job, parse_job_id(raw_id)), raw_id)
 
 
 def to_schema(
@@ -54,7 +59,7 @@ def to_schema(
     options = job.options or {}
     return schemas.Job(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=lifecycle.JobStatus(job.status),
         stage=job.stage,
         dataset_path=dataset_path,
         progress={k: schemas.StageProgress(**v) for k, v in (job.progress or {}).items()},
@@ -143,48 +148,39 @@ async def create_job(
     dataset_id = await datasets.get_or_create_dataset(
         session, str(root) if root else options["captions_path"]
     )
-    job = await repository.add_job(session, dataset_id, options)
+    job = await lifecycle.create(session, dataset_id, options)
     job.llm_estimate = cost
-    await enqueue_run_job(session, job.id)
     return job, str(root) if root else options["captions_path"]
 
 
 async def get_job(
-    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings | None = None
+    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
 ) -> schemas.Job:
-    found = await repository.get_job(session, job_id)
-    if found is None:
-        raise JobNotFound(f"job '{job_id}' not found")
+    """The public view of a job: the same for GET, cancel and retry."""
+    found = _found(await repository.get_job(session, job_id), job_id)
     spent = (await repository.llm_spent(session, [job_id])).get(job_id)
-    return to_schema(*found, spent, _llm_model(settings) if settings else None)
+    return to_schema(*found, spent, _llm_model(settings))
 
 
-async def cancel_job(session: AsyncSession, job_id: uuid.UUID) -> schemas.Job:
+async def cancel_job(
+    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
+) -> schemas.Job:
     """Queued jobs are cancelled at once; running ones stop at their next batch."""
-    found = await repository.get_job(session, job_id)
-    if found is None:
-        raise JobNotFound(f"job '{job_id}' not found")
-    job = found[0]
-    if job.status in ("succeeded", "failed", "cancelled"):
-        raise Conflict(f"job '{job_id}' is already {job.status}")
-    job.cancel_requested = True
-    if job.status == "queued":
-        job.status, job.finished_at = "cancelled", func.now()
-    await session.flush()
-    await session.refresh(job)
-    return to_schema(job, found[1], found[2])
+    if await lifecycle.cancel(session, job_id) is None:
+        status = await _existing_status(session, job_id)
+        raise Conflict(f"job '{job_id}' is already {status}")
+    return await get_job(session, job_id, settings)
 
 
-async def retry_job(session: AsyncSession, job_id: uuid.UUID) -> schemas.Job:
+async def retry_job(
+    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
+) -> schemas.Job:
     """Queue a failed or cancelled job again; it resumes from what it finished."""
-    found = await repository.get_job(session, job_id)
-    if found is None:
-        raise JobNotFound(f"job '{job_id}' not found")
-    job = found[0]
-    if job.status not in ("failed", "cancelled"):
-        raise Conflict(f"job '{job_id}' is {job.status}; only failed or cancelled jobs are retried")
-    job.status, job.cancel_requested, job.error, job.finished_at = "queued", False, None, None
-    await enqueue_run_job(session, job.id)
-    await session.flush()
-    await session.refresh(job)
-    return to_schema(job, found[1], found[2])
+    if await lifecycle.retry(session, job_id) is None:
+        status = await _existing_status(session, job_id)
+        raise Conflict(f"job '{job_id}' is {status}; only failed or cancelled jobs are retried")
+    return await get_job(session, job_id, settings)
+
+
+async def _existing_status(session: AsyncSession, job_id: uuid.UUID) -> lifecycle.JobStatus:
+    return _found(await lifecycle.status_of(session, job_id), job_id)

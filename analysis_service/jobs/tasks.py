@@ -1,4 +1,4 @@
-"""Queued work: one task that runs (or resumes) a job by id."""
+"""Queued work: one task that runs (or resumes) a job by id, and the queue app that has it."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import uuid
 
 import procrastinate
 
+from analysis_service.db import libpq_url
 from analysis_service.pipeline.runner import run_job as run_job_pipeline
+from analysis_service.queue import NAMESPACE, QUEUE, RUN_JOB
 
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(name="run_job", queue="jobs", pass_context=True)
+@blueprint.task(name=RUN_JOB, queue=QUEUE, pass_context=True)
 async def run_job(context: procrastinate.JobContext, job_id: str) -> None:
     """Safe to run twice: every stage resumes from what is stored."""
     extra = context.additional_context or {}
     await run_job_pipeline(uuid.UUID(job_id), extra["settings"], extra["sessionmaker"])
+
+
+def make_queue_app(database_url: str) -> procrastinate.App:
+    """The queue app a worker runs: procrastinate on the database, with the task above."""
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url))
+    )
+    app.add_tasks_from(blueprint, namespace=NAMESPACE)
+    return app

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from analysis_service.models import Job, JobEvent
+from analysis_service.jobs import lifecycle
+from analysis_service.jobs import repository as jobs
+from analysis_service.jobs.lifecycle import Stage
 from analysis_service.settings import AnalysisSettings
-
-_UPDATE_STAGE = text(
-    """
-    UPDATE job SET stage = CAST(:stage AS text), updated_at = now(), progress = jsonb_set(
-        progress, ARRAY[CAST(:stage AS text)],
-        COALESCE(progress -> CAST(:stage AS text), '{}'::jsonb) || CAST(:patch AS jsonb)
-        || CASE WHEN CAST(:started AS boolean) THEN jsonb_build_object(
-               'started_at',
-               COALESCE(progress -> CAST(:stage AS text) -> 'started_at', to_jsonb(now())))
-           ELSE '{}'::jsonb END
-        || CASE WHEN CAST(:finished AS boolean)
-                THEN jsonb_build_object('finished_at', to_jsonb(now()))
-           ELSE '{}'::jsonb END)
-    WHERE id = :id
-    """
-)
 
 
 class JobCancelled(Exception):
@@ -39,7 +23,9 @@ class StageFailed(Exception):
 
 
 @dataclass
-class JobContext:
+class RunContext:
+    """One run of one job, as its stages see it."""
+
     job_id: uuid.UUID
     dataset_id: uuid.UUID
     settings: AnalysisSettings
@@ -50,41 +36,43 @@ class JobContext:
     def seed(self) -> int:
         return int(self.options.get("seed", 0))
 
+    @property
+    def pooled(self) -> bool:
+        """Organization mode: all images are one subject, organised by the criterion."""
+        return self.options.get("mode") == "organization"
+
     async def check_cancelled(self) -> None:
         """Called between batches: a cancel request stops the job there."""
         async with self.sessionmaker() as session:
-            flag = await session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-        if flag:
-            raise JobCancelled()
+            if await lifecycle.cancel_requested(session, self.job_id):
+                raise JobCancelled()
 
     async def update_stage(
-        self, stage: str, *, started: bool = False, finished: bool = False, **patch: Any
+        self, stage: Stage, *, started: bool = False, finished: bool = False, **patch: Any
     ) -> None:
         """Merge patch into progress[stage]. started stamps started_at unless an earlier
         attempt already did (a resumed stage keeps its start); finished stamps finished_at."""
         async with self.sessionmaker() as session, session.begin():
-            await session.execute(
-                _UPDATE_STAGE,
-                {
-                    "stage": stage,
-                    "patch": json.dumps(patch),
-                    "started": started,
-                    "finished": finished,
-                    "id": self.job_id,
-                },
+            await jobs.update_progress(
+                session, self.job_id, stage, patch, started=started, finished=finished
             )
 
-    async def start_stage(self, stage: str, **patch: Any) -> None:
+    async def start_stage(self, stage: Stage, **patch: Any) -> None:
         await self.update_stage(stage, started=True, state="running", **patch)
 
-    async def finish_stage(self, stage: str, **patch: Any) -> None:
+    async def finish_stage(self, stage: Stage, **patch: Any) -> None:
         await self.update_stage(stage, finished=True, state="done", **patch)
 
-    async def event(self, kind: str, stage: str | None, message: str | None = None) -> None:
+    async def event(self, kind: str, stage: Stage | None, message: str | None = None) -> None:
         async with self.sessionmaker() as session, session.begin():
-            session.add(JobEvent(job_id=self.job_id, kind=kind, stage=stage, message=message))
+            await jobs.add_event(session, self.job_id, kind, stage, message)
 
-    async def stage_done(self, stage: str) -> bool:
+    async def stage_done(self, stage: Stage) -> bool:
         async with self.sessionmaker() as session:
-            progress = await session.scalar(select(Job.progress).where(Job.id == self.job_id))
-        return bool(progress and progress.get(stage, {}).get("state") == "done")
+            progress = await jobs.progress(session, self.job_id)
+        return progress.get(stage, {}).get("state") == "done"
+
+    async def record(self, **facts: Any) -> None:
+        """Store facts the run learned about its job (caption key, reasoner, estimate)."""
+        async with self.sessionmaker() as session, session.begin():
+            await jobs.record_run_facts(session, self.job_id, **facts)

@@ -5,25 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select, text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.clients.caption_client import CaptionClient
-from analysis_service.models import Dataset, Job
+from analysis_service.datasets import repository as datasets
+from analysis_service.jobs import lifecycle
+from analysis_service.jobs.lifecycle import JobStatus, Stage
 from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
-from analysis_service.pipeline.context import JobCancelled, JobContext, StageFailed
-from analysis_service.queue import enqueue_run_job
+from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
 from analysis_service.reasoners import open_reasoner
 from analysis_service.reasoners.llm_client import BudgetExceeded, LLMError
 from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+"""Take the job's advisory lock on this connection, if no other connection holds it."""
+UNLOCK = text("SELECT pg_advisory_unlock(:k)")
+"""Give the job's advisory lock back."""
 
 
 @dataclass(frozen=True)
@@ -36,47 +42,40 @@ def _lock_key(job_id: uuid.UUID) -> int:
     return int.from_bytes(job_id.bytes[:8], "big", signed=True)
 
 
-async def _claim(session: AsyncSession, job_id: uuid.UUID) -> tuple[Job, Dataset] | None:
-    """Mark the job running, or return None when there is nothing to run."""
-    job = await session.get(Job, job_id, with_for_update=True)
-    if job is None or job.status in TERMINAL:
-        return None
-    if job.cancel_requested:
-        job.status, job.finished_at = "cancelled", func.now()
-        return None
-    job.status, job.error, job.attempts = "running", None, job.attempts + 1
-    job.started_at = job.started_at or func.now()
-    job.updated_at = func.now()
-    dataset = await session.get(Dataset, job.dataset_id)
-    assert dataset is not None
-    return job, dataset
+@asynccontextmanager
+async def _exclusive(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID
+) -> AsyncIterator[bool]:
+    """Whether this runner alone holds the job. A session-level advisory lock on a connection
+    of its own, in autocommit so that no transaction stays open for the job's duration: a
+    second runner of the same job (a stalled job retried while its worker still lives) backs
+    off; a killed worker's lock dies with its connection."""
+    async with sessionmaker() as session:
+        guard = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        key = {"k": _lock_key(job_id)}
+        held = bool(await guard.scalar(TRY_LOCK, key))
+        try:
+            yield held
+        finally:
+            if held:
+                await guard.execute(UNLOCK, key)
 
 
-async def _finish(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    job_id: uuid.UUID,
-    status: str,
-    error: str | None,
-) -> None:
+async def _claim(
+    job_id: uuid.UUID, settings: AnalysisSettings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> tuple[RunContext, Path, int] | JobStatus | None:
+    """(context, dataset root, attempt) of a claimed job, else the status the job has."""
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status=status, error=error, finished_at=func.now(), updated_at=func.now())
-        )
-
-
-async def _requeue(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
-    """The worker is shutting down mid-job: hand the job back to the queue."""
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running").values(status="queued")
-        )
-        await enqueue_run_job(session, job_id)
+        job = await lifecycle.claim(session, job_id)
+        if job is None:
+            return await lifecycle.status_of(session, job_id)
+        root = Path(await datasets.root_path(session, job.dataset_id))
+        ctx = RunContext(job_id, job.dataset_id, settings, sessionmaker, dict(job.options))
+        return ctx, root, job.attempts
 
 
 async def _caption_stage(
-    ctx: JobContext, root: Path, transport: httpx.AsyncBaseTransport | None
+    ctx: RunContext, root: Path, transport: httpx.AsyncBaseTransport | None
 ) -> None:
     settings = ctx.settings
     async with CaptionClient(
@@ -91,24 +90,24 @@ async def _caption_stage(
         await caption.run(ctx, root, client)
 
 
-async def _stages(ctx: JobContext, root: Path, transports: Transports) -> None:
+async def _stages(ctx: RunContext, root: Path, transports: Transports) -> None:
     captions_path = ctx.options.get("captions_path")
     has_folder = ctx.options.get("dataset_path") is not None or not captions_path
     if has_folder:
         if not await asyncio.to_thread(root.is_dir):
             raise StageFailed(f"dataset folder '{root}' no longer exists")
-        if not await ctx.stage_done(scan.STAGE):
+        if not await ctx.stage_done(Stage.SCAN):
             await scan.run(ctx, root)
             await summarize.update_counts(ctx)
     if captions_path:
         path = Path(captions_path)
         if not await asyncio.to_thread(path.is_file):
             raise StageFailed(f"captions file '{path}' no longer exists")
-        if not await ctx.stage_done(import_captions.STAGE):
+        if not await ctx.stage_done(Stage.IMPORT):
             await import_captions.run(ctx, path, with_dataset=has_folder)
-    elif not await ctx.stage_done(caption.STAGE):
+    elif not await ctx.stage_done(Stage.CAPTION):
         await _caption_stage(ctx, root, transports.caption)
-    if not await ctx.stage_done(discover.STAGE):
+    if not await ctx.stage_done(Stage.DISCOVER):
         async with open_reasoner(ctx, transports.llm) as reasoner:
             await discover.run(ctx, reasoner)
     await summarize.run(ctx)
@@ -121,58 +120,59 @@ async def run_job(
     *,
     caption_transport: httpx.AsyncBaseTransport | None = None,
     llm_transport: httpx.AsyncBaseTransport | None = None,
-) -> str | None:
+) -> JobStatus | None:
     """Run or resume a job; return its final status (None if another runner holds it).
 
     The transports replace the network in tests (fakes speaking the real protocols)."""
-    engine = sessionmaker.kw["bind"]
-    async with engine.connect() as raw:
-        # A session-level advisory lock on a connection of its own, in autocommit so that no
-        # transaction stays open for the job's duration: a second runner of the same job (a
-        # stalled job retried while its worker still lives) backs off; a killed worker's lock
-        # dies with its connection.
-        guard = await raw.execution_options(isolation_level="AUTOCOMMIT")
-        key = {"k": _lock_key(job_id)}
-        if not await guard.scalar(text("SELECT pg_try_advisory_lock(:k)"), key):
+    async with _exclusive(sessionmaker, job_id) as alone:
+        if not alone:
             logger.warning("job %s is being run elsewhere; not starting it twice", job_id)
             return None
-        try:
-            transports = Transports(caption_transport, llm_transport)
-            return await _run_locked(job_id, settings, sessionmaker, transports)
-        finally:
-            await guard.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+        claimed = await _claim(job_id, settings, sessionmaker)
+        if not isinstance(claimed, tuple):
+            return claimed
+        ctx, root, attempt = claimed
+        return await _run_claimed(ctx, root, attempt, Transports(caption_transport, llm_transport))
 
 
-async def _run_locked(
-    job_id: uuid.UUID,
-    settings: AnalysisSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    transports: Transports,
-) -> str | None:
-    async with sessionmaker() as session, session.begin():
-        claimed = await _claim(session, job_id)
-        if claimed is None:
-            return await session.scalar(select(Job.status).where(Job.id == job_id))
-        job, dataset = claimed
-        ctx = JobContext(job_id, job.dataset_id, settings, sessionmaker, dict(job.options))
-    await ctx.event("started", None, f"attempt {job.attempts}")
-    status, error = "succeeded", None
+async def _outcome(
+    ctx: RunContext, root: Path, transports: Transports
+) -> tuple[JobStatus, str | None]:
+    """Run the stages; how the job ends, and why when it did not succeed."""
     try:
-        await _stages(ctx, Path(dataset.root_path), transports)
+        await _stages(ctx, root, transports)
     except JobCancelled:
-        status = "cancelled"
+        return JobStatus.CANCELLED, None
     except (StageFailed, BudgetExceeded) as exc:
-        status, error = "failed", str(exc)
+        return JobStatus.FAILED, str(exc)
     except LLMError as exc:
-        status, error = "failed", f"LLM failed: {exc}"
+        return JobStatus.FAILED, f"LLM failed: {exc}"
     except asyncio.CancelledError:
-        await asyncio.shield(_requeue(sessionmaker, job_id))
-        await ctx.event("interrupted", None, "worker stopped; job queued again")
         raise
     except Exception as exc:
-        logger.exception("job %s crashed", job_id)
-        status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
-    await _finish(sessionmaker, job_id, status, error)
-    await ctx.event(status, None, error)
-    logger.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+        logger.exception("job %s crashed", ctx.job_id)
+        return JobStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    return JobStatus.SUCCEEDED, None
+
+
+async def _requeue(ctx: RunContext) -> None:
+    """The worker is stopping mid-job: hand the job back to the queue."""
+    async with ctx.sessionmaker() as session, session.begin():
+        await lifecycle.requeue(session, ctx.job_id)
+    await ctx.event("interrupted", None, "worker stopped; job queued again")
+
+
+async def _run_claimed(
+    ctx: RunContext, root: Path, attempt: int, transports: Transports
+) -> JobStatus | None:
+    await ctx.event("started", None, f"attempt {attempt}")
+    try:
+        outcome, error = await _outcome(ctx, root, transports)
+    except asyncio.CancelledError:
+        await asyncio.shield(_requeue(ctx))
+        raise
+    async with ctx.sessionmaker() as session, session.begin():
+        status = await lifecycle.finish(session, ctx.job_id, outcome, error)
+    await ctx.event(outcome, None, error)
+    logger.info("job %s %s%s", ctx.job_id, outcome, f": {error}" if error else "")
     return status

@@ -13,17 +13,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
 from analysis_service.datasets.scanner import ScannedFile, examine, stat_file
-from analysis_service.models import Image, JobImage
-from analysis_service.pipeline.context import JobContext
+from analysis_service.jobs.lifecycle import Stage
+from analysis_service.models import Image
+from analysis_service.pipeline.context import RunContext
 
 logger = logging.getLogger(__name__)
-STAGE = "scan"
 
 
 def _unchanged(known: Image | None, current: ScannedFile) -> bool:
@@ -36,7 +33,7 @@ def _unchanged(known: Image | None, current: ScannedFile) -> bool:
 
 
 async def _examine_batch(
-    ctx: JobContext, root: Path, batch: list[tuple[str, str | None]], pool: ThreadPoolExecutor
+    ctx: RunContext, root: Path, batch: list[tuple[str, str | None]], pool: ThreadPoolExecutor
 ) -> tuple[list[ScannedFile], list[int]]:
     """Return the files that need a fresh row, and the ids of unchanged known images."""
     loop = asyncio.get_running_loop()
@@ -55,18 +52,15 @@ async def _examine_batch(
     return changed, reused
 
 
-async def _store(
-    ctx: JobContext, session: AsyncSession, changed: list[ScannedFile], reused: list[int]
-) -> None:
-    ids = list((await datasets.upsert_images(session, ctx.dataset_id, changed)).values())
-    rows = [{"job_id": ctx.job_id, "image_id": i} for i in ids + reused]
-    if rows:
-        await session.execute(insert(JobImage).values(rows).on_conflict_do_nothing())
+async def _store(ctx: RunContext, changed: list[ScannedFile], reused: list[int]) -> None:
+    async with ctx.sessionmaker() as session, session.begin():
+        ids = list((await datasets.upsert_images(session, ctx.dataset_id, changed)).values())
+        await datasets.add_job_images(session, ctx.job_id, ids + reused)
 
 
-async def run(ctx: JobContext, root: Path) -> None:
+async def run(ctx: RunContext, root: Path) -> None:
     total = sum(1 for _ in iter_files(root))
-    await ctx.start_stage(STAGE, done=0, total=total)
+    await ctx.start_stage(Stage.SCAN, done=0, total=total)
     done = 0
     size = ctx.settings.ingest_batch_size
     # Hashing and decoding release the GIL, so threads use every core.
@@ -75,9 +69,8 @@ async def run(ctx: JobContext, root: Path) -> None:
         while batch := list(itertools.islice(files, size)):
             await ctx.check_cancelled()
             changed, reused = await _examine_batch(ctx, root, batch, pool)
-            async with ctx.sessionmaker() as session, session.begin():
-                await _store(ctx, session, changed, reused)
+            await _store(ctx, changed, reused)
             done += len(batch)
-            await ctx.update_stage(STAGE, done=done)
-    await ctx.finish_stage(STAGE, done=done, total=done)
+            await ctx.update_stage(Stage.SCAN, done=done)
+    await ctx.finish_stage(Stage.SCAN, done=done, total=done)
     logger.info("scanned %d files under %s", done, root)

@@ -12,7 +12,7 @@ import httpx
 from analysis_service.reasoners.base import Reasoner
 
 if TYPE_CHECKING:
-    from analysis_service.pipeline.context import JobContext
+    from analysis_service.pipeline.context import RunContext
 
 
 def stage_config(settings, options: dict):  # type: ignore[no-untyped-def]
@@ -35,7 +35,7 @@ def stage_config(settings, options: dict):  # type: ignore[no-untyped-def]
 
 @asynccontextmanager
 async def open_reasoner(
-    ctx: JobContext, transport: httpx.AsyncBaseTransport | None = None
+    ctx: RunContext, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Reasoner]:
     settings = ctx.settings
     if not settings.llm_base_url:

@@ -52,7 +52,7 @@ class SubpopulationImage(BaseModel):
     caption: str | None
 
 
-class InvalidImage(BaseModel):
+class InvalidImageOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     path: str = Field(description="Path relative to the dataset root.")

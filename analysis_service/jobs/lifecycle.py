@@ -1,0 +1,198 @@
+"""The job lifecycle: its statuses, the moves allowed between them, every status change, and
+the stages a running job goes through.
+
+Each change is one conditional `UPDATE job SET status = ... WHERE id = ... AND status IN (...)
+RETURNING ...`: when a user and a worker act on one job at the same moment (cancel against
+claim, cancel against finish), Postgres orders the two updates on the row and the second one
+matches nothing, so it cannot overwrite the first. No other module writes `job.status`.
+
+    queued --claim--> running --finish--> succeeded | failed | cancelled
+      |                 |  ^                                 |       |
+      +--cancel--> cancelled  +--claim (a dead worker's job)  +-retry-+--> queued
+                        running --requeue (worker stopping)--> queued
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.models import Job
+from analysis_service.queue import enqueue_run_job
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Stage(StrEnum):
+    """The stages of a job, in order. A job made from a captions file imports instead of
+    captioning; one with a dataset folder scans it first."""
+
+    SCAN = "scan"
+    IMPORT = "import"
+    CAPTION = "caption"
+    DISCOVER = "discover"
+    SUMMARIZE = "summarize"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+#: Every move a job may make, by the status it leaves.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # A worker claims it, or the user cancels it before any worker did.
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    # It ends; it is handed back to the queue by a stopping worker; or, when its worker died,
+    # another worker claims it again.
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.SUCCEEDED}
+        | {JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
+    JobStatus.SUCCEEDED: frozenset(),
+}
+
+
+class TransitionNotAllowed(ValueError):
+    """A status change that the lifecycle does not have (a programming error)."""
+
+
+def _checked(sources: set[JobStatus], target: JobStatus) -> list[str]:
+    wrong = sorted(s for s in sources if target not in TRANSITIONS[s])
+    if wrong:
+        raise TransitionNotAllowed(f"no move from {wrong} to {target}")
+    return sorted(sources)
+
+
+async def _move(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    sources: set[JobStatus],
+    target: JobStatus,
+    *conditions: Any,
+    **values: Any,
+) -> Job | None:
+    """The one status write: the job moves to target if it is in one of sources (and the extra
+    conditions hold); returns the updated row, or None when it was in another status."""
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(_checked(sources, target)), *conditions)
+        .values(status=target, updated_at=func.now(), **values)
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def create(session: AsyncSession, dataset_id: uuid.UUID, options: dict[str, Any]) -> Job:
+    """A new job, queued in the caller's transaction: the row never lacks its queue entry."""
+    job = Job(dataset_id=dataset_id, status=JobStatus.QUEUED, options=options, progress={})
+    session.add(job)
+    await session.flush()
+    await enqueue_run_job(session, job.id)
+    return job
+
+
+async def status_of(session: AsyncSession, job_id: uuid.UUID) -> JobStatus | None:
+    found = await session.scalar(select(Job.status).where(Job.id == job_id))
+    return JobStatus(found) if found is not None else None
+
+
+async def claim(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """A worker takes the job: the claimed row, or None when there is nothing to run (it has
+    ended, or a cancel was asked for, in which case it ends cancelled here)."""
+    claimed = await _move(
+        session,
+        job_id,
+        {JobStatus.QUEUED, JobStatus.RUNNING},
+        JobStatus.RUNNING,
+        Job.cancel_requested.is_(False),
+        error=None,
+        attempts=Job.attempts + 1,
+        started_at=func.coalesce(Job.started_at, func.now()),
+    )
+    if claimed is None:
+        await _move(
+            session,
+            job_id,
+            {JobStatus.QUEUED, JobStatus.RUNNING},
+            JobStatus.CANCELLED,
+            Job.cancel_requested.is_(True),
+            finished_at=func.now(),
+        )
+    return claimed
+
+
+async def finish(
+    session: AsyncSession, job_id: uuid.UUID, outcome: JobStatus, error: str | None = None
+) -> JobStatus | None:
+    """A running job ends with outcome; returns the status it has afterwards."""
+    if outcome not in TERMINAL:
+        raise TransitionNotAllowed(f"{outcome} is not an end")
+    ended = await _move(
+        session, job_id, {JobStatus.RUNNING}, outcome, error=error, finished_at=func.now()
+    )
+    return outcome if ended is not None else await status_of(session, job_id)
+
+
+async def requeue(session: AsyncSession, job_id: uuid.UUID) -> bool:
+    """The worker is stopping mid-job: the job goes back to the queue, resumable."""
+    if await _move(session, job_id, {JobStatus.RUNNING}, JobStatus.QUEUED) is None:
+        return False
+    await enqueue_run_job(session, job_id)
+    return True
+
+
+async def cancel(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """A queued job is cancelled at once; a running one is asked to stop at its next batch
+    (its worker ends it cancelled). None when the job is in neither status."""
+    cancelled = await _move(
+        session,
+        job_id,
+        {JobStatus.QUEUED},
+        JobStatus.CANCELLED,
+        cancel_requested=True,
+        finished_at=func.now(),
+    )
+    if cancelled is not None:
+        return cancelled
+    # Only the flag changes: the status stays the worker's to write.
+    return (
+        await session.scalars(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(cancel_requested=True, updated_at=func.now())
+            .returning(Job)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+
+
+async def retry(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """A failed or cancelled job is queued again; it resumes from what it finished."""
+    queued = await _move(
+        session,
+        job_id,
+        {JobStatus.FAILED, JobStatus.CANCELLED},
+        JobStatus.QUEUED,
+        cancel_requested=False,
+        error=None,
+        finished_at=None,
+    )
+    if queued is not None:
+        await enqueue_run_job(session, job_id)
+    return queued
+
+
+async def cancel_requested(session: AsyncSession, job_id: uuid.UUID) -> bool:
+    """Asked by a running job between batches."""
+    return bool(await session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))

@@ -1,0 +1,109 @@
+"""The job lifecycle on real Postgres: a user and a worker racing on one job never overwrite
+each other, and only the moves of the lifecycle are made."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import pytest
+
+from analysis_service.datasets import repository as datasets
+from analysis_service.jobs import lifecycle
+from analysis_service.jobs.lifecycle import JobStatus, TransitionNotAllowed
+
+
+async def _new_job(sessionmaker) -> uuid.UUID:
+    async with sessionmaker() as session, session.begin():
+        dataset_id = await datasets.get_or_create_dataset(session, "/datasets/race")
+        job = await lifecycle.create(session, dataset_id, {})
+        return job.id
+
+
+async def _status(sessionmaker, job_id: uuid.UUID) -> JobStatus | None:
+    async with sessionmaker() as session:
+        return await lifecycle.status_of(session, job_id)
+
+
+async def _jitter(rng: random.Random) -> None:
+    await asyncio.sleep(rng.random() * 0.004)
+
+
+async def test_a_job_answered_cancelled_never_ends_otherwise(sessionmaker):
+    """Cancel races claim and finish, each on its own connection, many times over."""
+    rng = random.Random(7)
+    seen: set[tuple[str | None, str | None]] = set()
+
+    async def user(job_id: uuid.UUID) -> str | None:
+        await _jitter(rng)
+        async with sessionmaker() as session, session.begin():
+            job = await lifecycle.cancel(session, job_id)
+            return job.status if job is not None else None
+
+    async def worker(job_id: uuid.UUID) -> str | None:
+        await _jitter(rng)
+        async with sessionmaker() as session, session.begin():
+            if await lifecycle.claim(session, job_id) is None:
+                return None
+        await _jitter(rng)
+        async with sessionmaker() as session, session.begin():
+            return await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED)
+
+    for _ in range(150):
+        job_id = await _new_job(sessionmaker)
+        answered, finished = await asyncio.gather(user(job_id), worker(job_id))
+        final = await _status(sessionmaker, job_id)
+        seen.add((answered, finished))
+        if answered == JobStatus.CANCELLED:
+            # Cancelled before any worker claimed it: no worker ever runs or finishes it.
+            assert finished is None and final == JobStatus.CANCELLED
+        elif answered == JobStatus.RUNNING:
+            # Claimed first: the worker finishes (this fake worker does not look at the flag).
+            assert finished == JobStatus.SUCCEEDED and final == JobStatus.SUCCEEDED
+        else:
+            # The job had already ended when the cancel arrived.
+            assert answered is None and final == JobStatus.SUCCEEDED
+    # The race went each way at least once, or the test proved nothing.
+    assert {a for a, _ in seen} >= {JobStatus.CANCELLED, JobStatus.RUNNING}
+
+
+async def test_a_cancel_request_stops_the_job_at_its_next_claim(sessionmaker):
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.claim(session, job_id) is not None
+        running = await lifecycle.cancel(session, job_id)
+        assert running is not None and running.status == JobStatus.RUNNING
+        assert running.cancel_requested
+    # The worker dies; the queue hands the job to another worker, which must not run it.
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.claim(session, job_id) is None
+    assert await _status(sessionmaker, job_id) == JobStatus.CANCELLED
+
+
+async def test_moves_outside_the_lifecycle_change_nothing(sessionmaker):
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        # Finishing or requeueing a job nobody claimed, retrying one that has not ended.
+        assert await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED) == JobStatus.QUEUED
+        assert await lifecycle.requeue(session, job_id) is False
+        assert await lifecycle.retry(session, job_id) is None
+        with pytest.raises(TransitionNotAllowed):
+            await lifecycle.finish(session, job_id, JobStatus.RUNNING)
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.claim(session, job_id) is not None
+        assert await lifecycle.finish(session, job_id, JobStatus.FAILED, "boom") == "failed"
+        # An ended job is not claimed again, and a succeeded one cannot be retried.
+        assert await lifecycle.claim(session, job_id) is None
+        queued = await lifecycle.retry(session, job_id)
+        assert queued is not None and queued.error is None and queued.status == "queued"
+        assert (await lifecycle.claim(session, job_id)).attempts == 2  # type: ignore[union-attr]
+        assert await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED) == "succeeded"
+        assert await lifecycle.retry(session, job_id) is None
+        assert await lifecycle.cancel(session, job_id) is None
+
+
+def test_every_status_has_its_moves():
+    assert set(lifecycle.TRANSITIONS) == set(JobStatus)
+    for source, targets in lifecycle.TRANSITIONS.items():
+        assert source not in lifecycle.TERMINAL or JobStatus.RUNNING not in targets
