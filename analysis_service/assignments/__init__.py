@@ -1,0 +1,1 @@
+"""The structure discovered in each class and the images assigned to it (the write path)."""

@@ -1,0 +1,1 @@
+"""Captions: the keys they are stored under, generated and imported ones, and what is pending."""
