@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.launcher import LauncherSettings, port_in_use
 from analysis_service.sample_data import make_sample_dataset
 
@@ -58,13 +59,13 @@ def _poll(client: httpx.Client, job_id: str) -> dict:
     tty = sys.stdout.isatty()
     while True:
         job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        stage = job.get("stage") or "queued"
+        stage = job.get("stage") or JobStatus.QUEUED
         prog = job["progress"].get(stage, {})
         line = f"{job['status']:<9} {stage:<10} {_bar(prog.get('done', 0), prog.get('total'))}"
         if line != last:
             print(("\r" + line.ljust(70)) if tty else line, end="" if tty else "\n", flush=True)
             last = line
-        if job["status"] in ("succeeded", "failed", "cancelled"):
+        if job["status"] in TERMINAL:
             if tty:
                 print()
             return job
@@ -121,7 +122,7 @@ def run(dataset: Path | None) -> int:
             job_id = resp.json()["id"]
             print(f"job {job_id} on {dataset}")
             job = _poll(client, job_id)
-            if job["status"] != "succeeded":
+            if job["status"] != JobStatus.SUCCEEDED:
                 print(f"job {job['status']}: {job.get('error')}", file=sys.stderr)
                 return 1
             print(

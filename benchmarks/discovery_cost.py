@@ -13,6 +13,7 @@ import psycopg
 from analysis_service.db import make_engine, make_sessionmaker, with_database
 from analysis_service.embedded_db import ensure_database
 from analysis_service.jobs import schemas, service
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.jobs.repository import llm_spent
 from analysis_service.migrate import upgrade
 from analysis_service.pipeline.runner import run_job
@@ -41,8 +42,8 @@ async def _one(url: str, base_url: str, mode: str) -> dict:
         status = await run_job(job.id, settings, sessionmaker)
         async with sessionmaker() as session:
             spent = (await llm_spent(session, [job.id])).get(job.id, {})
-            view = await service.get_job(session, job.id)
-        if status != "succeeded":
+            view = await service.get_job(session, job.id, settings)
+        if status != JobStatus.SUCCEEDED:
             raise RuntimeError(f"benchmark job {status}: {view.error}")
         valid = view.valid
         return {**spent, "images": valid, "estimate": job.llm_estimate}

@@ -24,6 +24,7 @@ from analysis_service.evaluation.metrics import (
     normalized_mutual_information,
 )
 from analysis_service.jobs import schemas, service
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.migrate import upgrade
 from analysis_service.models import Job
 from analysis_service.pipeline.runner import run_job
@@ -48,7 +49,7 @@ async def _run(settings: AnalysisSettings, sessionmaker, body: schemas.JobCreate
     async with sessionmaker() as session:
         job = await session.get(Job, job_id)
         rows = (await session.execute(assignments_query(job_id))).all()
-    if status != "succeeded":
+    if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"job {job_id} {status}: {job.error if job else ''}")
     return job, rows
 

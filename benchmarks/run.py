@@ -21,6 +21,7 @@ import httpx
 import psycopg
 
 from analysis_service.embedded_db import embedded_server, ensure_database
+from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
 from benchmarks.datasets import ensure_dataset
 
@@ -83,17 +84,13 @@ def _run_job(base: str, dataset: Path, env: dict[str, str]) -> dict:
     worker = _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
     try:
         job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
-        while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in (
-            "succeeded",
-            "failed",
-            "cancelled",
-        ):
+        while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
             time.sleep(0.5)
         job["worker_peak_rss_mib"] = _peak_rss_mib(worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         raise RuntimeError(f"benchmark job {job['status']}: {job.get('error')}")
     return job
 

@@ -44,6 +44,13 @@ class Stage(StrEnum):
     SUMMARIZE = "summarize"
 
 
+class StageState(StrEnum):
+    """Where a stage is, in the job's progress."""
+
+    RUNNING = "running"
+    DONE = "done"
+
+
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 #: Every move a job may make, by the status it leaves.

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from analysis_service.jobs.lifecycle import JobStatus
+from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
 
 
 class JobCreate(BaseModel):
@@ -84,7 +84,7 @@ class LLMUsage(BaseModel):
 
 
 class StageProgress(BaseModel):
-    state: str | None = Field(default=None, description="running or done.")
+    state: StageState | None = None
     done: int = 0
     total: int | None = None
     unit: str = Field(default="images", description="What done and total count.")
@@ -95,10 +95,10 @@ class StageProgress(BaseModel):
 class Job(BaseModel):
     id: uuid.UUID
     status: JobStatus
-    stage: str | None = Field(description="Stage running now, or the last one reached.")
+    stage: Stage | None = Field(description="Stage running now, or the last one reached.")
     dataset_path: str = Field(description="The dataset folder, resolved.")
     progress: dict[str, StageProgress] = Field(
-        description="Per stage (scan, caption, discover, summarize): done and total."
+        description="Per stage (scan, import or caption, discover, summarize): done and total."
     )
     images: int = Field(description="Files found in the dataset.")
     valid: int = Field(description="Images analysed.")
@@ -127,5 +127,5 @@ class JobAccepted(BaseModel):
 class JobEventOut(BaseModel):
     at: datetime
     kind: str = Field(description="started, interrupted, succeeded, failed or cancelled.")
-    stage: str | None = None
+    stage: Stage | None = None
     message: str | None = None

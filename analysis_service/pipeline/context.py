@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
-from analysis_service.jobs.lifecycle import Stage
+from analysis_service.jobs.lifecycle import Stage, StageState
 from analysis_service.settings import AnalysisSettings
 
 
@@ -58,10 +58,10 @@ class RunContext:
             )
 
     async def start_stage(self, stage: Stage, **patch: Any) -> None:
-        await self.update_stage(stage, started=True, state="running", **patch)
+        await self.update_stage(stage, started=True, state=StageState.RUNNING, **patch)
 
     async def finish_stage(self, stage: Stage, **patch: Any) -> None:
-        await self.update_stage(stage, finished=True, state="done", **patch)
+        await self.update_stage(stage, finished=True, state=StageState.DONE, **patch)
 
     async def event(self, kind: str, stage: Stage | None, message: str | None = None) -> None:
         async with self.sessionmaker() as session, session.begin():
@@ -70,7 +70,7 @@ class RunContext:
     async def stage_done(self, stage: Stage) -> bool:
         async with self.sessionmaker() as session:
             progress = await jobs.progress(session, self.job_id)
-        return progress.get(stage, {}).get("state") == "done"
+        return progress.get(stage, {}).get("state") == StageState.DONE
 
     async def record(self, **facts: Any) -> None:
         """Store facts the run learned about its job (caption key, reasoner, estimate)."""

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.jobs.service import existing_job
 from analysis_service.models import Job
 from analysis_service.schemas import Page
@@ -25,7 +26,7 @@ router = APIRouter(tags=["subpopulations"], responses=ERROR_RESPONSES)
 
 async def _finished_job(session: Session, raw_id: str) -> Job:
     job = await existing_job(session, raw_id)
-    if job.status != "succeeded":
+    if job.status != JobStatus.SUCCEEDED:
         raise Conflict(
             f"job '{raw_id}' is {job.status}; subpopulations are available once it has succeeded"
         )
