@@ -23,14 +23,13 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def main() -> None:
-    from analysis_service.embedded_db import start_embedded
+    from analysis_service.embedded_db import resolve_database_url
     from analysis_service.settings import AnalysisSettings
     from shared.logging import configure_logging
 
     settings = AnalysisSettings()
     configure_logging(settings.log_level, service="migrate")
-    url = settings.database_url or start_embedded(settings.state_dir)
-    upgrade(url)
+    upgrade(resolve_database_url(settings))
     logging.getLogger(__name__).info("database schema is up to date")
 
 
