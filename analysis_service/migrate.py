@@ -9,6 +9,9 @@ from alembic import command
 from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+# The procrastinate version whose queue schema the migrations build (pyproject.toml pins it).
+# Upgrading procrastinate means a revision applying its versioned SQL migrations (see README).
+PROCRASTINATE_VERSION = "3.10.0"
 
 
 def alembic_config(url: str) -> Config:
