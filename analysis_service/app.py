@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
 from analysis_service.db import make_engine, make_sessionmaker
+from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs.router import router as jobs_router
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
@@ -41,12 +42,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, service="analysis")
-        url = settings.database_url
-        if not url:
-            from analysis_service.embedded_db import start_embedded
-
-            url = start_embedded(settings.state_dir)
-        engine = make_engine(url)
+        engine = make_engine(resolve_database_url(settings))
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

@@ -2,6 +2,7 @@
 
 pgserver counts the processes holding a server in its data folder and stops Postgres when the
 last one exits, so `make serve` and any extra `make worker` can share one embedded server.
+Every entry point finds its database through `resolve_database_url`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +59,22 @@ def _forget_dead_holders(pgserver: Any, pgdata: Path) -> None:
             holders.write_text(json.dumps(alive))
 
 
-def start_embedded(state_dir: Path, *, keep_running: bool = False) -> str:
-    """Start (or join) the embedded server and return a libpq URL to the service's database."""
+def resolve_database_url(settings: AnalysisSettings, *, database: str = DATABASE_NAME) -> str:
+    """DATABASE_URL when set; otherwise the embedded server under STATE_DIR, started or joined,
+    which this process then holds until it exits."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.state_dir, database=database)
+
+
+def start_embedded(
+    state_dir: Path, *, database: str = DATABASE_NAME, keep_running: bool = False
+) -> str:
+    """Start (or join) the embedded server and return a libpq URL to `database` on it."""
     server = embedded_server(state_dir, keep_running=keep_running)
     admin_url = server.get_uri("postgres")
-    ensure_database(admin_url, DATABASE_NAME)
-    url = server.get_uri(DATABASE_NAME)
+    ensure_database(admin_url, database)
+    url = server.get_uri(database)
     logger.info("embedded postgres ready in %s", server.pgdata)
     return url
 

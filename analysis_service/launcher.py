@@ -18,13 +18,12 @@ from types import FrameType
 
 from pydantic import Field
 
+from analysis_service.embedded_db import resolve_database_url
 from analysis_service.migrate import upgrade
 from analysis_service.settings import AnalysisSettings
 from shared.logging import configure_logging
 
 logger = logging.getLogger("launcher")
-MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
-RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
 RESTART_WINDOW_S = 60.0
 
@@ -110,11 +109,7 @@ def main() -> int:
         if port_in_use(settings.host, port):
             logger.error("port %d is already in use; set %s to a free port", port, name)
             return 2
-    url = settings.database_url
-    if not url:
-        from analysis_service.embedded_db import start_embedded
-
-        url = start_embedded(settings.state_dir)
+    url = resolve_database_url(settings)
     upgrade(url)
     env = dict(os.environ)
     env["DATABASE_URL"] = url

@@ -9,6 +9,9 @@ from alembic import command
 from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+# The procrastinate version whose queue schema the migrations build (pyproject.toml pins it).
+# Upgrading procrastinate means a revision applying its versioned SQL migrations (see README).
+PROCRASTINATE_VERSION = "3.10.0"
 
 
 def alembic_config(url: str) -> Config:
@@ -23,14 +26,13 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def main() -> None:
-    from analysis_service.embedded_db import start_embedded
+    from analysis_service.embedded_db import resolve_database_url
     from analysis_service.settings import AnalysisSettings
     from shared.logging import configure_logging
 
     settings = AnalysisSettings()
     configure_logging(settings.log_level, service="migrate")
-    url = settings.database_url or start_embedded(settings.state_dir)
-    upgrade(url)
+    upgrade(resolve_database_url(settings))
     logging.getLogger(__name__).info("database schema is up to date")
 
 

@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from shared.imaging import ImageLimits
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
 
@@ -77,16 +76,9 @@ class AnalysisSettings(ServiceSettings):
         description="'per_image_dimension' reproduces the reference code: one call each.",
     )
 
-    max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=80_000_000, ge=1)
-
     @property
     def caption_url_list(self) -> list[str]:
         return [u.strip().rstrip("/") for u in self.caption_urls.split(",") if u.strip()]
-
-    @property
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
     @property
     def caption_retry(self) -> RetryPolicy:

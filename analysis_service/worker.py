@@ -9,7 +9,7 @@ import logging
 import procrastinate
 
 from analysis_service.db import make_engine, make_sessionmaker
-from analysis_service.embedded_db import start_embedded
+from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs.tasks import make_queue_app
 from analysis_service.queue import QUEUE
 from analysis_service.settings import AnalysisSettings
@@ -65,8 +65,7 @@ async def serve(settings: AnalysisSettings, database_url: str) -> None:
 def main() -> None:
     settings = AnalysisSettings()
     configure_logging(settings.log_level, service="worker")
-    url = settings.database_url or start_embedded(settings.state_dir)
-    asyncio.run(serve(settings, url))
+    asyncio.run(serve(settings, resolve_database_url(settings)))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from PIL import Image
 from analysis_service.clients.caption_client import CaptionClient, ImageRef
 from caption_service.images import prepare_one
 from shared.caption_contract import CaptionImage
-from shared.imaging import ImageLimits
 from shared.retry import RetryPolicy
+from shared.settings import ServiceSettings
 from tests.fakes.fake_vllm import FakeAsyncLLM, FakeSamplingParams
 
 PHOTO_SIZES = [(500, 375), (1024, 768), (2048, 1536), (4000, 3000)]
@@ -59,7 +59,7 @@ def ensure_photos(root: Path) -> dict[tuple[int, int], list[Path]]:
 
 def bench_preparation(photos: dict[tuple[int, int], list[Path]]) -> list[tuple[str, str]]:
     rows = []
-    limits = ImageLimits()
+    limits = ServiceSettings().image_limits
     for (w, h), paths in photos.items():
         items = [CaptionImage(id=str(i), path=str(p)) for i, p in enumerate(paths)]
         reps = max(2, int(60 / (w * h / 500_000 + 1)))
@@ -138,9 +138,8 @@ def bench_service(state: Path, photos: dict, port_of) -> list[tuple[str, str]]: 
     import httpx
 
     paths = photos[(500, 375)] + photos[(1024, 768)]
-    prepared = [
-        prepare_one(CaptionImage(id="x", path=str(p)), ImageLimits(), 1008, 336) for p in paths
-    ]
+    limits = ServiceSettings().image_limits
+    prepared = [prepare_one(CaptionImage(id="x", path=str(p)), limits, 1008, 336) for p in paths]
     n = 1200
     own = asyncio.run(fake_engine_rate([p for p in prepared if not isinstance(p, str)], n))
     ports = [port_of(), port_of()]

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from analysis_service.db import make_engine, make_sessionmaker
-from analysis_service.embedded_db import embedded_server, ensure_database
+from analysis_service.embedded_db import resolve_database_url
 from analysis_service.evaluation.metrics import (
     adjusted_rand_index,
     clustering_accuracy,
@@ -128,12 +128,8 @@ async def main_async() -> int:
             file=sys.stderr,
         )
         return 2
-    settings = AnalysisSettings(data_roots=str(DATA))
-    url = settings.database_url
-    if not url:
-        server = embedded_server(ROOT / ".state" / "eval")
-        ensure_database(server.get_uri("postgres"), "subpop_eval")
-        url = server.get_uri("subpop_eval")
+    settings = AnalysisSettings(data_roots=str(DATA), state_dir=ROOT / ".state" / "eval")
+    url = resolve_database_url(settings, database="subpop_eval")
     upgrade(url)
     settings = settings.model_copy(update={"database_url": url})
     engine = make_engine(url)

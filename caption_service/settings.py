@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.imaging import ImageLimits
 from shared.settings import ServiceSettings
 
 DEFAULT_INSTRUCTION = (
@@ -35,8 +34,6 @@ class CaptionSettings(ServiceSettings):
     caption_workers: int = Field(
         default=0, ge=0, description="Threads for image decoding; 0 means one per CPU core."
     )
-    max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=80_000_000, ge=1)
 
     # What the model is asked (vllm and openai engines).
     caption_instruction: str = Field(default=DEFAULT_INSTRUCTION, min_length=1)
@@ -87,7 +84,3 @@ class CaptionSettings(ServiceSettings):
     @property
     def vllm_extra(self) -> dict[str, Any]:
         return dict(json.loads(self.vllm_extra_args or "{}"))
-
-    @property
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -10,7 +10,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from analysis_service.db import sqlalchemy_url
+from analysis_service.embedded_db import resolve_database_url
 from analysis_service.models import Base
+from analysis_service.settings import AnalysisSettings
 
 config = context.config
 target_metadata = Base.metadata
@@ -20,14 +22,7 @@ def _url() -> str:
     url = config.attributes.get("url")
     if url:
         return str(url)
-    from analysis_service.settings import AnalysisSettings
-
-    settings = AnalysisSettings()
-    if settings.database_url:
-        return settings.database_url
-    from analysis_service.embedded_db import start_embedded
-
-    return start_embedded(settings.state_dir)
+    return resolve_database_url(AnalysisSettings())
 
 
 def _include(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]

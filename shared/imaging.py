@@ -21,8 +21,11 @@ class InvalidImage(ValueError):
 
 @dataclass(frozen=True)
 class ImageLimits:
-    max_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 80_000_000
+    """What an accepted image may be; the services build it from their settings
+    (`ServiceSettings.image_limits`), where MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS get defaults."""
+
+    max_bytes: int
+    max_pixels: int
     min_side: int = 2
 
 

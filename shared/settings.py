@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.imaging import ImageLimits
+
 
 def parse_data_roots(value: str) -> list[Path]:
     """Split a colon-separated DATA_ROOTS value into resolved folders (symlinks followed)."""
@@ -26,6 +28,12 @@ class ServiceSettings(BaseSettings):
         description="Colon-separated folders that images and datasets may be read from.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    max_image_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Larger image files are rejected."
+    )
+    max_image_pixels: int = Field(
+        default=80_000_000, ge=1, description="Larger images are rejected (decompression bombs)."
+    )
 
     @field_validator("data_roots")
     @classmethod
@@ -36,3 +44,7 @@ class ServiceSettings(BaseSettings):
     @property
     def data_root_paths(self) -> list[Path]:
         return parse_data_roots(self.data_roots)
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 
-from shared.imaging import ImageLimits, InvalidImage, inspect_image, load_rgb
+from shared.imaging import InvalidImage, inspect_image, load_rgb
+from shared.settings import ServiceSettings
 from tests.builders import image_bytes
 
-LIMITS = ImageLimits()
+LIMITS = ServiceSettings().image_limits
 
 
 def test_valid_jpeg_is_described():
@@ -42,12 +44,12 @@ def test_truncated_pixel_data_is_found_by_decoding():
 
 def test_over_byte_limit():
     with pytest.raises(InvalidImage, match="file too large"):
-        inspect_image(image_bytes(), ImageLimits(max_bytes=100))
+        inspect_image(image_bytes(), replace(LIMITS, max_bytes=100))
 
 
 def test_over_pixel_limit():
     with pytest.raises(InvalidImage, match="too many pixels"):
-        inspect_image(image_bytes(size=(200, 200)), ImageLimits(max_pixels=10_000))
+        inspect_image(image_bytes(size=(200, 200)), replace(LIMITS, max_pixels=10_000))
 
 
 def test_decompression_bomb_is_refused_before_decoding():
@@ -56,7 +58,7 @@ def test_decompression_bomb_is_refused_before_decoding():
     buf = io.BytesIO()
     big.save(buf, format="PNG")
     with pytest.raises(InvalidImage, match="too many pixels"):
-        inspect_image(buf.getvalue(), ImageLimits(max_pixels=50_000_000))
+        inspect_image(buf.getvalue(), replace(LIMITS, max_pixels=50_000_000))
 
 
 def test_one_pixel_side_is_degenerate():

@@ -7,9 +7,10 @@ Create Date: 2026-11-25 16:55:02.061510
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects import postgresql
 
 revision = "0001"
@@ -17,11 +18,14 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# A copy kept in the repository, so this revision means the same whatever procrastinate is
+# installed; newer versions are reached by later revisions applying its versioned migrations.
+PROCRASTINATE_SCHEMA = Path(__file__).parents[1] / "procrastinate" / "schema-3.10.0.sql"
+
 
 def upgrade() -> None:
-    # procrastinate's schema is versioned with the package pinned in pyproject.toml. It is sent
-    # through the driver as-is ('%' escaped) since it holds plpgsql bodies and '::' casts.
-    schema = SchemaManager.get_schema().replace("%", "%%")
+    # Sent through the driver as-is ('%' escaped) since it holds plpgsql bodies and '::' casts.
+    schema = PROCRASTINATE_SCHEMA.read_text(encoding="utf-8").replace("%", "%%")
     op.get_bind().exec_driver_sql(schema)
     op.create_table(
         "caption",
