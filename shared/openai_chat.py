@@ -96,8 +96,9 @@ def parse_completion(payload: Any) -> ChatCompletion:
 
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON Schema in the shape strict structured output accepts everywhere:
-    definitions inlined (no `$ref`), no titles. `additionalProperties: false` and every
-    property required come from the model itself (extra='forbid', no defaults)."""
+    definitions inlined (no `$ref`), no titles, a nullable type written `"type": [t, "null"]`.
+    `additionalProperties: false` and every property required come from the model itself
+    (extra='forbid', no defaults)."""
     schema = model.model_json_schema()
     return _inlined(schema, schema.get("$defs", {}))
 
@@ -109,6 +110,9 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
         return node
     if "$ref" in node:
         return _inlined(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    match node.get("anyOf"):
+        case [{"type": str() as kind, **rest}, {"type": "null"}] if set(node) <= {"anyOf", "title"}:
+            return _inlined({**rest, "type": [kind, "null"]}, defs)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("title", "$defs"):

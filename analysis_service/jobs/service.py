@@ -15,7 +15,7 @@ from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import repository, schemas
 from analysis_service.models import Job
 from analysis_service.queue import enqueue_run_job
-from analysis_service.reasoners import stage_config
+from analysis_service.reasoners import discovery_steps
 from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -93,7 +93,7 @@ def _estimate(
         return None  # the offline reasoner makes no LLM calls
     if body.mode == "organization":
         groups = [Group(sum(g.images for g in groups), groups[0].caption_tokens)] if groups else []
-    config = stage_config(settings, body.model_dump())
+    config = discovery_steps(settings, body.model_dump())
     return estimate(config, groups, body.criterion is not None, body.num_attributes)
 
 

@@ -199,7 +199,7 @@ async def _estimate(ctx: JobContext) -> dict[str, int] | None:
     """The LLM cost from the real captions, before the costly stages run."""
     if not ctx.settings.llm_base_url:
         return None
-    from analysis_service.reasoners import stage_config
+    from analysis_service.reasoners import discovery_steps
     from analysis_service.reasoners.estimate import Group, estimate
 
     sql = text(f"SELECT count(*), avg(length(c.text)) {_CAPTIONED} GROUP BY {_group(ctx)}")
@@ -207,7 +207,7 @@ async def _estimate(ctx: JobContext) -> dict[str, int] | None:
         rows = (await session.execute(sql, {"job_id": ctx.job_id})).all()
     groups = [Group(int(n), max(1.0, float(chars or 0) / 4)) for n, chars in rows]
     goal = goal_of(ctx.options)
-    config = stage_config(ctx.settings, ctx.options)
+    config = discovery_steps(ctx.settings, ctx.options)
     return estimate(config, groups, goal.criterion is not None, goal.num_attributes)
 
 
