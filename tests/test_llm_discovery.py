@@ -108,6 +108,9 @@ async def test_per_class_discovery_from_imported_captions(
     lines = list(csv.reader(text.splitlines()))
     assert lines[0][:4] == ["image", "class", "dimension", "attribute"] and len(lines) == dims + 1
     assert path.exists()
+    async with sessionmaker() as session:
+        steps = set((await session.scalars(select(LLMCall.step))).all())
+    assert steps == {"dimensions", "attributes", "refinement", "assignment"}
 
 
 async def test_a_repeated_job_pays_nothing(llm_api, llm_settings, sessionmaker, data_root, llm):
@@ -334,7 +337,7 @@ async def test_a_job_stopped_mid_assignment_resumes_without_paying_twice(
     def answer(body):  # type: ignore[no-untyped-def]
         if "For each description give its id" in body["messages"][1]["content"]:
             assignment_calls["n"] += 1
-            if assignment_calls["n"] == 3:  # then the LLM goes down mid-stage
+            if assignment_calls["n"] == 3:  # then the LLM goes down mid-step
                 llm.faults.extend(["500"] * 30)
                 assignment_calls["answered"] = len(llm.requests)
         return plain(body)
