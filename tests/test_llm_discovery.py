@@ -233,11 +233,11 @@ async def test_unreachable_llm_fails_clearly_and_retry_resumes(
     assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
 
 
-async def test_budget_too_small_for_fixed_stages_is_refused_with_the_estimate(llm_api, data_root):
+async def test_budget_too_small_for_fixed_steps_is_refused_with_the_estimate(llm_api, data_root):
     write_csv(data_root / "caps.csv")
     resp = await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
     assert resp.status_code == 422
-    assert "estimate for the fixed stages" in resp.json()["detail"]
+    assert "estimate for the fixed steps" in resp.json()["detail"]
 
 
 async def test_budget_exceeded_stops_the_job_cleanly(
@@ -247,7 +247,7 @@ async def test_budget_exceeded_stops_the_job_cleanly(
     estimate = (
         await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
     ).json()["detail"]
-    fixed = int(estimate.split("stages (dimensions, attributes, refinement): ")[1].split()[0])
+    fixed = int(estimate.split("steps (dimensions, attributes, refinement): ")[1].split()[0])
     job_id = await submit(llm_api, captions_path="caps.csv", token_budget=fixed)
     status = await run(job_id, llm_settings, sessionmaker, None)
     job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()

@@ -100,7 +100,7 @@ def _estimate(
 def _check_budget(body: schemas.JobCreate, cost: dict[str, int] | None) -> None:
     if cost and body.token_budget is not None and body.token_budget < cost["fixed_tokens"]:
         raise InvalidRequest(
-            f"token_budget {body.token_budget} is below the estimate for the fixed stages "
+            f"token_budget {body.token_budget} is below the estimate for the fixed steps "
             f"(dimensions, attributes, refinement): {cost['fixed_tokens']} tokens in "
             f"{cost['fixed_calls']} calls; the whole job is estimated at {cost['tokens']} "
             f"tokens in {cost['calls']} calls"
