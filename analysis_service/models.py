@@ -213,7 +213,7 @@ class LLMCall(Base):
     job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("job.id", ondelete="SET NULL"), index=True
     )
-    stage: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(Text)
     request_hash: Mapped[str] = mapped_column(String(64), index=True)
     model: Mapped[str] = mapped_column(Text)

@@ -5,13 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
+from shared.openai_chat import ChatEndpoint
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
 
 
-class AnalysisSettings(ServiceSettings):
+class DiscoverySteps(BaseModel):
+    """The parameters of the SSD-LLM steps inside discovery (dimensions, attributes,
+    refinement, assignment); defaults are the reference code's. AnalysisSettings reads them
+    from the environment; `reasoners.discovery_steps` applies a job's options on top."""
+
+    dimension_rounds: int = Field(default=10, ge=1)
+    dimension_captions: int = Field(default=20, ge=1)
+    dimension_threshold: float = Field(default=0.2, ge=0, le=1)
+    dimensions_per_round: int = Field(default=5, ge=1)
+    attribute_rounds: int = Field(default=20, ge=1)
+    attribute_captions: int = Field(default=20, ge=1)
+    max_attributes: int = Field(default=10, ge=2)
+    refine_rounds: int = Field(default=20, ge=0)
+    refine_repeats: int = Field(default=3, ge=2)
+    assign_captions_per_call: int = Field(
+        default=40, ge=1, description="Captions per assignment call (all dimensions at once)."
+    )
+    assignment_mode: Literal["batched", "per_image_dimension"] = Field(
+        default="batched",
+        description="'per_image_dimension' reproduces the reference code: one call each.",
+    )
+
+
+class AnalysisSettings(ServiceSettings, DiscoverySteps):
     database_url: str | None = Field(
         default=None,
         description="Postgres URL. Unset: an embedded Postgres is started under STATE_DIR.",
@@ -58,23 +82,6 @@ class AnalysisSettings(ServiceSettings):
     llm_retry_base_delay_s: float = Field(default=1.0, ge=0)
     llm_concurrency: int = Field(default=8, ge=1, description="LLM requests in flight per job.")
     llm_max_tokens: int = Field(default=2048, ge=16)
-    # The SSD-LLM stages; defaults are the reference code's.
-    dimension_rounds: int = Field(default=10, ge=1)
-    dimension_captions: int = Field(default=20, ge=1)
-    dimension_threshold: float = Field(default=0.2, ge=0, le=1)
-    dimensions_per_round: int = Field(default=5, ge=1)
-    attribute_rounds: int = Field(default=20, ge=1)
-    attribute_captions: int = Field(default=20, ge=1)
-    max_attributes: int = Field(default=10, ge=2)
-    refine_rounds: int = Field(default=20, ge=0)
-    refine_repeats: int = Field(default=3, ge=2)
-    assign_captions_per_call: int = Field(
-        default=40, ge=1, description="Captions per assignment call (all dimensions at once)."
-    )
-    assignment_mode: Literal["batched", "per_image_dimension"] = Field(
-        default="batched",
-        description="'per_image_dimension' reproduces the reference code: one call each.",
-    )
 
     @property
     def caption_url_list(self) -> list[str]:
@@ -86,4 +93,20 @@ class AnalysisSettings(ServiceSettings):
             attempts=self.caption_retry_attempts,
             base_delay=self.caption_retry_base_delay_s,
             max_delay=self.caption_retry_max_delay_s,
+        )
+
+    @property
+    def llm_retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.llm_retries, base_delay=self.llm_retry_base_delay_s)
+
+    @property
+    def llm_endpoint(self) -> ChatEndpoint:
+        if not self.llm_base_url:
+            raise ValueError("LLM_BASE_URL is not set")
+        return ChatEndpoint(
+            base_url=self.llm_base_url,
+            api_key=self.llm_api_key.get_secret_value(),
+            model=self.llm_model,
+            timeout_s=self.llm_timeout_s,
+            retry=self.llm_retry,
         )

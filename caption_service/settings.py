@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.openai_chat import ChatEndpoint
+from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
 
 DEFAULT_INSTRUCTION = (
@@ -66,6 +68,19 @@ class CaptionSettings(ServiceSettings):
     caption_openai_retries: int = Field(default=5, ge=1)
     caption_openai_retry_base_delay_s: float = Field(default=0.5, ge=0)
     caption_openai_concurrency: int = Field(default=16, ge=1)
+
+    @property
+    def caption_openai_endpoint(self) -> ChatEndpoint:
+        return ChatEndpoint(
+            base_url=self.caption_openai_base_url,
+            api_key=self.caption_openai_api_key.get_secret_value(),
+            model=self.caption_openai_model,
+            timeout_s=self.caption_openai_timeout_s,
+            retry=RetryPolicy(
+                attempts=self.caption_openai_retries,
+                base_delay=self.caption_openai_retry_base_delay_s,
+            ),
+        )
 
     @field_validator("caption_class_instruction")
     @classmethod

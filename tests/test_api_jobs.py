@@ -127,4 +127,4 @@ async def test_results_of_an_unfinished_job_are_409(api, data_root: Path):
 async def test_health_and_readiness(api):
     assert (await api.get("/healthz")).status_code == 200
     ready = await api.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["schema"] == "0003"
+    assert ready.status_code == 200 and ready.json()["schema"] == "0004"

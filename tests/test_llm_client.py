@@ -12,10 +12,11 @@ from analysis_service.reasoners.llm_client import (
     BudgetExceeded,
     CallRecord,
     LLMClient,
-    LLMConfig,
     LLMError,
     extract_json,
 )
+from shared.openai_chat import ChatClient, ChatEndpoint
+from shared.retry import RetryPolicy
 from tests.fakes.fake_llm import FakeLLM
 
 CAPTIONS = ["A dog sitting on the grass.", "A dog lying on a couch in a room."]
@@ -53,26 +54,19 @@ def llm():
 
 
 def client(server: FakeLLM, log: MemoryCallLog, retries: int = 3) -> LLMClient:
-    config = LLMConfig(
+    endpoint = ChatEndpoint(
         base_url=server.base_url,
-        model="fake-model",
         api_key="sk-fake",
-        retries=retries,
-        retry_base_delay_s=0.0,
+        model="fake-model",
         timeout_s=2.0,
+        retry=RetryPolicy(attempts=retries, base_delay=0.0),
     )
-    return LLMClient(config, log)
+    return LLMClient(ChatClient(endpoint), log, concurrency=4, max_tokens=256)
 
 
 async def ask(c: LLMClient, ask_: p.Ask, seed: int = 0):  # type: ignore[no-untyped-def]
     return await c.ask(
-        stage="test",
-        subject="dog",
-        messages=ask_.messages,
-        schema=ask_.schema,
-        name=ask_.name,
-        seed=seed,
-        validate=ask_.validate,
+        step="test", subject="dog", messages=ask_.messages, answer=ask_.answer, seed=seed
     )
 
 
@@ -81,13 +75,14 @@ async def test_sends_the_exact_json_schema_and_records_usage(llm):
     c = client(llm, log)
     question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
     answer = await ask(c, question)
-    await c.aclose()
-    assert answer.data == {"attribute": "sitting"}
+    await c.chat.aclose()
+    assert answer.data is not None and answer.data.attribute == "sitting"
     body = llm.requests[0]
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["attribute"]["enum"] == ["sitting", "lying", "other"]
     assert body["temperature"] == 0 and body["model"] == "fake-model"
+    assert body["max_tokens"] == 256
     assert llm.headers[0]["authorization"] == "Bearer sk-fake"
     assert log.calls[0].prompt_tokens > 0 and log.calls[0].completion_tokens > 0
 
@@ -98,7 +93,7 @@ async def test_identical_request_is_answered_from_the_log(llm):
     question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
     first = await ask(c, question)
     second = await ask(c, question)
-    await c.aclose()
+    await c.chat.aclose()
     assert second.cached and second.data == first.data
     assert len(llm.requests) == 1
 
@@ -108,12 +103,12 @@ async def test_falls_back_to_json_mode_then_text(llm):
     log = MemoryCallLog()
     c = client(llm, log)
     answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[1]))
-    assert answer.data == {"attribute": "lying"}
+    assert answer.data is not None and answer.data.attribute == "lying"
     assert c.mode == "text"
     modes = [r.get("response_format", {}).get("type") for r in llm.requests]
     assert modes == ["json_schema", "json_object", None]
     await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
-    await c.aclose()
+    await c.chat.aclose()
     assert "response_format" not in llm.requests[-1]  # remembered
 
 
@@ -121,8 +116,8 @@ async def test_malformed_json_gets_one_repair(llm):
     llm.faults = ["badjson"]
     c = client(llm, MemoryCallLog())
     answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
-    await c.aclose()
-    assert answer.data == {"attribute": "sitting"}
+    await c.chat.aclose()
+    assert answer.data is not None and answer.data.attribute == "sitting"
     assert len(llm.requests) == 2
     assert "not acceptable" in llm.requests[1]["messages"][-1]["content"]
 
@@ -131,21 +126,27 @@ async def test_answers_outside_the_list_are_corrected_or_refused(llm):
     llm.faults = ["outside"]
     c = client(llm, MemoryCallLog())
     question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
-    assert (await ask(c, question)).data == {"attribute": "sitting"}
+    corrected = await ask(c, question)
+    assert corrected.data is not None and corrected.data.attribute == "sitting"
+    assert "'attribute' must be one of" in llm.requests[1]["messages"][-1]["content"]
     llm.faults = ["outside", "outside"]
     refused = await ask(c, question, seed=5)
-    await c.aclose()
+    await c.chat.aclose()
     assert refused.data is None and "must be one of" in refused.problem
 
 
 async def test_429_and_500_are_retried_and_an_outage_is_an_error(llm):
     llm.faults = ["429", "500"]
-    c = client(llm, MemoryCallLog(), retries=3)
+    log = MemoryCallLog()
+    c = client(llm, log, retries=3)
     assert (await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))).data
+    # Every attempt is recorded, the failed ones with their error.
+    assert [bool(call.error) for call in log.calls] == [True, True, False]
+    assert "HTTP 429" in (log.calls[0].error or "") and {c.step for c in log.calls} == {"test"}
     llm.faults = ["500"] * 5
     with pytest.raises(LLMError, match="unavailable after 3 attempts"):
         await ask(c, p.classify_one("dog", "pose", ["lying"], CAPTIONS[1]))
-    await c.aclose()
+    await c.chat.aclose()
 
 
 async def test_timeouts_are_retried(llm):
@@ -153,14 +154,14 @@ async def test_timeouts_are_retried(llm):
     llm.timeout_sleep_s = 3.0
     c = client(llm, MemoryCallLog())
     assert (await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))).data
-    await c.aclose()
+    await c.chat.aclose()
 
 
 async def test_budget_stops_before_the_call(llm):
     c = client(llm, MemoryCallLog(budget=10))
     with pytest.raises(BudgetExceeded):
         await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))
-    await c.aclose()
+    await c.chat.aclose()
     assert llm.requests == []
 
 

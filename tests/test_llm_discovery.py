@@ -108,6 +108,9 @@ async def test_per_class_discovery_from_imported_captions(
     lines = list(csv.reader(text.splitlines()))
     assert lines[0][:4] == ["image", "class", "dimension", "attribute"] and len(lines) == dims + 1
     assert path.exists()
+    async with sessionmaker() as session:
+        steps = set((await session.scalars(select(LLMCall.step))).all())
+    assert steps == {"dimensions", "attributes", "refinement", "assignment"}
 
 
 async def test_a_repeated_job_pays_nothing(llm_api, llm_settings, sessionmaker, data_root, llm):
@@ -230,11 +233,11 @@ async def test_unreachable_llm_fails_clearly_and_retry_resumes(
     assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
 
 
-async def test_budget_too_small_for_fixed_stages_is_refused_with_the_estimate(llm_api, data_root):
+async def test_budget_too_small_for_fixed_steps_is_refused_with_the_estimate(llm_api, data_root):
     write_csv(data_root / "caps.csv")
     resp = await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
     assert resp.status_code == 422
-    assert "estimate for the fixed stages" in resp.json()["detail"]
+    assert "estimate for the fixed steps" in resp.json()["detail"]
 
 
 async def test_budget_exceeded_stops_the_job_cleanly(
@@ -244,7 +247,7 @@ async def test_budget_exceeded_stops_the_job_cleanly(
     estimate = (
         await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
     ).json()["detail"]
-    fixed = int(estimate.split("stages (dimensions, attributes, refinement): ")[1].split()[0])
+    fixed = int(estimate.split("steps (dimensions, attributes, refinement): ")[1].split()[0])
     job_id = await submit(llm_api, captions_path="caps.csv", token_budget=fixed)
     status = await run(job_id, llm_settings, sessionmaker, None)
     job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
@@ -334,7 +337,7 @@ async def test_a_job_stopped_mid_assignment_resumes_without_paying_twice(
     def answer(body):  # type: ignore[no-untyped-def]
         if "For each description give its id" in body["messages"][1]["content"]:
             assignment_calls["n"] += 1
-            if assignment_calls["n"] == 3:  # then the LLM goes down mid-stage
+            if assignment_calls["n"] == 3:  # then the LLM goes down mid-step
                 llm.faults.extend(["500"] * 30)
                 assignment_calls["answered"] = len(llm.requests)
         return plain(body)

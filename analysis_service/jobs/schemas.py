@@ -77,7 +77,7 @@ class LLMSpent(BaseModel):
 class LLMUsage(BaseModel):
     model: str | None = Field(default=None, description="The LLM, when one is configured.")
     estimate: dict[str, int] | None = Field(
-        default=None, description="calls and tokens expected, and those of the fixed stages."
+        default=None, description="calls and tokens expected, and those of the fixed steps."
     )
     spent: LLMSpent = Field(default_factory=LLMSpent, description="What calls cost so far.")
     budget: int | None = None

@@ -14,7 +14,7 @@ from analysis_service.datasets.captions_file import check_file
 from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.models import Job
-from analysis_service.reasoners import stage_config
+from analysis_service.reasoners import discovery_steps
 from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -98,14 +98,14 @@ def _estimate(
         return None  # the offline reasoner makes no LLM calls
     if body.mode == "organization":
         groups = [Group(sum(g.images for g in groups), groups[0].caption_tokens)] if groups else []
-    config = stage_config(settings, body.model_dump())
+    config = discovery_steps(settings, body.model_dump())
     return estimate(config, groups, body.criterion is not None, body.num_attributes)
 
 
 def _check_budget(body: schemas.JobCreate, cost: dict[str, int] | None) -> None:
     if cost and body.token_budget is not None and body.token_budget < cost["fixed_tokens"]:
         raise InvalidRequest(
-            f"token_budget {body.token_budget} is below the estimate for the fixed stages "
+            f"token_budget {body.token_budget} is below the estimate for the fixed steps "
             f"(dimensions, attributes, refinement): {cost['fixed_tokens']} tokens in "
             f"{cost['fixed_calls']} calls; the whole job is estimated at {cost['tokens']} "
             f"tokens in {cost['calls']} calls"

@@ -13,8 +13,8 @@ from analysis_service.assignments import repository as assignments
 from analysis_service.captions import repository as captions
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline.context import RunContext
-from analysis_service.reasoners import stage_config
-from analysis_service.reasoners.base import OTHER, Goal, Reasoner
+from analysis_service.reasoners import discovery_steps
+from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, estimate
 
 logger = logging.getLogger(__name__)
@@ -68,20 +68,15 @@ async def _assign_class(ctx: RunContext, reasoner: Reasoner, class_name: str) ->
         rows = []
         for (image_id, _), answer in zip(page, answers, strict=True):
             for dim in found.dimensions:
-                chosen = answer.choices.get(dim.name, OTHER)
-                note = answer.notes.get(dim.name)
-                # Anything outside the allowed list is recorded as 'other', never as an attribute.
-                attr_id = found.attribute_ids.get((dim.name, chosen))
-                if attr_id is None:
-                    attr_id = found.attribute_ids[(dim.name, OTHER)]
-                    note = note or f"answer {chosen!r} is not an allowed value"
+                # A reasoner's answer is checked again here: only stored attributes are stored.
+                chosen, bad = coerce_choice(answer.choices.get(dim.name, OTHER), dim.attributes)
                 rows.append(
                     {
                         "job_id": ctx.job_id,
                         "image_id": image_id,
                         "dimension_id": found.dimension_ids[dim.name],
-                        "attribute_id": attr_id,
-                        "note": note,
+                        "attribute_id": found.attribute_ids[(dim.name, chosen)],
+                        "note": answer.notes.get(dim.name) or bad,
                     }
                 )
         async with ctx.sessionmaker() as session, session.begin():
@@ -97,7 +92,7 @@ def _estimate(ctx: RunContext, groups: list[tuple[str, int, float]]) -> dict[str
         return None
     sizes = [Group(images, max(1.0, chars / 4)) for _, images, chars in groups]
     goal = goal_of(ctx.options)
-    config = stage_config(ctx.settings, ctx.options)
+    config = discovery_steps(ctx.settings, ctx.options)
     return estimate(config, sizes, goal.criterion is not None, goal.num_attributes)
 
 

@@ -3,34 +3,25 @@ else the offline lexicon reasoner."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from analysis_service.reasoners.base import Reasoner
+from analysis_service.settings import AnalysisSettings, DiscoverySteps
 
 if TYPE_CHECKING:
     from analysis_service.pipeline.context import RunContext
 
 
-def stage_config(settings, options: dict):  # type: ignore[no-untyped-def]
-    from analysis_service.reasoners.llm import StageConfig
-
-    return StageConfig(
-        dimension_rounds=settings.dimension_rounds,
-        dimension_captions=settings.dimension_captions,
-        dimension_threshold=settings.dimension_threshold,
-        dimensions_per_round=settings.dimensions_per_round,
-        attribute_rounds=settings.attribute_rounds,
-        attribute_captions=settings.attribute_captions,
-        max_attributes=settings.max_attributes,
-        refine_rounds=settings.refine_rounds,
-        refine_repeats=settings.refine_repeats,
-        captions_per_call=settings.assign_captions_per_call,
-        assignment_mode=options.get("assignment_mode") or settings.assignment_mode,
-    )
+def discovery_steps(settings: AnalysisSettings, options: Mapping[str, Any]) -> DiscoverySteps:
+    """The steps' parameters from the settings, with the job's `assignment_mode` winning."""
+    values = settings.model_dump(include=set(DiscoverySteps.model_fields))
+    if mode := options.get("assignment_mode"):
+        values["assignment_mode"] = mode
+    return DiscoverySteps.model_validate(values)
 
 
 @asynccontextmanager
@@ -44,23 +35,17 @@ async def open_reasoner(
         yield LexiconReasoner()
         return
     from analysis_service.reasoners.llm import LLMReasoner
-    from analysis_service.reasoners.llm_client import LLMClient, LLMConfig
+    from analysis_service.reasoners.llm_client import LLMClient
     from analysis_service.reasoners.llm_log import DatabaseCallLog
+    from shared.openai_chat import ChatClient
 
     log = DatabaseCallLog(ctx.sessionmaker, ctx.job_id, ctx.options.get("token_budget"))
     await log.load_spent()
-    config = LLMConfig(
-        base_url=settings.llm_base_url,
-        model=settings.llm_model,
-        api_key=settings.llm_api_key.get_secret_value(),
-        timeout_s=settings.llm_timeout_s,
-        retries=settings.llm_retries,
-        retry_base_delay_s=settings.llm_retry_base_delay_s,
-        concurrency=settings.llm_concurrency,
-        max_tokens=settings.llm_max_tokens,
+    chat = ChatClient(settings.llm_endpoint, transport=transport)
+    client = LLMClient(
+        chat, log, concurrency=settings.llm_concurrency, max_tokens=settings.llm_max_tokens
     )
-    client = LLMClient(config, log, transport=transport)
     try:
-        yield LLMReasoner(client, stage_config(settings, ctx.options))
+        yield LLMReasoner(client, discovery_steps(settings, ctx.options))
     finally:
-        await client.aclose()
+        await chat.aclose()

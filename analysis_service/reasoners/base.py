@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,12 +33,47 @@ class Goal:
     num_attributes: int | None = None
 
 
+def coerce_choice(value: object, allowed: Collection[str]) -> tuple[str, str | None]:
+    """The value when it is one of `allowed` (or OTHER), with no note; anything else becomes
+    OTHER with a note saying why. An answer outside the list is recorded as 'other', never as
+    an attribute."""
+    if isinstance(value, str) and (value == OTHER or value in allowed):
+        return value, None
+    return OTHER, f"answer {value!r} is not an allowed value"
+
+
 @dataclass
 class ImageAnswer:
     """One caption's attribute per dimension; notes say why a forced 'other' was recorded."""
 
-    choices: dict[str, str]
+    choices: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+
+    def choose(self, dimension: str, value: object, allowed: Collection[str]) -> None:
+        """Record `value` for `dimension`, or OTHER with a note (see coerce_choice)."""
+        self.choices[dimension], note = coerce_choice(value, allowed)
+        if note is not None:
+            self.notes[dimension] = note
+
+    def unanswered(self, dimension: str, problem: str | None) -> None:
+        """No usable answer for `dimension`: OTHER, with the reason."""
+        self.choices[dimension] = OTHER
+        self.notes[dimension] = f"invalid answer: {problem}"
+
+    @classmethod
+    def of(cls, dims: Mapping[str, Collection[str]], values: Mapping[str, object]) -> ImageAnswer:
+        """Each dimension's value from `values`, checked against its allowed attributes."""
+        answer = cls()
+        for dimension, allowed in dims.items():
+            answer.choose(dimension, values.get(dimension), allowed)
+        return answer
+
+    @classmethod
+    def failed(cls, dims: Collection[str], problem: str | None) -> ImageAnswer:
+        answer = cls()
+        for dimension in dims:
+            answer.unanswered(dimension, problem)
+        return answer
 
 
 class Reasoner(Protocol):

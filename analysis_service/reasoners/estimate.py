@@ -1,6 +1,6 @@
 """What discovery will cost in LLM calls and tokens, before it runs.
 
-Counts follow the stage configuration exactly; token counts use the one-token-per-4-characters
+Counts follow the steps' parameters exactly; token counts use the one-token-per-4-characters
 rule and typical answer sizes, so they are estimates, not quotes.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis_service.reasoners.llm import StageConfig
+from analysis_service.settings import DiscoverySteps
 
-INSTRUCTIONS = 120  # system message and stage instructions
+INSTRUCTIONS = 120  # system message and step instructions
 IMAGE_CAPTION_TOKENS = 90.0  # LLaVA-1.5 captions, when none are known yet
 
 
@@ -31,7 +31,7 @@ class Group:
     caption_tokens: float
 
 
-def fixed_cost(c: StageConfig, group: Group, criterion: bool, attributes: int) -> Cost:
+def fixed_cost(c: DiscoverySteps, group: Group, criterion: bool, attributes: int) -> Cost:
     """Dimensions, attributes and refinement: independent of the group's size."""
     cost, t = Cost(), group.caption_tokens
     dims = 1 if criterion else c.dimensions_per_round
@@ -55,20 +55,20 @@ def fixed_cost(c: StageConfig, group: Group, criterion: bool, attributes: int) -
     return cost
 
 
-def assignment_cost(c: StageConfig, group: Group, dims: int, attributes: int) -> Cost:
+def assignment_cost(c: DiscoverySteps, group: Group, dims: int, attributes: int) -> Cost:
     cost, t = Cost(), group.caption_tokens
     listing = dims * (8 + 4 * (attributes + 1))
     if c.assignment_mode == "per_image_dimension":
         cost.add(group.images * dims, t + INSTRUCTIONS + 5 * (attributes + 1) + 10)
     else:
-        b = c.captions_per_call
+        b = c.assign_captions_per_call
         calls = math.ceil(group.images / b)
         cost.add(calls, min(b, group.images) * (t + 5 + 4 + 6 * dims) + listing + INSTRUCTIONS)
     return cost
 
 
 def estimate(
-    c: StageConfig, groups: list[Group], criterion: bool, attributes: int | None
+    c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int | None
 ) -> dict[str, int]:
     attrs = attributes or c.max_attributes
     dims = 1 if criterion else c.dimensions_per_round

@@ -1,52 +1,35 @@
-"""The SSD-LLM stages through an OpenAI-compatible LLM: dimensions by generate-and-select,
+"""The SSD-LLM steps through an OpenAI-compatible LLM: dimensions by generate-and-select,
 attributes merged across rounds, self-consistency refinement, and batched assignment.
 
-Every sample is drawn from a generator seeded by (job seed, subject, stage, round), so the
+Every sample is drawn from a generator seeded by (job seed, subject, step, round), so the
 same job configuration sends the same requests; with the call log as cache a resumed job pays
 only for what it had not asked yet.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
-from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import TypeVar
 
 from analysis_service.reasoners import llm_prompts as p
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
+from analysis_service.reasoners.llm_answers import Diagnosis, LLMAnswer
 from analysis_service.reasoners.llm_client import Answer, LLMClient
+from analysis_service.settings import DiscoverySteps
+from shared.concurrency import run_all
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    dimension_rounds: int = 10
-    dimension_captions: int = 20
-    dimension_threshold: float = 0.2
-    dimensions_per_round: int = 5
-    attribute_rounds: int = 20
-    attribute_captions: int = 20
-    max_attributes: int = 10
-    refine_rounds: int = 20
-    refine_repeats: int = 3
-    captions_per_call: int = 40
-    assignment_mode: str = "batched"
+A = TypeVar("A", bound=LLMAnswer)
 
 
-async def _all(*coroutines: Coroutine[Any, Any, T]) -> list[T]:
-    """Like gather, but the first failure cancels the others before it propagates: no call
-    outlives the job that asked for it."""
-    tasks: list[asyncio.Task[T]] = []
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(c) for c in coroutines]
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [t.result() for t in tasks]
+class Step(StrEnum):
+    """The steps of discovery that ask the LLM, as recorded in llm_call.step."""
+
+    DIMENSIONS = "dimensions"
+    ATTRIBUTES = "attributes"
+    REFINEMENT = "refinement"
+    ASSIGNMENT = "assignment"
 
 
 def _rng(*parts: object) -> random.Random:
@@ -58,28 +41,26 @@ def _sample(captions: list[str], n: int, rng: random.Random) -> list[str]:
 
 
 class LLMReasoner:
-    def __init__(self, client: LLMClient, config: StageConfig):
+    def __init__(self, client: LLMClient, steps: DiscoverySteps):
         self._client = client
-        self._config = config
-        self.name = f"llm:{client.config.model}"
+        self._steps = steps
+        self.name = f"llm:{client.model}"
 
     async def _ask(
-        self, stage: str, subject: str, ask: p.Ask, seed: int, temperature: float = 0.0
-    ) -> Answer:
+        self, step: Step, subject: str, ask: p.Ask[A], seed: int, temperature: float = 0.0
+    ) -> Answer[A]:
         return await self._client.ask(
-            stage=stage,
+            step=step,
             subject=subject,
             messages=ask.messages,
-            schema=ask.schema,
-            name=ask.name,
+            answer=ask.answer,
             seed=seed,
             temperature=temperature,
-            validate=ask.validate,
         )
 
-    # Stage 2: dimensions, generate and select.
+    # Step 1: dimensions, generate and select.
     async def _dimensions(self, subject: str, captions: list[str], seed: int) -> list[str]:
-        c = self._config
+        c = self._steps
         asks = [
             p.suggest_dimensions(
                 subject,
@@ -88,19 +69,19 @@ class LLMReasoner:
             )
             for r in range(c.dimension_rounds)
         ]
-        answers = await _all(*(self._ask("dimensions", subject, a, seed) for a in asks))
+        answers = await run_all(*(self._ask(Step.DIMENSIONS, subject, a, seed) for a in asks))
         votes: Counter[str] = Counter()
         for answer in answers:
             if answer.data is not None:
-                votes.update({p.normalize(d) for d in answer.data["dimensions"]} - {""})
+                votes.update({p.normalize(d) for d in answer.data.dimensions} - {""})
         kept = [d for d, n in ranked(votes) if n > c.dimension_rounds * c.dimension_threshold]
         kept = kept or [d for d, _ in ranked(votes, 3)]
         if len(kept) <= 1:
             return kept
-        merged = await self._ask("dimensions", subject, p.merge_dimensions(subject, kept), seed)
-        return list(dict.fromkeys(merged.data["dimensions"])) if merged.data else kept
+        merged = await self._ask(Step.DIMENSIONS, subject, p.merge_dimensions(subject, kept), seed)
+        return list(dict.fromkeys(merged.data.dimensions)) if merged.data else kept
 
-    # Stage 3: attributes of every dimension, proposed together, merged per dimension.
+    # Step 2: attributes of every dimension, proposed together, merged per dimension.
     async def _attributes(
         self,
         subject: str,
@@ -109,7 +90,7 @@ class LLMReasoner:
         seed: int,
         exactly: int | None,
     ) -> dict[str, list[str]]:
-        c = self._config
+        c = self._steps
         asks = [
             p.suggest_attributes_all(
                 subject,
@@ -119,14 +100,14 @@ class LLMReasoner:
             )
             for r in range(c.attribute_rounds)
         ]
-        answers = await _all(*(self._ask("attributes", subject, a, seed) for a in asks))
+        answers = await run_all(*(self._ask(Step.ATTRIBUTES, subject, a, seed) for a in asks))
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
             if answer.data is not None:
                 for dim in dimensions:
-                    values = {p.normalize(v) for v in answer.data["attributes"][dim]}
+                    values = {p.normalize(v) for v in answer.data.attributes[dim]}
                     counts[dim].update(values - {"", OTHER})
-        merged = await _all(
+        merged = await run_all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
         return dict(zip(dimensions, merged, strict=True))
@@ -134,17 +115,17 @@ class LLMReasoner:
     async def _merge(
         self, subject: str, dimension: str, counts: Counter[str], seed: int, exactly: int | None
     ) -> list[str]:
-        c = self._config
+        c = self._steps
         candidates = [a for a, _ in ranked(counts, 4 * c.max_attributes)]
         if len(candidates) < 2:
             return candidates
         merge = p.merge_attributes(subject, dimension, candidates, exactly, c.max_attributes)
-        merged = await self._ask("attributes", subject, merge, seed)
+        merged = await self._ask(Step.ATTRIBUTES, subject, merge, seed)
         if merged.data is None:
             return candidates[: exactly or c.max_attributes]
-        return list(dict.fromkeys(p.normalize(a) for a in merged.data["attributes"]))
+        return list(dict.fromkeys(p.normalize(a) for a in merged.data.attributes))
 
-    # Stage 4: self-consistency refinement, every dimension judged on each sampled caption.
+    # Step 3: self-consistency refinement, every dimension judged on each sampled caption.
     async def _refine(
         self,
         subject: str,
@@ -153,20 +134,22 @@ class LLMReasoner:
         seed: int,
         exactly: int | None,
     ) -> dict[str, list[str]]:
-        c = self._config
+        c = self._steps
         attrs = {d: list(a) for d, a in attrs.items()}
         for r in range(c.refine_rounds):
             caption = _rng(seed, subject, "refine", r).choice(captions)
             ask = p.classify_all(subject, attrs, caption)
-            repeats = await _all(
+            repeats = await run_all(
                 *(
-                    self._ask("refine", subject, ask, seed * 1000 + r * 10 + t, temperature=0.7)
+                    self._ask(
+                        Step.REFINEMENT, subject, ask, seed * 1000 + r * 10 + t, temperature=0.7
+                    )
                     for t in range(c.refine_repeats)
                 )
             )
-            answered = [a.data["choices"] for a in repeats if a.data is not None]
+            answered = [a.data.choices for a in repeats if a.data is not None]
             disputed = [d for d in attrs if len({choice[d] for choice in answered}) > 1]
-            updates = await _all(
+            updates = await run_all(
                 *(
                     self._diagnose(
                         subject, d, attrs[d], caption, [ch[d] for ch in answered], seed, exactly
@@ -175,7 +158,9 @@ class LLMReasoner:
                 )
             )
             attrs.update(zip(disputed, updates, strict=True))
-        final = await _all(*(self._final(subject, d, a, seed, exactly) for d, a in attrs.items()))
+        final = await run_all(
+            *(self._final(subject, d, a, seed, exactly) for d, a in attrs.items())
+        )
         return dict(zip(attrs, final, strict=True))
 
     async def _diagnose(
@@ -189,7 +174,7 @@ class LLMReasoner:
         exactly: int | None,
     ) -> list[str]:
         verdict = await self._ask(
-            "refine", subject, p.diagnose(subject, dimension, attrs, caption, choices), seed
+            Step.REFINEMENT, subject, p.diagnose(subject, dimension, attrs, caption, choices), seed
         )
         return await self._apply(subject, dimension, attrs, verdict, seed, exactly)
 
@@ -200,40 +185,41 @@ class LLMReasoner:
         if (exactly and len(attrs) == exactly) or len(attrs) < 2:
             return attrs
         final = await self._ask(
-            "refine",
+            Step.REFINEMENT,
             subject,
-            p.merge_attributes(subject, dimension, attrs, exactly, self._config.max_attributes),
+            p.merge_attributes(subject, dimension, attrs, exactly, self._steps.max_attributes),
             seed,
         )
         if final.data is None:
             return attrs
-        return list(dict.fromkeys(p.normalize(a) for a in final.data["attributes"]))
+        return list(dict.fromkeys(p.normalize(a) for a in final.data.attributes))
 
     async def _apply(
         self,
         subject: str,
         dimension: str,
         attrs: list[str],
-        verdict: Answer,
+        verdict: Answer[Diagnosis],
         seed: int,
         exactly: int | None,
     ) -> list[str]:
         """'redundant' really merges; 'missing' adds only after a validation call."""
         if verdict.data is None:
             return attrs
-        kind = verdict.data["verdict"]
-        if kind == "redundant" and (exactly is None or len(attrs) > exactly):
-            keep, drop = verdict.data["merge"]
-            name = p.normalize(verdict.data.get("merged_name") or keep) or keep
+        found = verdict.data
+        may_shrink = exactly is None or len(attrs) > exactly
+        if found.verdict == "redundant" and found.merge and may_shrink:
+            keep, drop = found.merge
+            name = p.normalize(found.merged_name or keep) or keep
             return list(dict.fromkeys(name if a == keep else a for a in attrs if a != drop))
-        if kind == "missing":
-            new = p.normalize(verdict.data["new_attribute"])
+        if found.verdict == "missing" and found.new_attribute:
+            new = p.normalize(found.new_attribute)
             room = exactly is None or len(attrs) < exactly
             if new and new not in attrs and new != OTHER and room:
                 check = await self._ask(
-                    "refine", subject, p.validate_new(subject, dimension, attrs, new), seed
+                    Step.REFINEMENT, subject, p.validate_new(subject, dimension, attrs, new), seed
                 )
-                if check.data is not None and check.data["valid"]:
+                if check.data is not None and check.data.valid:
                     return [*attrs, new]
         return attrs
 
@@ -255,31 +241,18 @@ class LLMReasoner:
             usable = await self._refine(subject, usable, captions, seed, goal.num_attributes)
         return [DimensionProposal(d, a) for d, a in usable.items() if len(a) >= 2]
 
-    # Stage 5: assignment.
+    # Step 4: assignment.
     async def _assign_chunk(
         self, subject: str, dims: dict[str, list[str]], captions: list[str], retry: bool = True
     ) -> list[ImageAnswer]:
         """Answers for a chunk; captions given a value outside the lists are asked once more
         on their own, and what is still outside becomes 'other' with the reason."""
         ask = p.assign_batch(subject, dims, captions, again=not retry)
-        answer = await self._ask("assign", subject, ask, 0)
+        answer = await self._ask(Step.ASSIGNMENT, subject, ask, 0)
         if answer.data is None:
-            note = f"invalid answer: {answer.problem}"
-            return [
-                ImageAnswer(dict.fromkeys(dims, OTHER), dict.fromkeys(dims, note)) for _ in captions
-            ]
-        by_id = {a["id"]: dict(zip(dims, a["values"], strict=True)) for a in answer.data["answers"]}
-        results = []
-        for i in range(1, len(captions) + 1):
-            choices, notes = {}, {}
-            for dim, attrs in dims.items():
-                value = by_id[i].get(dim)
-                if value in attrs or value == OTHER:
-                    choices[dim] = value
-                else:
-                    choices[dim] = OTHER
-                    notes[dim] = f"answer {value!r} is not an allowed value"
-            results.append(ImageAnswer(choices, notes))
+            return [ImageAnswer.failed(dims, answer.problem) for _ in captions]
+        by_id = {a.id: dict(zip(dims, a.values, strict=True)) for a in answer.data.answers}
+        results = [ImageAnswer.of(dims, by_id[i]) for i in range(1, len(captions) + 1)]
         retry_at = [i for i, r in enumerate(results) if r.notes] if retry else []
         if retry_at:
             again = await self._assign_chunk(
@@ -293,23 +266,23 @@ class LLMReasoner:
         self, subject: str, dims: dict[str, list[str]], caption: str
     ) -> ImageAnswer:
         """The reference code's pattern: one call per image and dimension."""
-        choices, notes = {}, {}
+        result = ImageAnswer()
         for dim, attrs in dims.items():
-            answer = await self._ask(
-                "assign", subject, p.classify_one(subject, dim, attrs, caption), 0
-            )
-            choices[dim] = answer.data["attribute"] if answer.data else OTHER
+            ask = p.classify_one(subject, dim, attrs, caption)
+            answer = await self._ask(Step.ASSIGNMENT, subject, ask, 0)
             if answer.data is None:
-                notes[dim] = f"invalid answer: {answer.problem}"
-        return ImageAnswer(choices, notes)
+                result.unanswered(dim, answer.problem)
+            else:
+                result.choose(dim, answer.data.attribute, attrs)
+        return result
 
     async def assign(
         self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
     ) -> list[ImageAnswer]:
         dims = {d.name: d.attributes for d in dimensions}
-        if self._config.assignment_mode == "per_image_dimension":
-            return list(await _all(*(self._assign_reference(subject, dims, c) for c in captions)))
-        size = self._config.captions_per_call
+        if self._steps.assignment_mode == "per_image_dimension":
+            return await run_all(*(self._assign_reference(subject, dims, c) for c in captions))
+        size = self._steps.assign_captions_per_call
         chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
-        done = await _all(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
+        done = await run_all(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
         return [answer for chunk in done for answer in chunk]

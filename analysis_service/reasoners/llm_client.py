@@ -1,10 +1,11 @@
 """Structured JSON answers from any OpenAI-compatible chat endpoint.
 
-Every request asks for `response_format: json_schema` with the exact schema of the answer.
-A server that rejects it is asked again with JSON mode, then with plain text parsed
-tolerantly; the client remembers what the server accepts. A malformed answer gets one repair
-request; an answer that parses but breaks the caller's rules gets one corrective request.
-Identical requests reuse the stored answer (see CallLog) and cost nothing.
+Every request asks for `response_format: json_schema` with the schema generated from the
+answer's model. A server that rejects it is asked again with JSON mode, then with plain text
+parsed tolerantly; the client remembers what the server accepts. A malformed answer gets one
+repair request; an answer the model does not validate gets one corrective request, which
+quotes the validation errors. Identical requests reuse the stored answer (see CallLog) and
+cost nothing.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-import httpx
+from pydantic import ValidationError
 
-from shared.http import send
-from shared.retry import RetryableError, RetryPolicy
+from analysis_service.reasoners.llm_answers import LLMAnswer, problem_of
+from shared.openai_chat import (
+    ChatClient,
+    ChatError,
+    ChatRefused,
+    ChatUnavailable,
+    strict_schema,
+)
+from shared.retry import RetryableError
 
 MODES = ("json_schema", "json_object", "text")
 INVALID = "__invalid__"  # stored in place of an answer that stayed invalid after its repair
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+M = TypeVar("M", bound=LLMAnswer)
 
 
 class LLMError(RuntimeError):
@@ -43,25 +50,25 @@ def estimate_tokens(text: str) -> int:
 
 
 @dataclass
-class Answer:
-    data: Any  # parsed JSON, or None when no valid answer could be had
-    problem: str | None = None  # why data is None or was rejected
+class Answer(Generic[M]):
+    data: M | None  # the validated answer, or None when no valid answer could be had
+    problem: str | None = None  # why data is None
     cached: bool = False
 
 
 @dataclass
 class CallRecord:
-    stage: str
+    step: str
     subject: str | None
     request_hash: str
     model: str
     mode: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_ms: int
-    error: str | None
-    response: Any
-    raw_text: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+    response: Any = None
+    raw_text: str | None = None
 
 
 class CallLog(Protocol):
@@ -80,18 +87,6 @@ class CallLog(Protocol):
     def check_budget(self, upcoming_tokens: int) -> None:
         """Raise BudgetExceeded when this call would pass the budget."""
         ...
-
-
-@dataclass(frozen=True)
-class LLMConfig:
-    base_url: str
-    model: str
-    api_key: str = ""
-    timeout_s: float = 120.0
-    retries: int = 5
-    retry_base_delay_s: float = 1.0
-    concurrency: int = 8
-    max_tokens: int = 2048
 
 
 def extract_json(text: str) -> Any:
@@ -129,41 +124,40 @@ def _response_format(mode: str, name: str, schema: dict[str, Any]) -> dict[str, 
     return None
 
 
-def _rejects_format(response: httpx.Response) -> bool:
+def _rejects_format(refused: ChatRefused) -> bool:
     """A 400/422 that complains about response_format: the server does not support it."""
-    if response.status_code not in (400, 422):
+    if refused.status_code not in (400, 422):
         return False
-    text = response.text.lower()
+    text = refused.text.lower()
     return any(k in text for k in ("response_format", "json_schema", "json_object", "not support"))
 
 
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _validated(answer: type[M], data: Any) -> tuple[M | None, str | None]:
+    try:
+        return answer.model_validate(data), None
+    except ValidationError as exc:
+        return None, problem_of(exc)
+
+
 class LLMClient:
-    def __init__(
-        self,
-        config: LLMConfig,
-        log: CallLog,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ):
-        self.config = config
+    """`concurrency` bounds the requests in flight; `max_tokens` bounds each answer."""
+
+    def __init__(self, chat: ChatClient, log: CallLog, *, concurrency: int, max_tokens: int):
+        self.chat = chat
+        self.model = chat.endpoint.model
         self.mode = MODES[0]
         self._log = log
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._retry = RetryPolicy(attempts=config.retries, base_delay=config.retry_base_delay_s)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-            transport=transport,
-        )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_tokens = max_tokens
 
     def _hash(self, messages: list[dict], schema: dict, temperature: float, seed: int) -> str:
         canonical = json.dumps(
             {
-                "model": self.config.model,
+                "model": self.model,
                 "messages": messages,
                 "schema": schema,
                 "temperature": temperature,
@@ -174,137 +168,121 @@ class LLMClient:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    async def _attempt(self, body: dict[str, Any], record: Callable[..., Any]) -> httpx.Response:
-        """One HTTP attempt; a transient failure is recorded, then retried by the policy."""
-        started = time.perf_counter()
-        try:
-            return await send(self._http, "POST", "/chat/completions", json=body)
-        except RetryableError as exc:
-            await record(error=str(exc), latency_ms=int((time.perf_counter() - started) * 1000))
-            raise
+    def _params(
+        self, mode: str, name: str, schema: dict, temperature: float, seed: int
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "temperature": temperature,
+            "seed": seed,
+            "max_tokens": self._max_tokens,
+        }
+        if (fmt := _response_format(mode, name, schema)) is not None:
+            params["response_format"] = fmt
+        return params
 
     async def _complete(
         self,
-        stage: str,
-        subject: str | None,
+        call: CallRecord,
         messages: list[dict],
         schema: dict,
         name: str,
         temperature: float,
         seed: int,
-        request_hash: str,
-    ) -> tuple[str, str, int]:
-        """One chat completion; returns (text, mode, call id). Falls back through the modes."""
+    ) -> tuple[str, int]:
+        """One chat completion; returns (text, call id). Falls back through the modes.
+        Every HTTP attempt is recorded, the transient failures too."""
         while True:
             mode = self.mode
-            body: dict[str, Any] = {
-                "model": self.config.model,
-                "messages": messages,
-                "temperature": temperature,
-                "seed": seed,
-                "max_tokens": self.config.max_tokens,
-            }
-            if (fmt := _response_format(mode, name, schema)) is not None:
-                body["response_format"] = fmt
+            attempt = replace(call, mode=mode)
 
-            async def record(mode: str = mode, **fields: Any) -> int:
-                call = CallRecord(
-                    stage,
-                    subject,
-                    request_hash,
-                    self.config.model,
-                    mode,
-                    None,
-                    None,
-                    0,
-                    None,
-                    None,
-                    None,
-                )
-                return await self._log.record(replace(call, **fields))
+            async def record(attempt: CallRecord = attempt, **fields: Any) -> int:
+                return await self._log.record(replace(attempt, **fields))
+
+            async def transient(exc: RetryableError, latency_ms: int) -> None:
+                await record(error=str(exc), latency_ms=latency_ms)
 
             self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
+            params = self._params(mode, name, schema, temperature, seed)
             started = time.perf_counter()
             try:
-                response = await self._retry.run(partial(self._attempt, body, record))
-            except RetryableError as exc:
-                raise LLMError(
-                    f"LLM unavailable after {self._retry.attempts} attempts: {exc}"
-                ) from exc
-            latency = int((time.perf_counter() - started) * 1000)
-            if _rejects_format(response) and mode != MODES[-1]:
-                self.mode = MODES[MODES.index(mode) + 1]
-                await record(error=f"{mode} rejected: {response.text[:200]}", latency_ms=latency)
-                continue
-            if response.status_code >= 400:
-                error = f"HTTP {response.status_code}: {response.text[:300]}"
-                await record(error=error, latency_ms=latency)
-                raise LLMError(error)
-            try:
-                payload = response.json()
-                text = payload["choices"][0]["message"]["content"]
-                usage = payload.get("usage") or {}
-            except (ValueError, KeyError, IndexError, TypeError):
-                error = "malformed chat completion (no choices[0].message.content)"
-                await record(error=error, latency_ms=latency)
-                raise LLMError(error) from None
+                answer = await self.chat.complete(messages, on_transient=transient, **params)
+            except ChatUnavailable as exc:  # its attempts are recorded already
+                raise LLMError(f"LLM {exc}") from exc
+            except ChatError as exc:
+                latency = _ms_since(started)
+                if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
+                    self.mode = MODES[MODES.index(mode) + 1]
+                    await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
+                    continue
+                await record(error=str(exc), latency_ms=latency)
+                raise LLMError(str(exc)) from exc
             call_id = await record(
-                prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"),
-                latency_ms=latency,
-                raw_text=text,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+                latency_ms=_ms_since(started),
+                raw_text=answer.text,
             )
-            return str(text or ""), mode, call_id
+            return answer.text, call_id
 
     async def ask(
         self,
         *,
-        stage: str,
+        step: str,
         subject: str | None,
         messages: list[dict[str, str]],
-        schema: dict[str, Any],
-        name: str,
+        answer: type[M],
         seed: int,
         temperature: float = 0.0,
-        validate: Callable[[Any], str | None] = lambda data: None,
-    ) -> Answer:
-        """A JSON answer that matches the schema and passes validate, or Answer(None, why).
+    ) -> Answer[M]:
+        """An answer the `answer` model validates, or Answer(None, why).
 
         The whole exchange (cache lookup, calls, records) holds one of `concurrency` slots,
         which also bounds the database sessions the call log uses."""
+        schema = strict_schema(answer)
         async with self._slots:
             request_hash = self._hash(messages, schema, temperature, seed)
             stored = await self._log.lookup(request_hash)
             if isinstance(stored, dict) and INVALID in stored:
                 return Answer(None, problem=str(stored[INVALID]), cached=True)
-            if stored is not None and validate(stored) is None:
-                return Answer(stored, cached=True)
-            conversation = list(messages)
-            problem = None
-            for _ in range(2):  # the answer, then one repair or correction
-                text, _, call_id = await self._complete(
-                    stage, subject, conversation, schema, name, temperature, seed, request_hash
-                )
-                try:
-                    data = extract_json(text)
-                except ValueError as exc:
-                    problem = f"not valid JSON: {exc}"
-                    data = None
-                if data is not None:
-                    problem = validate(data)
-                    if problem is None:
-                        await self._log.accept(call_id, data)
-                        return Answer(data)
-                conversation = [
-                    *messages,
-                    {"role": "assistant", "content": text[:4000]},
-                    {
-                        "role": "user",
-                        "content": f"That answer is not acceptable: {problem}. Reply again "
-                        "with only the JSON object, following the schema and the allowed "
-                        "values.",
-                    },
-                ]
-            # Remember the failure too: the same request would get the same answers again.
-            await self._log.accept(call_id, {INVALID: problem})
-            return Answer(None, problem=problem)
+            if stored is not None and (cached := _validated(answer, stored)[0]) is not None:
+                return Answer(cached, cached=True)
+            call = CallRecord(step, subject, request_hash, self.model, self.mode)
+            return await self._converse(call, messages, answer, schema, temperature, seed)
+
+    async def _converse(
+        self,
+        call: CallRecord,
+        messages: list[dict[str, str]],
+        answer: type[M],
+        schema: dict,
+        temperature: float,
+        seed: int,
+    ) -> Answer[M]:
+        """The answer, then one repair or correction that quotes what was wrong."""
+        conversation, problem = list(messages), None
+        for _ in range(2):
+            text, call_id = await self._complete(
+                call, conversation, schema, answer.schema_name, temperature, seed
+            )
+            try:
+                data = extract_json(text)
+            except ValueError as exc:
+                problem = f"not valid JSON: {exc}"
+            else:
+                parsed, problem = _validated(answer, data)
+                if parsed is not None:
+                    await self._log.accept(call_id, data)
+                    return Answer(parsed)
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": text[:4000]},
+                {
+                    "role": "user",
+                    "content": f"That answer is not acceptable: {problem}. Reply again "
+                    "with only the JSON object, following the schema and the allowed "
+                    "values.",
+                },
+            ]
+        # Remember the failure too: the same request would get the same answers again.
+        await self._log.accept(call_id, {INVALID: problem})
+        return Answer(None, problem=problem)

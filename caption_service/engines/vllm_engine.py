@@ -19,6 +19,7 @@ from caption_service import prompts
 from caption_service.engines.base import EngineDead, EngineOutput
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
+from shared.concurrency import run_all
 
 logger = logging.getLogger(__name__)
 
@@ -140,17 +141,9 @@ class VllmEngine:
     async def caption(
         self, images: list[Image.Image], instructions: list[str]
     ) -> list[EngineOutput]:
-        tasks = [
-            asyncio.create_task(self._one(im, ins))
-            for im, ins in zip(images, instructions, strict=True)
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        # Cancelling the caller cancels every image's task, and each one aborts its request.
+        pairs = zip(images, instructions, strict=True)
+        return await run_all(*(self._one(image, text) for image, text in pairs))
 
     async def check_health(self) -> None:
         if self._engine.errored:

@@ -40,6 +40,7 @@ class ChatServer:
         self.answer = answer or (lambda body: "A photo of a dog on the grass.")
         self.delay_s = delay_s
         self.timeout_sleep_s = 5.0
+        self.retry_after = "0"  # the Retry-After header of a 429
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         app = FastAPI()
@@ -59,7 +60,8 @@ class ChatServer:
             )
         fault = self.faults.pop(0) if self.faults else "ok"
         if fault == "429":
-            return JSONResponse({"error": {"message": "rate limited"}}, 429, {"Retry-After": "0"})
+            headers = {"Retry-After": self.retry_after}
+            return JSONResponse({"error": {"message": "rate limited"}}, 429, headers)
         if fault == "500":
             return JSONResponse({"error": {"message": "boom"}}, 500)
         if fault == "400":

@@ -1,4 +1,4 @@
-"""A fake LLM behind the chat-completions protocol: answers each SSD-LLM stage with
+"""A fake LLM behind the chat-completions protocol: answers each SSD-LLM step with
 well-formed, plausible JSON derived from the text it is given.
 
 It reads the request the way a model would: the captions listed in the prompt, the

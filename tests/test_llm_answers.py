@@ -1,0 +1,140 @@
+"""Each LLM answer is one model: its schema is strict-mode shaped with the request's allowed
+values, and the same model validates; a value outside a list becomes 'other' with a note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from analysis_service.reasoners import discovery_steps
+from analysis_service.reasoners import llm_answers as a
+from analysis_service.reasoners.base import OTHER, ImageAnswer, coerce_choice
+from analysis_service.settings import AnalysisSettings
+from shared.openai_chat import strict_schema
+
+DIMS = {"pose": ["sitting", "lying"], "copy": ["plain"]}  # 'copy' is a BaseModel attribute
+
+EVERY_ANSWER = [
+    a.dimensions(5),
+    a.dimensions(3, allowed=["pose", "background"]),
+    a.attribute_names(2, 10),
+    a.attributes_by_dimension(list(DIMS), 4),
+    a.choices(DIMS),
+    a.choice(["sitting", "lying"]),
+    a.diagnosis(["sitting", "lying"]),
+    a.Validation,
+    a.assignments(DIMS, 3),
+]
+
+
+def objects(schema: Any) -> list[dict]:
+    """Every object schema inside a schema."""
+    if isinstance(schema, list):
+        return [o for item in schema for o in objects(item)]
+    if not isinstance(schema, dict):
+        return []
+    found = [schema] if schema.get("type") == "object" else []
+    for key, value in schema.items():
+        values = value.values() if key == "properties" else [value]
+        found += [o for v in values for o in objects(v)]
+    return found
+
+
+def problem(model: type[a.LLMAnswer], data: Any) -> str:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return a.problem_of(caught.value)
+
+
+@pytest.mark.parametrize("model", EVERY_ANSWER, ids=lambda m: m.schema_name)
+def test_every_schema_is_strict_mode_shaped(model):
+    schema = strict_schema(model)
+    assert schema["type"] == "object" and objects(schema)
+    for obj in objects(schema):
+        assert obj["additionalProperties"] is False
+        assert obj["required"] == list(obj["properties"])
+    text = repr(schema)
+    assert "$ref" not in text and "$defs" not in text and "'title'" not in text
+
+
+def test_schemas_carry_the_requests_allowed_values_and_sizes():
+    choices = strict_schema(a.choices(DIMS))["properties"]["choices"]["properties"]
+    assert choices["pose"]["enum"] == ["sitting", "lying", OTHER]
+    assert choices["copy"]["enum"] == ["plain", OTHER]
+    rows = strict_schema(a.assignments(DIMS, 3))["properties"]["answers"]
+    assert rows["minItems"] == rows["maxItems"] == 3
+    values = rows["items"]["properties"]["values"]
+    assert values["minItems"] == values["maxItems"] == 2
+    assert values["items"]["enum"] == ["lying", OTHER, "plain", "sitting"]
+    names = strict_schema(a.dimensions(3, allowed=["pose", "background"]))
+    assert names["properties"]["dimensions"]["items"]["enum"] == ["pose", "background"]
+    assert names["properties"]["dimensions"]["maxItems"] == 3
+
+
+def test_the_same_model_validates_what_its_schema_says():
+    model = a.choices(DIMS)
+    assert model.model_validate({"choices": {"pose": OTHER, "copy": "plain"}}).choices == {
+        "pose": OTHER,
+        "copy": "plain",
+    }
+    assert "'choices.pose' must be one of ['sitting', 'lying', 'other']" in problem(
+        model, {"choices": {"pose": "flying", "copy": "plain"}}
+    )
+    assert "'choices.copy' Field required" in problem(model, {"choices": {"pose": "lying"}})
+    assert "Extra inputs" in problem(a.Validation, {"valid": True, "why": "sure"})
+    assert "at most 2 words" in problem(a.dimensions(5), {"dimensions": ["time of day"]})
+    assert "non-empty" in problem(a.attribute_names(2, 3), {"attributes": ["a", " "]})
+    assert "at least 2 items" in problem(a.attribute_names(2, 3), {"attributes": ["a"]})
+
+
+def test_diagnosis_needs_the_fields_of_its_verdict():
+    model = a.diagnosis(["sitting", "lying"])
+    none = {"merge": None, "merged_name": None, "new_attribute": None}
+    assert model.model_validate({**none, "verdict": "hard_case"}).verdict == "hard_case"
+    redundant = {**none, "verdict": "redundant", "merge": ["sitting", "sitting"]}
+    assert "two different values" in problem(model, redundant)
+    assert "must be one of" in problem(model, {**redundant, "merge": ["sitting", "seated"]})
+    missing = {**none, "verdict": "missing", "new_attribute": "a b c d"}
+    assert "at most three words" in problem(model, missing)
+
+
+def test_batched_assignment_lets_outside_values_through_but_not_bad_ids():
+    model = a.assignments(DIMS, 2)
+    rows = [{"id": 2, "values": ["purple", "plain"]}, {"id": 1, "values": ["lying", "plain"]}]
+    assert [r.values[0] for r in model.model_validate({"answers": rows}).answers] == [
+        "purple",
+        "lying",
+    ]
+    twice = [{"id": 1, "values": ["lying", "plain"]}] * 2
+    assert "ids 1..2 once each" in problem(model, {"answers": twice})
+    assert "at least 2 items" in problem(model, {"answers": [{"id": 1, "values": ["lying"]}]})
+
+
+def test_a_value_outside_the_list_becomes_other_with_a_note():
+    assert coerce_choice("lying", ["sitting", "lying"]) == ("lying", None)
+    assert coerce_choice(OTHER, ["sitting"]) == (OTHER, None)
+    assert coerce_choice("flying", ["sitting"]) == (
+        OTHER,
+        "answer 'flying' is not an allowed value",
+    )
+    assert coerce_choice(None, ["sitting"])[0] == OTHER
+    answer = ImageAnswer.of(DIMS, {"pose": "flying", "copy": "plain"})
+    assert answer.choices == {"pose": OTHER, "copy": "plain"}
+    assert answer.notes == {"pose": "answer 'flying' is not an allowed value"}
+    failed = ImageAnswer.failed(DIMS, "not valid JSON")
+    assert failed.choices == dict.fromkeys(DIMS, OTHER)
+    assert failed.notes["copy"] == "invalid answer: not valid JSON"
+
+
+def test_discovery_steps_come_from_the_settings_and_the_job_option_wins(monkeypatch):
+    monkeypatch.setenv("DIMENSION_ROUNDS", "7")
+    monkeypatch.setenv("ASSIGNMENT_MODE", "per_image_dimension")
+    settings = AnalysisSettings()
+    steps = discovery_steps(settings, {})
+    assert steps.dimension_rounds == 7 and steps.assignment_mode == "per_image_dimension"
+    assert steps.assign_captions_per_call == settings.assign_captions_per_call
+    assert discovery_steps(settings, {"assignment_mode": "batched"}).assignment_mode == "batched"
+    with pytest.raises(ValidationError):
+        discovery_steps(settings, {"assignment_mode": "sometimes"})
