@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy import text
 
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs.router import router as jobs_router
+from analysis_service.migrate import schema_revision
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
@@ -30,7 +30,7 @@ async def readyz(request: Request) -> dict[str, str]:
     """The database answers and holds the schema."""
     try:
         async with request.app.state.engine.connect() as conn:
-            version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            version = await schema_revision(conn)
     except Exception as exc:
         raise Unavailable(f"database not ready: {type(exc).__name__}") from None
     return {"status": "ready", "schema": str(version)}

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from analysis_service.embedded_db import resolve_database_url
+from analysis_service.settings import AnalysisSettings
+from shared.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 # The procrastinate version whose queue schema the migrations build (pyproject.toml pins it).
@@ -25,11 +31,15 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def main() -> None:
-    from analysis_service.embedded_db import resolve_database_url
-    from analysis_service.settings import AnalysisSettings
-    from shared.logging import configure_logging
+SCHEMA_REVISION = text("SELECT version_num FROM alembic_version")
+"""The migration revision the database is at."""
 
+
+async def schema_revision(connection: AsyncConnection) -> str | None:
+    return await connection.scalar(SCHEMA_REVISION)
+
+
+def main() -> None:
     settings = AnalysisSettings()
     configure_logging(settings.log_level, service="migrate")
     upgrade(resolve_database_url(settings))

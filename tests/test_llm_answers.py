@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from analysis_service.reasoners import discovery_steps
 from analysis_service.reasoners import llm_answers as a
 from analysis_service.reasoners.base import OTHER, ImageAnswer, coerce_choice
+from analysis_service.reasoners.factory import discovery_steps
 from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import strict_schema
 

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage, LLMCall
 
@@ -169,3 +169,22 @@ UPDATE_COUNTS = text(
 
 async def update_counts(session: AsyncSession, job_id: uuid.UUID) -> None:
     await session.execute(UPDATE_COUNTS, {"job_id": job_id})
+
+
+TRY_LOCK_RUN = text("SELECT pg_try_advisory_lock(:key)")
+"""Take a job's run lock on this connection, unless another connection holds it."""
+UNLOCK_RUN = text("SELECT pg_advisory_unlock(:key)")
+"""Give a job's run lock back."""
+
+
+def _run_lock_key(job_id: uuid.UUID) -> int:
+    return int.from_bytes(job_id.bytes[:8], "big", signed=True)
+
+
+async def try_lock_run(connection: AsyncConnection, job_id: uuid.UUID) -> bool:
+    """Whether this connection now alone may run the job (until unlock_run or it closes)."""
+    return bool(await connection.scalar(TRY_LOCK_RUN, {"key": _run_lock_key(job_id)}))
+
+
+async def unlock_run(connection: AsyncConnection, job_id: uuid.UUID) -> None:
+    await connection.execute(UNLOCK_RUN, {"key": _run_lock_key(job_id)})

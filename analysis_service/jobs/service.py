@@ -14,8 +14,8 @@ from analysis_service.datasets.captions_file import check_file
 from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.models import Job
-from analysis_service.reasoners import discovery_steps
 from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
+from analysis_service.reasoners.factory import discovery_steps
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
@@ -162,25 +162,33 @@ async def get_job(
     return to_schema(*found, spent, _llm_model(settings))
 
 
+async def _moved_view(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    settings: AnalysisSettings,
+    moved: Job | None,
+    refusal: str,
+) -> schemas.Job:
+    """The job's view after a lifecycle move; 404 when it does not exist, 409 (refusal, after
+    the job's status) when it was in a status the move does not leave from."""
+    if moved is None:
+        status = _found(await lifecycle.status_of(session, job_id), job_id)
+        raise Conflict(f"job '{job_id}' is {status}{refusal}")
+    return await get_job(session, job_id, settings)
+
+
 async def cancel_job(
     session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
 ) -> schemas.Job:
     """Queued jobs are cancelled at once; running ones stop at their next batch."""
-    if await lifecycle.cancel(session, job_id) is None:
-        status = await _existing_status(session, job_id)
-        raise Conflict(f"job '{job_id}' is already {status}")
-    return await get_job(session, job_id, settings)
+    moved = await lifecycle.cancel(session, job_id)
+    return await _moved_view(session, job_id, settings, moved, ": it has already ended")
 
 
 async def retry_job(
     session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
 ) -> schemas.Job:
     """Queue a failed or cancelled job again; it resumes from what it finished."""
-    if await lifecycle.retry(session, job_id) is None:
-        status = await _existing_status(session, job_id)
-        raise Conflict(f"job '{job_id}' is {status}; only failed or cancelled jobs are retried")
-    return await get_job(session, job_id, settings)
-
-
-async def _existing_status(session: AsyncSession, job_id: uuid.UUID) -> lifecycle.JobStatus:
-    return _found(await lifecycle.status_of(session, job_id), job_id)
+    moved = await lifecycle.retry(session, job_id)
+    refusal = "; only failed or cancelled jobs are retried"
+    return await _moved_view(session, job_id, settings, moved, refusal)

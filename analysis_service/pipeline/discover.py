@@ -13,9 +13,9 @@ from analysis_service.assignments import repository as assignments
 from analysis_service.captions import repository as captions
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline.context import RunContext
-from analysis_service.reasoners import discovery_steps
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, estimate
+from analysis_service.reasoners.factory import discovery_steps
 
 logger = logging.getLogger(__name__)
 

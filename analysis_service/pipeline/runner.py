@@ -11,35 +11,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.clients.caption_client import CaptionClient
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
+from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import JobStatus, Stage
 from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
-from analysis_service.reasoners import open_reasoner
+from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.llm_client import BudgetExceeded, LLMError
 from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
-
-TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
-"""Take the job's advisory lock on this connection, if no other connection holds it."""
-UNLOCK = text("SELECT pg_advisory_unlock(:k)")
-"""Give the job's advisory lock back."""
 
 
 @dataclass(frozen=True)
 class Transports:
     caption: httpx.AsyncBaseTransport | None = None
     llm: httpx.AsyncBaseTransport | None = None
-
-
-def _lock_key(job_id: uuid.UUID) -> int:
-    return int.from_bytes(job_id.bytes[:8], "big", signed=True)
 
 
 @asynccontextmanager
@@ -52,13 +43,12 @@ async def _exclusive(
     off; a killed worker's lock dies with its connection."""
     async with sessionmaker() as session:
         guard = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        key = {"k": _lock_key(job_id)}
-        held = bool(await guard.scalar(TRY_LOCK, key))
+        held = await jobs.try_lock_run(guard, job_id)
         try:
             yield held
         finally:
             if held:
-                await guard.execute(UNLOCK, key)
+                await jobs.unlock_run(guard, job_id)
 
 
 async def _claim(

@@ -1,0 +1,48 @@
+"""Which reasoner a job gets, and the parameters of the discovery steps it runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from analysis_service.pipeline.context import RunContext
+from analysis_service.reasoners.base import Reasoner
+from analysis_service.reasoners.lexicon import LexiconReasoner
+from analysis_service.reasoners.llm import LLMReasoner
+from analysis_service.reasoners.llm_client import LLMClient
+from analysis_service.reasoners.llm_log import DatabaseCallLog
+from analysis_service.settings import AnalysisSettings, DiscoverySteps
+from shared.openai_chat import ChatClient
+
+
+def discovery_steps(settings: AnalysisSettings, options: Mapping[str, Any]) -> DiscoverySteps:
+    """The steps' parameters from the settings, with the job's `assignment_mode` winning."""
+    values = settings.model_dump(include=set(DiscoverySteps.model_fields))
+    if mode := options.get("assignment_mode"):
+        values["assignment_mode"] = mode
+    return DiscoverySteps.model_validate(values)
+
+
+@asynccontextmanager
+async def open_reasoner(
+    ctx: RunContext, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Reasoner]:
+    """The job's reasoner: the LLM when LLM_BASE_URL is set (its calls logged on the job and
+    held to its token budget), else the offline lexicon reasoner."""
+    settings = ctx.settings
+    if not settings.llm_base_url:
+        yield LexiconReasoner()
+        return
+    log = DatabaseCallLog(ctx.sessionmaker, ctx.job_id, ctx.options.get("token_budget"))
+    await log.load_spent()
+    chat = ChatClient(settings.llm_endpoint, transport=transport)
+    client = LLMClient(
+        chat, log, concurrency=settings.llm_concurrency, max_tokens=settings.llm_max_tokens
+    )
+    try:
+        yield LLMReasoner(client, discovery_steps(settings, ctx.options))
+    finally:
+        await chat.aclose()
