@@ -84,62 +84,85 @@ def print_tree(structure: dict) -> None:
                 print(f"    {attr['attribute']:<24} {attr['size']:>6}  {share}")
 
 
-def run(dataset: Path | None) -> int:
-    settings = LauncherSettings()
-    base = f"http://127.0.0.1:{settings.analysis_port}"
+class DemoFailed(Exception):
+    """The demo cannot go on; the message says why."""
+
+
+def _dataset(dataset: Path | None) -> Path:
     if dataset is None:
         dataset = SAMPLE
         if not dataset.exists():
             print(f"creating a sample dataset in {dataset} ...")
             make_sample_dataset(dataset)
-    dataset = dataset.resolve()
+    return dataset.resolve()
+
+
+def _ensure_services(
+    client: httpx.Client, settings: LauncherSettings, extra_root: Path | None
+) -> subprocess.Popen | None:
+    """Use the services already running, else start them; the process started, if any."""
+    if _ready(client):
+        print(f"using the services already running at {str(client.base_url).rstrip('/')}")
+        return None
+    if port_in_use("127.0.0.1", settings.analysis_port):
+        raise DemoFailed(
+            f"port {settings.analysis_port} is in use by another program; "
+            "run with ANALYSIS_PORT=<free port>"
+        )
+    server = _start_services(settings, extra_root)
+    deadline = time.monotonic() + 180
+    while not _ready(client):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.send_signal(signal.SIGTERM)
+            raise DemoFailed("services failed to start; see the log above")
+        time.sleep(0.5)
+    return server
+
+
+def _run_job(client: httpx.Client, dataset: Path) -> dict:
+    resp = client.post("/v1/jobs", json={"dataset_path": str(dataset)})
+    if resp.status_code != 202:
+        raise DemoFailed(f"job refused: {resp.status_code} {resp.text}")
+    job_id = resp.json()["id"]
+    print(f"job {job_id} on {dataset}")
+    job = _poll(client, job_id)
+    if job["status"] != JobStatus.SUCCEEDED:
+        raise DemoFailed(f"job {job['status']}: {job.get('error')}")
+    return job
+
+
+def _report(client: httpx.Client, job: dict) -> None:
+    print(
+        f"{job['valid']} images analysed, {job['invalid']} skipped "
+        f"in {job['duration_s']:.1f}s (captions: {job['caption_engine']}, "
+        f"reasoner: {job['reasoner']})"
+    )
+    job_url = f"/v1/jobs/{job['id']}"
+    print_tree(client.get(f"{job_url}/structure").raise_for_status().json())
+    invalid = client.get(f"{job_url}/invalid-images").json()["items"]
+    if invalid:
+        print("\nskipped files:")
+        for item in invalid[:10]:
+            print(f"  {item['path']}: {item['reason']}")
+    base = str(client.base_url).rstrip("/")
+    print(f"\nexplore: curl {base}{job_url}/subpopulations   (API docs: {base}/docs)")
+
+
+def run(dataset: Path | None) -> int:
+    settings = LauncherSettings()
+    dataset = _dataset(dataset)
     roots = settings.data_root_paths
-    extra = None if any(dataset.is_relative_to(r) for r in roots) else dataset.parent
+    extra_root = None if any(dataset.is_relative_to(r) for r in roots) else dataset.parent
     server = None
+    base = f"http://127.0.0.1:{settings.analysis_port}"
     with httpx.Client(base_url=base, timeout=30) as client:
         try:
-            if not _ready(client):
-                if port_in_use("127.0.0.1", settings.analysis_port):
-                    print(
-                        f"port {settings.analysis_port} is in use by another program; "
-                        "run with ANALYSIS_PORT=<free port>",
-                        file=sys.stderr,
-                    )
-                    return 1
-                server = _start_services(settings, extra)
-                deadline = time.monotonic() + 180
-                while not _ready(client):
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        print("services failed to start; see the log above", file=sys.stderr)
-                        return 1
-                    time.sleep(0.5)
-            else:
-                print(f"using the services already running at {base}")
-            resp = client.post("/v1/jobs", json={"dataset_path": str(dataset)})
-            if resp.status_code != 202:
-                print(f"job refused: {resp.status_code} {resp.text}", file=sys.stderr)
-                return 1
-            job_id = resp.json()["id"]
-            print(f"job {job_id} on {dataset}")
-            job = _poll(client, job_id)
-            if job["status"] != JobStatus.SUCCEEDED:
-                print(f"job {job['status']}: {job.get('error')}", file=sys.stderr)
-                return 1
-            print(
-                f"{job['valid']} images analysed, {job['invalid']} skipped "
-                f"in {job['duration_s']:.1f}s (captions: {job['caption_engine']}, "
-                f"reasoner: {job['reasoner']})"
-            )
-            print_tree(client.get(f"/v1/jobs/{job_id}/structure").raise_for_status().json())
-            invalid = client.get(f"/v1/jobs/{job_id}/invalid-images").json()["items"]
-            if invalid:
-                print("\nskipped files:")
-                for item in invalid[:10]:
-                    print(f"  {item['path']}: {item['reason']}")
-            print(
-                f"\nexplore: curl {base}/v1/jobs/{job_id}/subpopulations   (API docs: {base}/docs)"
-            )
+            server = _ensure_services(client, settings, extra_root)
+            _report(client, _run_job(client, dataset))
             return 0
+        except DemoFailed as exc:
+            print(exc, file=sys.stderr)
+            return 1
         finally:
             if server is not None:
                 server.send_signal(signal.SIGTERM)

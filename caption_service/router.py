@@ -75,9 +75,9 @@ async def _unless_disconnected(request: Request, work: asyncio.Task) -> list[Cap
             raise ClientGone()
 
 
-@router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
-async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
-    """Caption a batch of images; results come back in request order with per-image errors."""
+def _admit(body: CaptionRequest, state: CaptionState) -> None:
+    """Refuse a batch that is too big, names files outside DATA_ROOTS, finds the engine dead,
+    or does not fit in the images in flight; otherwise count it in."""
     settings = state.settings
     if len(body.images) > settings.caption_max_batch:
         raise PayloadTooLarge(
@@ -94,6 +94,20 @@ async def caption_images(body: CaptionRequest, state: State, request: Request) -
             f"{settings.caption_max_in_flight}); retry later",
             retry_after=state.retry_after_s(),
         )
+
+
+def _count(info: EngineInfo, results: list[CaptionResult], elapsed: float) -> None:
+    for result in results:
+        metrics.IMAGES.labels(info.engine, "error" if result.error else "ok").inc()
+        if result.output_tokens:
+            metrics.TOKENS.labels(info.engine, "output").inc(result.output_tokens)
+    metrics.BATCH_SECONDS.labels(info.engine).observe(elapsed)
+
+
+@router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
+async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
+    """Caption a batch of images; results come back in request order with per-image errors."""
+    _admit(body, state)
     started = time.perf_counter()
     elapsed: float | None = None
     metrics.IN_FLIGHT.inc(len(body.images))
@@ -111,11 +125,7 @@ async def caption_images(body: CaptionRequest, state: State, request: Request) -
         state.release(len(body.images), elapsed)
         metrics.IN_FLIGHT.dec(len(body.images))
     info = state.engine.info(body.class_hint)
-    for result in results:
-        metrics.IMAGES.labels(info.engine, "error" if result.error else "ok").inc()
-        if result.output_tokens:
-            metrics.TOKENS.labels(info.engine, "output").inc(result.output_tokens)
-    metrics.BATCH_SECONDS.labels(info.engine).observe(elapsed or 0.0)
+    _count(info, results, elapsed or 0.0)
     payload = CaptionResponse(engine=info, results=results)
     return Response(payload.model_dump_json(), media_type="application/json")
 

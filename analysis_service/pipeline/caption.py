@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis_service.captions import repository as captions
@@ -69,60 +70,80 @@ async def _progress_so_far(ctx: RunContext, key: str) -> tuple[int, int]:
         return total - await captions.count_pending(session, ctx.job_id, key), total
 
 
-async def _pending_page(ctx: RunContext, key: str, after: int) -> list[captions.PendingImage]:
-    async with ctx.sessionmaker() as session:
-        return await captions.pending_page(
-            session, ctx.job_id, key, after, ctx.settings.caption_batch_size
-        )
-
-
-async def run(ctx: RunContext, root: Path, client: CaptionClient) -> None:
-    class_hint = bool(ctx.options.get("caption_class_hint"))
+async def _engine_info(client: CaptionClient, class_hint: bool) -> EngineInfo:
     try:
-        info = await client.info(class_hint)
+        return await client.info(class_hint)
     except CaptionServiceError as exc:
         raise StageFailed(str(exc)) from exc
     except Exception as exc:
         raise StageFailed(f"caption service unavailable: {exc}") from exc
+
+
+@dataclass
+class _CaptionPass:
+    """One reader pages through the images still to caption and feeds a bounded queue; enough
+    senders take batches from it to keep every caption replica busy."""
+
+    ctx: RunContext
+    root: Path
+    client: CaptionClient
+    info: EngineInfo
+    key: str
+    class_hint: bool
+    done: int
+    senders: int
+
+    def __post_init__(self) -> None:
+        self.queue: asyncio.Queue[list[captions.PendingImage] | None] = asyncio.Queue(
+            maxsize=self.senders
+        )
+
+    async def run(self) -> None:
+        try:
+            async with task_group() as group:
+                group.create_task(self._reader())
+                for _ in range(self.senders):
+                    group.create_task(self._sender())
+        except CaptionServiceError as exc:
+            raise StageFailed(str(exc)) from exc
+
+    async def _reader(self) -> None:
+        after = 0
+        while True:
+            await self.ctx.check_cancelled()
+            async with self.ctx.sessionmaker() as session:
+                page = await captions.pending_page(
+                    session, self.ctx.job_id, self.key, after, self.ctx.settings.caption_batch_size
+                )
+            if not page:
+                break
+            after = page[-1].image_id
+            await self.queue.put(page)
+        # Only on a clean finish: after a failure the task group cancels the senders itself.
+        for _ in range(self.senders):
+            await self.queue.put(None)
+
+    async def _sender(self) -> None:
+        while (batch := await self.queue.get()) is not None:
+            refs = [ImageRef(str(i.image_id), self.root / i.relpath, i.class_name) for i in batch]
+            used_info, results = await self.client.caption(refs, self.class_hint)
+            if used_info.caption_key() != self.key:
+                raise StageFailed("the caption service changed engine or model during the job")
+            await _store_results(self.ctx, self.key, self.info, batch, results)
+            self.done += len(batch)
+            await self.ctx.update_stage(Stage.CAPTION, done=self.done)
+
+
+async def run(ctx: RunContext, root: Path, client: CaptionClient) -> None:
+    class_hint = bool(ctx.options.get("caption_class_hint"))
+    info = await _engine_info(client, class_hint)
     key = await use_caption_key(ctx, info)
     done, total = await _progress_so_far(ctx, key)
     await ctx.start_stage(
         Stage.CAPTION, done=done, total=total, engine=info.engine, model=info.model
     )
-    # Enough requests in flight to keep every replica busy.
     senders = ctx.settings.caption_concurrency * len(client.urls)
-    queue: asyncio.Queue[list[captions.PendingImage] | None] = asyncio.Queue(maxsize=senders)
-
-    async def sender() -> None:
-        nonlocal done
-        while (batch := await queue.get()) is not None:
-            refs = [ImageRef(str(i.image_id), root / i.relpath, i.class_name) for i in batch]
-            used_info, results = await client.caption(refs, class_hint)
-            if used_info.caption_key() != key:
-                raise StageFailed("the caption service changed engine or model during the job")
-            await _store_results(ctx, key, info, batch, results)
-            done += len(batch)
-            await ctx.update_stage(Stage.CAPTION, done=done)
-
-    async def reader() -> None:
-        after = 0
-        while True:
-            await ctx.check_cancelled()
-            page = await _pending_page(ctx, key, after)
-            if not page:
-                break
-            after = page[-1].image_id
-            await queue.put(page)
-        # Only on a clean finish: after a failure the task group cancels the senders itself.
-        for _ in range(senders):
-            await queue.put(None)
-
-    try:
-        async with task_group() as group:
-            group.create_task(reader())
-            for _ in range(senders):
-                group.create_task(sender())
-    except CaptionServiceError as exc:
-        raise StageFailed(str(exc)) from exc
+    work = _CaptionPass(ctx, root, client, info, key, class_hint, done, senders)
+    await work.run()
     await ctx.finish_stage(Stage.CAPTION, done=total)
-    logger.info("captioned %d images with %s/%s", done, info.engine, info.model)
+    logger.info("captioned %d images with %s/%s", work.done, info.engine, info.model)

@@ -189,40 +189,46 @@ class LLMClient:
         temperature: float,
         seed: int,
     ) -> tuple[str, int]:
-        """One chat completion; returns (text, call id). Falls back through the modes.
-        Every HTTP attempt is recorded, the transient failures too."""
+        """One chat completion; returns (text, call id). Falls back through the modes."""
         while True:
-            mode = self.mode
-            attempt = replace(call, mode=mode)
+            params = self._params(self.mode, name, schema, temperature, seed)
+            done = await self._complete_in_mode(replace(call, mode=self.mode), messages, params)
+            if done is not None:
+                return done
 
-            async def record(attempt: CallRecord = attempt, **fields: Any) -> int:
-                return await self._log.record(replace(attempt, **fields))
+    async def _complete_in_mode(
+        self, attempt: CallRecord, messages: list[dict], params: dict[str, Any]
+    ) -> tuple[str, int] | None:
+        """One completion in attempt.mode; None when the server rejects that mode (the client
+        then moves to the next). Every HTTP attempt is recorded, the transient failures too."""
 
-            async def transient(exc: RetryableError, latency_ms: int) -> None:
-                await record(error=str(exc), latency_ms=latency_ms)
+        async def record(**fields: Any) -> int:
+            return await self._log.record(replace(attempt, **fields))
 
-            self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
-            params = self._params(mode, name, schema, temperature, seed)
-            started = time.perf_counter()
-            try:
-                answer = await self.chat.complete(messages, on_transient=transient, **params)
-            except ChatUnavailable as exc:  # its attempts are recorded already
-                raise LLMError(f"LLM {exc}") from exc
-            except ChatError as exc:
-                latency = _ms_since(started)
-                if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
-                    self.mode = MODES[MODES.index(mode) + 1]
-                    await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
-                    continue
-                await record(error=str(exc), latency_ms=latency)
-                raise LLMError(str(exc)) from exc
-            call_id = await record(
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-                latency_ms=_ms_since(started),
-                raw_text=answer.text,
-            )
-            return answer.text, call_id
+        async def transient(exc: RetryableError, latency_ms: int) -> None:
+            await record(error=str(exc), latency_ms=latency_ms)
+
+        self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
+        started = time.perf_counter()
+        try:
+            answer = await self.chat.complete(messages, on_transient=transient, **params)
+        except ChatUnavailable as exc:  # its attempts are recorded already
+            raise LLMError(f"LLM {exc}") from exc
+        except ChatError as exc:
+            latency, mode = _ms_since(started), attempt.mode
+            if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
+                self.mode = MODES[MODES.index(mode) + 1]
+                await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
+                return None
+            await record(error=str(exc), latency_ms=latency)
+            raise LLMError(str(exc)) from exc
+        call_id = await record(
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            latency_ms=_ms_since(started),
+            raw_text=answer.text,
+        )
+        return answer.text, call_id
 
     async def ask(
         self,
