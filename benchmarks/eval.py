@@ -58,11 +58,8 @@ def _truth_of_metashift(name: str) -> str:
     return "indoor" if "(indoor)" in name else "outdoor"
 
 
-async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
-    reasoner = "llm:" + settings.llm_model if settings.llm_base_url else "lexicon (offline)"
+async def _organization_lines(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
     lines = [
-        f"reasoner: {reasoner}",
-        "",
         "organization (all images pooled, criterion given, K = number of true classes)",
         f"  {'dataset':<10} {'criterion':<20} {'acc':>6} {'ARI':>6} {'NMI':>6}"
         "   paper SSD-LLM / IC|TC",
@@ -86,8 +83,22 @@ async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # ty
             f"  {name:<10} {criterion:<20} {acc:6.3f} {ari:6.3f} {nmi:6.3f}   "
             f"{paper:.3f} / {ictc:.3f}"
         )
-    lines += [
-        "",
+    return lines
+
+
+def _dimension_scores(pairs: list[tuple[str, str]]) -> tuple[float, float, float]:
+    """NMI, purity and 2-way accuracy of one dimension's attributes against the truth."""
+    truth, predicted = [t for t, _ in pairs], [p for _, p in pairs]
+    majority: dict[str, Counter[str]] = defaultdict(Counter)
+    for t, p in pairs:
+        majority[p][t] += 1
+    purity = sum(c.most_common(1)[0][1] for c in majority.values()) / len(pairs)
+    nmi = normalized_mutual_information(truth, predicted)
+    return nmi, purity, clustering_accuracy(truth, predicted)
+
+
+async def _metashift_lines(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
+    lines = [
         "per-class (metashift): the discovered dimension closest to indoor/outdoor",
         f"  {'class':<6} {'best dimension':<16} {'NMI':>6} {'purity':>7} {'acc(2)':>7}  dims",
     ]
@@ -97,27 +108,21 @@ async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # ty
         by_dim: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for image, _, dimension, attribute, _ in rows:
             by_dim[dimension].append((_truth_of_metashift(image), attribute))
-        scored = []
-        for dimension, pairs in by_dim.items():
-            truth, predicted = [t for t, _ in pairs], [p for _, p in pairs]
-            majority: dict[str, Counter[str]] = defaultdict(Counter)
-            for t, p in pairs:
-                majority[p][t] += 1
-            purity = sum(c.most_common(1)[0][1] for c in majority.values()) / len(pairs)
-            scored.append(
-                (
-                    normalized_mutual_information(truth, predicted),
-                    purity,
-                    clustering_accuracy(truth, predicted),
-                    dimension,
-                )
-            )
+        scored = [(*_dimension_scores(pairs), dim) for dim, pairs in by_dim.items()]
         nmi, purity, acc, best = max(scored)
         lines.append(
             f"  {cls:<6} {best:<16} {nmi:6.3f} {purity:7.3f} {acc:7.3f}  "
             f"{', '.join(sorted(by_dim))}"
         )
     return lines
+
+
+async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
+    reasoner = "llm:" + settings.llm_model if settings.llm_base_url else "lexicon (offline)"
+    lines = [f"reasoner: {reasoner}", ""]
+    lines += await _organization_lines(settings, sessionmaker)
+    lines.append("")
+    return lines + await _metashift_lines(settings, sessionmaker)
 
 
 async def main_async() -> int:

@@ -1,8 +1,9 @@
 """Runs every benchmark in one go and prints one table.
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
-API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000); BENCH_ONLY=caption,
-jobs or discovery runs one part.
+API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
+comma-separated choice of caption, jobs and discovery. BENCH_QUICK=1 (`make bench-quick`):
+3000 images, no discovery cost, for before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,10 +26,13 @@ import psycopg
 from analysis_service.embedded_db import embedded_server, ensure_database
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
+from benchmarks import captioning, discovery_cost
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state" / "bench"
+# Smaller sizes for before/after comparisons within minutes (`make bench-quick`).
+QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 
 def _port() -> int:
@@ -103,37 +109,51 @@ def _seconds(stage: dict) -> float:
     return (end - start).total_seconds()
 
 
+def _parts() -> set[str]:
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery (default: all; with
+    BENCH_QUICK=1, caption and jobs: the discovery cost is a count that does not vary)."""
+    default = "caption,jobs" if QUICK else "caption,jobs,discovery"
+    return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
+
+
 def main() -> None:
-    only = os.environ.get("BENCH_ONLY", "")
+    parts = _parts()
     STATE.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
-    if only in ("", "caption"):
-        from benchmarks import captioning
-
+    if "caption" in parts:
         print("caption path benchmarks ...", flush=True)
         rows += captioning.run(STATE, _port)
-    if only in ("", "jobs"):
+    if "jobs" in parts:
         rows += jobs_benchmarks()
-    if only in ("", "discovery"):
-        from benchmarks import discovery_cost
-
+    if "discovery" in parts:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
         rows += discovery_cost.run(server.get_uri("postgres"), f"bench_cost_{int(time.time())}")
     width = max(len(label) for label, _ in rows)
-    print(f"\nbenchmarks (cpu cores: {os.cpu_count()})")
+    print(f"\nbenchmarks (cpu cores: {os.cpu_count()}{', quick mode' if QUICK else ''})")
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
 
 
-def jobs_benchmarks() -> list[tuple[str, str]]:
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,40000").split(",")]
+@contextmanager
+def _bench_database() -> Iterator[str]:
+    """A fresh migrated database on the embedded server, dropped afterwards."""
     server = embedded_server(STATE / "db")
     name = f"bench_{int(time.time())}"
     ensure_database(server.get_uri("postgres"), name)
     url = server.get_uri(name)
     upgrade(url)
-    data = STATE / "data"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """The caption service and the analysis API on free ports: (API base URL, environment
+    for workers)."""
     cport, aport = _port(), _port()
     env = dict(
         os.environ,
@@ -142,62 +162,69 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
         LOG_LEVEL="WARNING",
         CAPTION_URLS=f"http://127.0.0.1:{cport}",
     )
-    uvicorn = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
+    uvicorn += ["--log-level", "warning"]
     caption = _spawn(
         [*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
     )
     api = _spawn(
         [*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
     )
-    base = f"http://127.0.0.1:{aport}"
-    rows: list[tuple[str, str]] = []
     try:
         _wait_ready(f"http://127.0.0.1:{cport}/readyz")
-        _wait_ready(base + "/readyz")
-        last_job = None
+        _wait_ready(f"http://127.0.0.1:{aport}/readyz")
+        yield f"http://127.0.0.1:{aport}", env
+    finally:
+        for proc in (caption, api):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def _job_rows(size: int, job: dict) -> list[tuple[str, str]]:
+    scan_s = _seconds(job["progress"]["scan"])
+    cap_s = _seconds(job["progress"]["caption"])
+    per_s = job["valid"] / job["duration_s"]
+    return [
+        (f"ingest throughput, {size} files", f"{size / scan_s:,.0f} files/s"),
+        (f"caption stage, {size} images (pixel)", f"{job['valid'] / cap_s:,.0f} images/s"),
+        (
+            f"end-to-end job, {size} images (pixel)",
+            f"{per_s:,.0f} images/s ({job['duration_s']:.1f} s)",
+        ),
+        (f"worker peak memory, {size} images", f"{job['worker_peak_rss_mib']:.0f} MiB"),
+    ]
+
+
+def _latency_rows(base: str, job: dict) -> list[tuple[str, str]]:
+    rows = []
+    for label, path in (
+        ("job polling", f"/v1/jobs/{job['id']}"),
+        ("subpopulation query", f"/v1/jobs/{job['id']}/subpopulations"),
+    ):
+        p50, p95, rps = asyncio.run(_latency(base, path))
+        rows.append(
+            (
+                f"{label} latency, 16 clients",
+                f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({rps:,.0f} req/s)",
+            )
+        )
+    return rows
+
+
+def jobs_benchmarks() -> list[tuple[str, str]]:
+    default_sizes = "3000" if QUICK else "10000,40000"
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", default_sizes).split(",")]
+    data = STATE / "data"
+    rows: list[tuple[str, str]] = []
+    with _bench_database() as url, _services(url, data) as (base, env):
+        job: dict = {}
         for size in sizes:
             print(f"preparing {size} images ...", flush=True)
             dataset = ensure_dataset(data / f"synthetic-{size}", size)
             print(f"running a job on {size} images ...", flush=True)
             job = _run_job(base, dataset, env)
-            scan_s = _seconds(job["progress"]["scan"])
-            cap_s = _seconds(job["progress"]["caption"])
-            rows += [
-                (f"ingest throughput, {size} files", f"{size / scan_s:,.0f} files/s"),
-                (f"caption stage, {size} images (pixel)", f"{job['valid'] / cap_s:,.0f} images/s"),
-                (
-                    f"end-to-end job, {size} images (pixel)",
-                    f"{job['valid'] / job['duration_s']:,.0f} images/s ({job['duration_s']:.1f} s)",
-                ),
-                (f"worker peak memory, {size} images", f"{job['worker_peak_rss_mib']:.0f} MiB"),
-            ]
-            last_job = job
-        assert last_job is not None
-        for label, path in (
-            ("job polling", f"/v1/jobs/{last_job['id']}"),
-            ("subpopulation query", f"/v1/jobs/{last_job['id']}/subpopulations"),
-        ):
-            p50, p95, rps = asyncio.run(_latency(base, path))
-            rows.append(
-                (
-                    f"{label} latency, 16 clients",
-                    f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({rps:,.0f} req/s)",
-                )
-            )
-    finally:
-        for proc in (caption, api):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            rows += _job_rows(size, job)
+        rows += _latency_rows(base, job)
     return rows
 
 
