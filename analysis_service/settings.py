@@ -15,7 +15,7 @@ from shared.settings import ServiceSettings
 class DiscoverySteps(BaseModel):
     """The parameters of the SSD-LLM steps inside discovery (dimensions, attributes,
     refinement, assignment); defaults are the reference code's. AnalysisSettings reads them
-    from the environment; `reasoners.discovery_steps` applies a job's options on top."""
+    from the environment; `AnalysisSettings.discovery_steps` applies a job's choice on top."""
 
     dimension_rounds: int = Field(default=10, ge=1)
     dimension_captions: int = Field(default=20, ge=1)
@@ -82,6 +82,18 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     llm_retry_base_delay_s: float = Field(default=1.0, ge=0)
     llm_concurrency: int = Field(default=8, ge=1, description="LLM requests in flight per job.")
     llm_max_tokens: int = Field(default=2048, ge=16)
+
+    @property
+    def llm_in_use(self) -> str | None:
+        """The LLM that discovery asks, or None when the offline reasoner runs."""
+        return self.llm_model if self.llm_base_url else None
+
+    def discovery_steps(self, assignment_mode: str | None = None) -> DiscoverySteps:
+        """The steps' parameters, with a job's own assignment_mode winning."""
+        values = self.model_dump(include=set(DiscoverySteps.model_fields))
+        if assignment_mode:
+            values["assignment_mode"] = assignment_mode
+        return DiscoverySteps.model_validate(values)
 
     @property
     def caption_url_list(self) -> list[str]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
+
+from analysis_service.app import create_app as create_analysis_app
+from analysis_service.models import LLMCall
 from tests.builders import make_dataset, write_image
 
 
@@ -128,3 +132,41 @@ async def test_health_and_readiness(api):
     assert (await api.get("/healthz")).status_code == 200
     ready = await api.get("/readyz")
     assert ready.status_code == 200 and ready.json()["schema"] == "0004"
+
+
+async def test_cancel_and_retry_answer_the_same_view_as_get(
+    analysis_settings, data_root: Path, sessionmaker
+):
+    """LLM model and spending included: one view of a job, whatever the route."""
+    settings = analysis_settings.model_copy(
+        update={"llm_base_url": "http://llm.invalid/v1", "llm_model": "some-llm"}
+    )
+    app = create_analysis_app(settings)
+    make_dataset(data_root / "pets")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+            job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
+            async with sessionmaker() as session, session.begin():
+                session.add(
+                    LLMCall(
+                        job_id=uuid.UUID(job_id),
+                        step="dimensions",
+                        request_hash="0" * 64,
+                        model="some-llm",
+                        mode="json_schema",
+                        prompt_tokens=120,
+                        completion_tokens=30,
+                    )
+                )
+            for action in ("cancel", "retry"):
+                moved = (await api.post(f"/v1/jobs/{job_id}/{action}")).json()
+                viewed = (await api.get(f"/v1/jobs/{job_id}")).json()
+                assert moved == viewed
+                assert moved["llm"]["model"] == "some-llm"
+                assert moved["llm"]["spent"] == {
+                    "calls": 1,
+                    "prompt_tokens": 120,
+                    "completion_tokens": 30,
+                    "tokens": 150,
+                }

@@ -44,11 +44,11 @@ async def test_a_job_answered_cancelled_never_ends_otherwise(sessionmaker):
     async def worker(job_id: uuid.UUID) -> str | None:
         await _jitter(rng)
         async with sessionmaker() as session, session.begin():
-            if await lifecycle.claim(session, job_id) is None:
+            if (claimed := await lifecycle.claim(session, job_id)) is None:
                 return None
         await _jitter(rng)
         async with sessionmaker() as session, session.begin():
-            return await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED)
+            return await lifecycle.finish(session, job_id, claimed.attempts, JobStatus.SUCCEEDED)
 
     for _ in range(150):
         job_id = await _new_job(sessionmaker)
@@ -81,24 +81,69 @@ async def test_a_cancel_request_stops_the_job_at_its_next_claim(sessionmaker):
     assert await _status(sessionmaker, job_id) == JobStatus.CANCELLED
 
 
+async def test_a_cancel_waits_for_a_claim_in_progress_and_then_only_asks_to_stop(sessionmaker):
+    """The same race made deterministic: the claim's transaction is open when the cancel
+    arrives; the cancel waits on the row, then finds the job running."""
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as worker:
+        await worker.begin()
+        assert await lifecycle.claim(worker, job_id) is not None
+
+        async def user() -> str | None:
+            async with sessionmaker() as session, session.begin():
+                job = await lifecycle.cancel(session, job_id)
+                return job.status if job is not None else None
+
+        cancelling = asyncio.create_task(user())
+        await asyncio.sleep(0.3)
+        assert not cancelling.done()  # blocked on the claimed row
+        await worker.commit()
+        assert await cancelling == JobStatus.RUNNING
+    async with sessionmaker() as session:
+        assert await lifecycle.status_of(session, job_id) == JobStatus.RUNNING
+
+
+async def test_a_stopping_worker_requeues_or_ends_a_job_it_was_asked_to_cancel(sessionmaker):
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        attempt = (await lifecycle.claim(session, job_id)).attempts  # type: ignore[union-attr]
+        assert await lifecycle.requeue(session, job_id, attempt) == JobStatus.QUEUED
+        attempt = (await lifecycle.claim(session, job_id)).attempts  # type: ignore[union-attr]
+        await lifecycle.cancel(session, job_id)
+        # Stopping with a cancel asked for: the job ends rather than waiting in the queue.
+        assert await lifecycle.requeue(session, job_id, attempt) == JobStatus.CANCELLED
+
+
+async def test_a_stale_attempt_cannot_end_or_requeue_the_job(sessionmaker):
+    """A worker that lost its job (the queue gave it to another) must not end the new run."""
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        first = (await lifecycle.claim(session, job_id)).attempts  # type: ignore[union-attr]
+        second = (await lifecycle.claim(session, job_id)).attempts  # type: ignore[union-attr]
+        assert second == first + 1
+        assert await lifecycle.finish(session, job_id, first, JobStatus.FAILED) == "running"
+        assert await lifecycle.requeue(session, job_id, first) == JobStatus.RUNNING
+        assert await lifecycle.finish(session, job_id, second, JobStatus.SUCCEEDED) == "succeeded"
+
+
 async def test_moves_outside_the_lifecycle_change_nothing(sessionmaker):
     job_id = await _new_job(sessionmaker)
     async with sessionmaker() as session, session.begin():
         # Finishing or requeueing a job nobody claimed, retrying one that has not ended.
-        assert await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED) == JobStatus.QUEUED
-        assert await lifecycle.requeue(session, job_id) is False
+        assert await lifecycle.finish(session, job_id, 0, JobStatus.SUCCEEDED) == JobStatus.QUEUED
+        assert await lifecycle.requeue(session, job_id, 0) == JobStatus.QUEUED
         assert await lifecycle.retry(session, job_id) is None
         with pytest.raises(TransitionNotAllowed):
-            await lifecycle.finish(session, job_id, JobStatus.RUNNING)
+            await lifecycle.finish(session, job_id, 0, JobStatus.RUNNING)
     async with sessionmaker() as session, session.begin():
-        assert await lifecycle.claim(session, job_id) is not None
-        assert await lifecycle.finish(session, job_id, JobStatus.FAILED, "boom") == "failed"
+        assert (await lifecycle.claim(session, job_id)).attempts == 1  # type: ignore[union-attr]
+        assert await lifecycle.finish(session, job_id, 1, JobStatus.FAILED, "boom") == "failed"
         # An ended job is not claimed again, and a succeeded one cannot be retried.
         assert await lifecycle.claim(session, job_id) is None
         queued = await lifecycle.retry(session, job_id)
         assert queued is not None and queued.error is None and queued.status == "queued"
         assert (await lifecycle.claim(session, job_id)).attempts == 2  # type: ignore[union-attr]
-        assert await lifecycle.finish(session, job_id, JobStatus.SUCCEEDED) == "succeeded"
+        assert await lifecycle.finish(session, job_id, 2, JobStatus.SUCCEEDED) == "succeeded"
         assert await lifecycle.retry(session, job_id) is None
         assert await lifecycle.cancel(session, job_id) is None
 

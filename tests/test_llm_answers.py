@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from analysis_service.reasoners import llm_answers as a
 from analysis_service.reasoners.base import OTHER, ImageAnswer, coerce_choice
-from analysis_service.reasoners.factory import discovery_steps
 from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import strict_schema
 
@@ -132,9 +131,9 @@ def test_discovery_steps_come_from_the_settings_and_the_job_option_wins(monkeypa
     monkeypatch.setenv("DIMENSION_ROUNDS", "7")
     monkeypatch.setenv("ASSIGNMENT_MODE", "per_image_dimension")
     settings = AnalysisSettings()
-    steps = discovery_steps(settings, {})
+    steps = settings.discovery_steps()
     assert steps.dimension_rounds == 7 and steps.assignment_mode == "per_image_dimension"
     assert steps.assign_captions_per_call == settings.assign_captions_per_call
-    assert discovery_steps(settings, {"assignment_mode": "batched"}).assignment_mode == "batched"
+    assert settings.discovery_steps("batched").assignment_mode == "batched"
     with pytest.raises(ValidationError):
-        discovery_steps(settings, {"assignment_mode": "sometimes"})
+        settings.discovery_steps("sometimes")

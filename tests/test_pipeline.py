@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text, update
 
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.models import Assignment, Caption, Dimension, Job
 from tests.builders import image_bytes, make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, run, submit
@@ -208,10 +209,11 @@ async def test_rerunning_an_interrupted_job_adds_no_duplicates(
     await run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app))
     async with sessionmaker() as session, session.begin():
         before = await session.scalar(select(func.count()).select_from(Assignment))
-        # Forget that discovery and summary finished, as if the worker died mid-stage.
+        # Forge what a worker killed mid-discovery leaves behind: the job still running and
+        # discovery and summary not done (a state no code writes on purpose).
         await session.execute(
             update(Job).values(
-                status="running",
+                status=JobStatus.RUNNING,
                 progress=Job.progress.op("-")("discover").op("-")("summarize"),
             )
         )

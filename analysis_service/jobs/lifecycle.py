@@ -6,10 +6,14 @@ RETURNING ...`: when a user and a worker act on one job at the same moment (canc
 claim, cancel against finish), Postgres orders the two updates on the row and the second one
 matches nothing, so it cannot overwrite the first. No other module writes `job.status`.
 
-    queued --claim--> running --finish--> succeeded | failed | cancelled
-      |                 |  ^                                 |       |
-      +--cancel--> cancelled  +--claim (a dead worker's job)  +-retry-+--> queued
-                        running --requeue (worker stopping)--> queued
+    queued  --claim-->   running  --finish-->  succeeded | failed | cancelled
+    queued  --cancel-->  cancelled
+    running --claim-->   running    (the queue hands a dead worker's job to another worker)
+    running --requeue--> queued     (its worker is stopping; cancelled if a cancel was asked)
+    failed | cancelled --retry--> queued
+
+Finish and requeue act only for the attempt that claimed the job: a runner that lost its job
+(its worker stalled and the queue gave the job to another) cannot end the new attempt.
 """
 
 from __future__ import annotations
@@ -140,23 +144,47 @@ async def claim(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
 
 
 async def finish(
-    session: AsyncSession, job_id: uuid.UUID, outcome: JobStatus, error: str | None = None
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    attempt: int,
+    outcome: JobStatus,
+    error: str | None = None,
 ) -> JobStatus | None:
-    """A running job ends with outcome; returns the status it has afterwards."""
+    """The attempt that claimed the job ends it with outcome; returns the status the job has
+    afterwards. A stale attempt (its job claimed again since) changes nothing."""
     if outcome not in TERMINAL:
         raise TransitionNotAllowed(f"{outcome} is not an end")
     ended = await _move(
-        session, job_id, {JobStatus.RUNNING}, outcome, error=error, finished_at=func.now()
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        outcome,
+        Job.attempts == attempt,
+        error=error,
+        finished_at=func.now(),
     )
     return outcome if ended is not None else await status_of(session, job_id)
 
 
-async def requeue(session: AsyncSession, job_id: uuid.UUID) -> bool:
-    """The worker is stopping mid-job: the job goes back to the queue, resumable."""
-    if await _move(session, job_id, {JobStatus.RUNNING}, JobStatus.QUEUED) is None:
-        return False
-    await enqueue_run_job(session, job_id)
-    return True
+async def requeue(session: AsyncSession, job_id: uuid.UUID, attempt: int) -> JobStatus | None:
+    """The worker is stopping mid-attempt: the job goes back to the queue, resumable, unless a
+    cancel was asked for, in which case it ends cancelled. Returns the job's status afterwards
+    (unchanged when the attempt is stale)."""
+    mine = (Job.attempts == attempt,)
+    if await _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        JobStatus.CANCELLED,
+        *mine,
+        Job.cancel_requested.is_(True),
+        finished_at=func.now(),
+    ):
+        return JobStatus.CANCELLED
+    if await _move(session, job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, *mine):
+        await enqueue_run_job(session, job_id)
+        return JobStatus.QUEUED
+    return await status_of(session, job_id)
 
 
 async def cancel(session: AsyncSession, job_id: uuid.UUID) -> Job | None:

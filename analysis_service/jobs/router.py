@@ -34,15 +34,8 @@ async def list_jobs(
     status: JobStatus | None = None,
 ) -> Page[schemas.Job]:
     """Jobs, newest first."""
-    rows, total = await repository.list_jobs(session, limit, offset, status)
-    spent = await repository.llm_spent(session, [r[0].id for r in rows])
-    model = settings.llm_model if settings.llm_base_url else None
-    return Page(
-        items=[service.to_schema(*r, spent.get(r[0].id), model) for r in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    items, total = await service.list_jobs(session, settings, limit, offset, status)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=schemas.Job)

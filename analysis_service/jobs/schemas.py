@@ -11,23 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobParameters(BaseModel):
+    """What a job is asked to do beyond its inputs: given when it is submitted, stored with it,
+    read back by every run."""
 
-    dataset_path: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=4096,
-        description="Folder with one subfolder per class; absolute, or relative to a data root.",
-        examples=["/data/waterbirds"],
-    )
-    captions_path: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=4096,
-        description="CSV or JSONL of captions (image, label, caption) inside DATA_ROOTS: "
-        "discovery without captioning. With dataset_path, rows are matched to its images.",
-    )
     mode: Literal["per_class", "organization"] = Field(
         default="per_class",
         description="per_class: each class gets its own dimensions. organization: all images "
@@ -58,13 +45,54 @@ class JobCreate(BaseModel):
         "code did. For reproducing its benchmarks: it biases captions toward the label.",
     )
 
+    @property
+    def pooled(self) -> bool:
+        """Organization mode: all images are one subject, organised by the criterion."""
+        return self.mode == "organization"
+
     @model_validator(mode="after")
-    def _consistent(self) -> JobCreate:
-        if self.dataset_path is None and self.captions_path is None:
-            raise ValueError("give dataset_path, captions_path, or both")
-        if self.num_attributes is not None and self.mode != "organization":
+    def _num_attributes_pooled(self) -> JobParameters:
+        if self.num_attributes is not None and not self.pooled:
             raise ValueError("num_attributes is for mode 'organization'")
         return self
+
+
+class JobCreate(JobParameters):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Folder with one subfolder per class; absolute, or relative to a data root.",
+        examples=["/data/waterbirds"],
+    )
+    captions_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="CSV or JSONL of captions (image, label, caption) inside DATA_ROOTS: "
+        "discovery without captioning. With dataset_path, rows are matched to its images.",
+    )
+
+    @model_validator(mode="after")
+    def _some_input(self) -> JobCreate:
+        if self.dataset_path is None and self.captions_path is None:
+            raise ValueError("give dataset_path, captions_path, or both")
+        return self
+
+
+class JobOptions(JobParameters):
+    """A job's parameters as stored on its row (job.options), with its inputs resolved."""
+
+    dataset_path: str | None = Field(default=None, description="The dataset folder, resolved.")
+    captions_path: str | None = Field(default=None, description="The captions file, resolved.")
+    captions_rows: int | None = Field(default=None, description="Rows of the captions file.")
+
+    @property
+    def has_folder(self) -> bool:
+        """Whether the job has images on disk to scan (a captions file alone has none)."""
+        return self.dataset_path is not None or self.captions_path is None
 
 
 class LLMSpent(BaseModel):
@@ -95,6 +123,9 @@ class StageProgress(BaseModel):
 class Job(BaseModel):
     id: uuid.UUID
     status: JobStatus
+    cancel_requested: bool = Field(
+        description="A cancel was asked for while the job ran; it stops at its next batch."
+    )
     stage: Stage | None = Field(description="Stage running now, or the last one reached.")
     dataset_path: str = Field(description="The dataset folder, resolved.")
     progress: dict[str, StageProgress] = Field(

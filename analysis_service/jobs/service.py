@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +15,8 @@ from analysis_service.datasets.captions_file import check_file
 from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.models import Job
-from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, estimate
-from analysis_service.reasoners.factory import discovery_steps
+from analysis_service.reasoners import estimate
+from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, tokens_for_chars
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
@@ -50,33 +51,34 @@ def to_schema(
     job: Job,
     dataset_path: str,
     caption_info: dict | None,
-    spent: dict | None = None,
-    llm_model: str | None = None,
+    spent: dict | None,
+    settings: AnalysisSettings,
 ) -> schemas.Job:
     end = job.finished_at or (datetime.now(UTC) if job.started_at else None)
     duration = (end - job.started_at).total_seconds() if end and job.started_at else None
     engine = f"{caption_info['engine']}/{caption_info['model']}" if caption_info else None
-    options = job.options or {}
+    options = schemas.JobOptions.model_validate(job.options or {})
     return schemas.Job(
         id=job.id,
         status=lifecycle.JobStatus(job.status),
+        cancel_requested=job.cancel_requested,
         stage=job.stage,
         dataset_path=dataset_path,
         progress={k: schemas.StageProgress(**v) for k, v in (job.progress or {}).items()},
         images=job.images,
         valid=job.valid,
         invalid=job.invalid,
-        seed=int(options.get("seed", 0)),
-        mode=options.get("mode", "per_class"),
-        criterion=options.get("criterion"),
-        captions_path=options.get("captions_path"),
+        seed=options.seed,
+        mode=options.mode,
+        criterion=options.criterion,
+        captions_path=options.captions_path,
         caption_engine=engine,
         reasoner=job.reasoner,
         llm=schemas.LLMUsage(
-            model=llm_model,
+            model=settings.llm_in_use,
             estimate=job.llm_estimate,
             spent=schemas.LLMSpent(**(spent or {})),
-            budget=options.get("token_budget"),
+            budget=options.token_budget,
         ),
         error=job.error,
         attempts=job.attempts,
@@ -85,21 +87,6 @@ def to_schema(
         finished_at=job.finished_at,
         duration_s=duration,
     )
-
-
-def _llm_model(settings: AnalysisSettings) -> str | None:
-    return settings.llm_model if settings.llm_base_url else None
-
-
-def _estimate(
-    settings: AnalysisSettings, body: schemas.JobCreate, groups: list[Group]
-) -> dict[str, int] | None:
-    if not settings.llm_base_url:
-        return None  # the offline reasoner makes no LLM calls
-    if body.mode == "organization":
-        groups = [Group(sum(g.images for g in groups), groups[0].caption_tokens)] if groups else []
-    config = discovery_steps(settings, body.model_dump())
-    return estimate(config, groups, body.criterion is not None, body.num_attributes)
 
 
 def _check_budget(body: schemas.JobCreate, cost: dict[str, int] | None) -> None:
@@ -120,18 +107,20 @@ def _folder_groups(root: Path) -> list[Group]:
     return [Group(n, IMAGE_CAPTION_TOKENS) for n in counts.values()]
 
 
-async def create_job(
-    session: AsyncSession, settings: AnalysisSettings, body: schemas.JobCreate
-) -> tuple[Job, str]:
-    """Check the inputs, register the dataset, create the job and queue it atomically."""
+def _inspect_inputs(
+    settings: AnalysisSettings, body: schemas.JobCreate
+) -> tuple[schemas.JobOptions, list[Group]]:
+    """Resolve and check the dataset folder and captions file (reads the disk: run it off the
+    event loop); the job's options and its groups of captions, for the cost estimate."""
     roots = settings.data_root_paths
-    options: dict = body.model_dump(exclude_none=True, exclude={"dataset_path", "captions_path"})
-    root: Path | None = None
+    parameters = body.model_dump(include=set(schemas.JobParameters.model_fields))
+    options = schemas.JobOptions(**parameters)
     groups: list[Group] = []
+    root: Path | None = None
     if body.dataset_path is not None:
         root = resolve_folder_inside_roots(body.dataset_path, roots)
         check_layout(root)
-        options["dataset_path"] = str(root)
+        options.dataset_path = str(root)
         groups = _folder_groups(root)
     if body.captions_path is not None:
         path = resolve_file_inside_roots(body.captions_path, roots)
@@ -139,18 +128,38 @@ async def create_job(
         if known is not None:
             known |= {Path(rel).name for rel in known}
         summary = check_file(path, known)
-        options["captions_path"] = str(path)
-        options["captions_rows"] = summary.rows
-        tokens = max(1.0, summary.mean_caption_chars / 4)
+        options.captions_path, options.captions_rows = str(path), summary.rows
+        tokens = tokens_for_chars(summary.mean_caption_chars)
         groups = [Group(n, tokens) for n in summary.labels.values()]
-    cost = _estimate(settings, body, groups)
+    return options, groups
+
+
+async def create_job(
+    session: AsyncSession, settings: AnalysisSettings, body: schemas.JobCreate
+) -> tuple[Job, str]:
+    """Check the inputs, register the dataset, create the job and queue it atomically."""
+    options, groups = await asyncio.to_thread(_inspect_inputs, settings, body)
+    cost = estimate.for_job(settings, options, groups)
     _check_budget(body, cost)
-    dataset_id = await datasets.get_or_create_dataset(
-        session, str(root) if root else options["captions_path"]
-    )
-    job = await lifecycle.create(session, dataset_id, options)
+    source = options.dataset_path or options.captions_path
+    assert source is not None  # JobCreate asks for at least one
+    dataset_id = await datasets.get_or_create_dataset(session, source)
+    job = await lifecycle.create(session, dataset_id, options.model_dump(exclude_none=True))
     job.llm_estimate = cost
-    return job, str(root) if root else options["captions_path"]
+    return job, source
+
+
+async def list_jobs(
+    session: AsyncSession,
+    settings: AnalysisSettings,
+    limit: int,
+    offset: int,
+    status: lifecycle.JobStatus | None,
+) -> tuple[list[schemas.Job], int]:
+    """A page of job views, newest first, and how many jobs there are."""
+    rows, total = await repository.list_jobs(session, limit, offset, status)
+    spent = await repository.llm_spent(session, [r[0].id for r in rows])
+    return [to_schema(*r, spent.get(r[0].id), settings) for r in rows], total
 
 
 async def get_job(
@@ -159,7 +168,7 @@ async def get_job(
     """The public view of a job: the same for GET, cancel and retry."""
     found = _found(await repository.get_job(session, job_id), job_id)
     spent = (await repository.llm_spent(session, [job_id])).get(job_id)
-    return to_schema(*found, spent, _llm_model(settings))
+    return to_schema(*found, spent, settings)
 
 
 async def _moved_view(

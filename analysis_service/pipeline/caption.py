@@ -135,7 +135,7 @@ class _CaptionPass:
 
 
 async def run(ctx: RunContext, root: Path, client: CaptionClient) -> None:
-    class_hint = bool(ctx.options.get("caption_class_hint"))
+    class_hint = ctx.options.caption_class_hint
     info = await _engine_info(client, class_hint)
     key = await use_caption_key(ctx, info)
     done, total = await _progress_so_far(ctx, key)

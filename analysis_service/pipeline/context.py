@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import Stage, StageState
+from analysis_service.jobs.schemas import JobOptions
 from analysis_service.settings import AnalysisSettings
 
 
@@ -24,22 +25,16 @@ class StageFailed(Exception):
 
 @dataclass
 class RunContext:
-    """One run of one job, as its stages see it."""
+    """One run (attempt) of one job, as its stages see it."""
 
     job_id: uuid.UUID
+    attempt: int
     dataset_id: uuid.UUID
     settings: AnalysisSettings
     sessionmaker: async_sessionmaker[AsyncSession]
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def seed(self) -> int:
-        return int(self.options.get("seed", 0))
-
-    @property
-    def pooled(self) -> bool:
-        """Organization mode: all images are one subject, organised by the criterion."""
-        return self.options.get("mode") == "organization"
+    options: JobOptions
+    #: The stage the run is in, for its events.
+    stage: Stage | None = None
 
     async def check_cancelled(self) -> None:
         """Called between batches: a cancel request stops the job there."""
@@ -58,14 +53,16 @@ class RunContext:
             )
 
     async def start_stage(self, stage: Stage, **patch: Any) -> None:
+        self.stage = stage
         await self.update_stage(stage, started=True, state=StageState.RUNNING, **patch)
 
     async def finish_stage(self, stage: Stage, **patch: Any) -> None:
         await self.update_stage(stage, finished=True, state=StageState.DONE, **patch)
 
-    async def event(self, kind: str, stage: Stage | None, message: str | None = None) -> None:
+    async def event(self, kind: str, message: str | None = None) -> None:
+        """A line of the job's timeline, stamped with the stage the run is in."""
         async with self.sessionmaker() as session, session.begin():
-            await jobs.add_event(session, self.job_id, kind, stage, message)
+            await jobs.add_event(session, self.job_id, kind, self.stage, message)
 
     async def stage_done(self, stage: Stage) -> bool:
         async with self.sessionmaker() as session:

@@ -12,21 +12,22 @@ import logging
 from analysis_service.assignments import repository as assignments
 from analysis_service.captions import repository as captions
 from analysis_service.jobs.lifecycle import Stage
+from analysis_service.jobs.schemas import JobOptions
 from analysis_service.pipeline.context import RunContext
+from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
-from analysis_service.reasoners.estimate import Group, estimate
-from analysis_service.reasoners.factory import discovery_steps
+from analysis_service.reasoners.estimate import Group, tokens_for_chars
 
 logger = logging.getLogger(__name__)
 
 
-def goal_of(options: dict) -> Goal:
-    return Goal(criterion=options.get("criterion"), num_attributes=options.get("num_attributes"))
+def goal_of(options: JobOptions) -> Goal:
+    return Goal(criterion=options.criterion, num_attributes=options.num_attributes)
 
 
 def subject_of(ctx: RunContext, group: str) -> str:
-    if ctx.pooled:
-        return str(ctx.options.get("subject") or "the images of a dataset")
+    if ctx.options.pooled:
+        return ctx.options.subject or "the images of a dataset"
     return group
 
 
@@ -36,12 +37,12 @@ async def _structure_class(ctx: RunContext, reasoner: Reasoner, class_name: str)
             session,
             ctx.job_id,
             class_name,
-            ctx.pooled,
-            ctx.seed,
+            ctx.options.pooled,
+            ctx.options.seed,
             ctx.settings.discovery_sample_size,
         )
     subject = subject_of(ctx, class_name)
-    proposed = await reasoner.propose(subject, sample, ctx.seed, goal_of(ctx.options))
+    proposed = await reasoner.propose(subject, sample, ctx.options.seed, goal_of(ctx.options))
     async with ctx.sessionmaker() as session, session.begin():
         await assignments.write_structure(
             session, ctx.job_id, class_name, [p for p in proposed if p.attributes]
@@ -51,7 +52,12 @@ async def _structure_class(ctx: RunContext, reasoner: Reasoner, class_name: str)
 async def _unassigned_page(ctx: RunContext, class_name: str, after: int) -> list[tuple[int, str]]:
     async with ctx.sessionmaker() as session:
         return await assignments.unassigned_page(
-            session, ctx.job_id, class_name, ctx.pooled, after, ctx.settings.assign_batch_size
+            session,
+            ctx.job_id,
+            class_name,
+            ctx.options.pooled,
+            after,
+            ctx.settings.assign_batch_size,
         )
 
 
@@ -88,17 +94,13 @@ async def _assign_class(ctx: RunContext, reasoner: Reasoner, class_name: str) ->
 
 def _estimate(ctx: RunContext, groups: list[tuple[str, int, float]]) -> dict[str, int] | None:
     """The LLM cost from the real captions, before the costly steps run."""
-    if not ctx.settings.llm_base_url:
-        return None
-    sizes = [Group(images, max(1.0, chars / 4)) for _, images, chars in groups]
-    goal = goal_of(ctx.options)
-    config = discovery_steps(ctx.settings, ctx.options)
-    return estimate(config, sizes, goal.criterion is not None, goal.num_attributes)
+    sizes = [Group(images, tokens_for_chars(chars)) for _, images, chars in groups]
+    return estimate.for_job(ctx.settings, ctx.options, sizes)
 
 
 async def run(ctx: RunContext, reasoner: Reasoner) -> None:
     async with ctx.sessionmaker() as session:
-        groups = await captions.captioned_groups(session, ctx.job_id, ctx.pooled)
+        groups = await captions.captioned_groups(session, ctx.job_id, ctx.options.pooled)
     cost = _estimate(ctx, groups)
     await ctx.record(reasoner=reasoner.name, **({"llm_estimate": cost} if cost else {}))
     async with ctx.sessionmaker() as session, session.begin():

@@ -76,7 +76,7 @@ async def run(ctx: RunContext, path: Path, with_dataset: bool) -> None:
         params={"source": str(path)},
     )
     key = await use_caption_key(ctx, info)
-    total = int(ctx.options.get("captions_rows") or 0)
+    total = ctx.options.captions_rows or 0
     await ctx.start_stage(Stage.IMPORT, done=0, total=total or None, unit="rows")
     done = 0
     rows = read_rows(path)

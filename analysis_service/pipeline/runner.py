@@ -18,6 +18,7 @@ from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import JobStatus, Stage
+from analysis_service.jobs.schemas import JobOptions
 from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
 from analysis_service.reasoners.factory import open_reasoner
@@ -53,15 +54,16 @@ async def _exclusive(
 
 async def _claim(
     job_id: uuid.UUID, settings: AnalysisSettings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> tuple[RunContext, Path, int] | JobStatus | None:
-    """(context, dataset root, attempt) of a claimed job, else the status the job has."""
+) -> tuple[RunContext, Path] | JobStatus | None:
+    """(context, dataset root) of a claimed job, else the status the job has."""
     async with sessionmaker() as session, session.begin():
         job = await lifecycle.claim(session, job_id)
         if job is None:
             return await lifecycle.status_of(session, job_id)
         root = Path(await datasets.root_path(session, job.dataset_id))
-        ctx = RunContext(job_id, job.dataset_id, settings, sessionmaker, dict(job.options))
-        return ctx, root, job.attempts
+        options = JobOptions.model_validate(job.options)
+        ctx = RunContext(job_id, job.attempts, job.dataset_id, settings, sessionmaker, options)
+        return ctx, root
 
 
 async def _caption_stage(
@@ -81,8 +83,8 @@ async def _caption_stage(
 
 
 async def _stages(ctx: RunContext, root: Path, transports: Transports) -> None:
-    captions_path = ctx.options.get("captions_path")
-    has_folder = ctx.options.get("dataset_path") is not None or not captions_path
+    captions_path = ctx.options.captions_path
+    has_folder = ctx.options.has_folder
     if has_folder:
         if not await asyncio.to_thread(root.is_dir):
             raise StageFailed(f"dataset folder '{root}' no longer exists")
@@ -121,8 +123,8 @@ async def run_job(
         claimed = await _claim(job_id, settings, sessionmaker)
         if not isinstance(claimed, tuple):
             return claimed
-        ctx, root, attempt = claimed
-        return await _run_claimed(ctx, root, attempt, Transports(caption_transport, llm_transport))
+        ctx, root = claimed
+        return await _run_claimed(ctx, root, Transports(caption_transport, llm_transport))
 
 
 async def _outcome(
@@ -146,23 +148,28 @@ async def _outcome(
 
 
 async def _requeue(ctx: RunContext) -> None:
-    """The worker is stopping mid-job: hand the job back to the queue."""
+    """The worker is stopping mid-job: hand the job back to the queue (or end it cancelled,
+    when a cancel was asked for)."""
     async with ctx.sessionmaker() as session, session.begin():
-        await lifecycle.requeue(session, ctx.job_id)
-    await ctx.event("interrupted", None, "worker stopped; job queued again")
+        status = await lifecycle.requeue(session, ctx.job_id, ctx.attempt)
+    if status == JobStatus.QUEUED:
+        await ctx.event("interrupted", "worker stopped; job queued again")
+    elif status == JobStatus.CANCELLED:
+        await ctx.event(JobStatus.CANCELLED, "worker stopped; the cancel asked for is done")
 
 
-async def _run_claimed(
-    ctx: RunContext, root: Path, attempt: int, transports: Transports
-) -> JobStatus | None:
-    await ctx.event("started", None, f"attempt {attempt}")
+async def _run_claimed(ctx: RunContext, root: Path, transports: Transports) -> JobStatus | None:
+    await ctx.event("started", f"attempt {ctx.attempt}")
     try:
         outcome, error = await _outcome(ctx, root, transports)
     except asyncio.CancelledError:
         await asyncio.shield(_requeue(ctx))
         raise
     async with ctx.sessionmaker() as session, session.begin():
-        status = await lifecycle.finish(session, ctx.job_id, outcome, error)
-    await ctx.event(outcome, None, error)
-    logger.info("job %s %s%s", ctx.job_id, outcome, f": {error}" if error else "")
+        status = await lifecycle.finish(session, ctx.job_id, ctx.attempt, outcome, error)
+    if status == outcome:
+        await ctx.event(outcome, error)
+        logger.info("job %s %s%s", ctx.job_id, outcome, f": {error}" if error else "")
+    else:
+        logger.warning("job %s ended %s but had become %s meanwhile", ctx.job_id, outcome, status)
     return status

@@ -9,10 +9,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis_service.settings import DiscoverySteps
+from analysis_service.jobs.schemas import JobParameters
+from analysis_service.settings import AnalysisSettings, DiscoverySteps
 
 INSTRUCTIONS = 120  # system message and step instructions
 IMAGE_CAPTION_TOKENS = 90.0  # LLaVA-1.5 captions, when none are known yet
+CHARS_PER_TOKEN = 4  # the documented rule where no tokenizer is at hand
+
+
+def tokens_for_chars(chars: float) -> float:
+    """Tokens in a text of this many characters, by the one-token-per-4-characters rule."""
+    return max(1.0, chars / CHARS_PER_TOKEN)
 
 
 @dataclass
@@ -86,3 +93,23 @@ def estimate(
         "fixed_calls": fixed.calls,
         "fixed_tokens": fixed.tokens,
     }
+
+
+def pooled(groups: list[Group]) -> list[Group]:
+    """The groups as one (organization mode), captions of the mean length."""
+    images = sum(g.images for g in groups)
+    if not images:
+        return []
+    return [Group(images, sum(g.images * g.caption_tokens for g in groups) / images)]
+
+
+def for_job(
+    settings: AnalysisSettings, params: JobParameters, groups: list[Group]
+) -> dict[str, int] | None:
+    """A job's estimate over its groups of captions; None when no LLM is configured (the
+    offline reasoner makes no calls)."""
+    if settings.llm_in_use is None:
+        return None
+    steps = settings.discovery_steps(params.assignment_mode)
+    groups = pooled(groups) if params.pooled else groups
+    return estimate(steps, groups, params.criterion is not None, params.num_attributes)

@@ -1,10 +1,9 @@
-"""Which reasoner a job gets, and the parameters of the discovery steps it runs."""
+"""Which reasoner a job gets."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 
@@ -14,16 +13,7 @@ from analysis_service.reasoners.lexicon import LexiconReasoner
 from analysis_service.reasoners.llm import LLMReasoner
 from analysis_service.reasoners.llm_client import LLMClient
 from analysis_service.reasoners.llm_log import DatabaseCallLog
-from analysis_service.settings import AnalysisSettings, DiscoverySteps
 from shared.openai_chat import ChatClient
-
-
-def discovery_steps(settings: AnalysisSettings, options: Mapping[str, Any]) -> DiscoverySteps:
-    """The steps' parameters from the settings, with the job's `assignment_mode` winning."""
-    values = settings.model_dump(include=set(DiscoverySteps.model_fields))
-    if mode := options.get("assignment_mode"):
-        values["assignment_mode"] = mode
-    return DiscoverySteps.model_validate(values)
 
 
 @asynccontextmanager
@@ -36,13 +26,13 @@ async def open_reasoner(
     if not settings.llm_base_url:
         yield LexiconReasoner()
         return
-    log = DatabaseCallLog(ctx.sessionmaker, ctx.job_id, ctx.options.get("token_budget"))
+    log = DatabaseCallLog(ctx.sessionmaker, ctx.job_id, ctx.options.token_budget)
     await log.load_spent()
     chat = ChatClient(settings.llm_endpoint, transport=transport)
     client = LLMClient(
         chat, log, concurrency=settings.llm_concurrency, max_tokens=settings.llm_max_tokens
     )
     try:
-        yield LLMReasoner(client, discovery_steps(settings, ctx.options))
+        yield LLMReasoner(client, settings.discovery_steps(ctx.options.assignment_mode))
     finally:
         await chat.aclose()
