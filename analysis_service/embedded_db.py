@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
+from analysis_service.database_admin import ensure_database
 from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
@@ -77,10 +76,3 @@ def start_embedded(
     url = server.get_uri(database)
     logger.info("embedded postgres ready in %s", server.pgdata)
     return url
-
-
-def ensure_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')

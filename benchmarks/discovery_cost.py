@@ -8,16 +8,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import psycopg
-
-from analysis_service.db import make_engine, make_sessionmaker, with_database
-from analysis_service.embedded_db import ensure_database
-from analysis_service.jobs import schemas, service
-from analysis_service.jobs.lifecycle import JobStatus
-from analysis_service.jobs.repository import llm_spent
+from analysis_service.database_admin import scratch_database
+from analysis_service.db import make_engine, make_sessionmaker
+from analysis_service.jobs import schemas
 from analysis_service.migrate import upgrade
-from analysis_service.pipeline.runner import run_job
 from analysis_service.settings import AnalysisSettings
+from benchmarks.inprocess import run_to_end
 from tests.fakes.fake_llm import FakeLLM
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
@@ -37,16 +33,9 @@ async def _one(url: str, base_url: str, mode: str) -> dict:
     sessionmaker = make_sessionmaker(engine)
     try:
         body = schemas.JobCreate(captions_path=CAPTIONS, assignment_mode=mode)  # type: ignore[arg-type]
-        async with sessionmaker() as session, session.begin():
-            job, _ = await service.create_job(session, settings, body)
-        status = await run_job(job.id, settings, sessionmaker)
-        async with sessionmaker() as session:
-            spent = (await llm_spent(session, [job.id])).get(job.id, {})
-            view = await service.get_job(session, job.id, settings)
-        if status != JobStatus.SUCCEEDED:
-            raise RuntimeError(f"benchmark job {status}: {view.error}")
-        valid = view.valid
-        return {**spent, "images": valid, "estimate": job.llm_estimate}
+        view = await run_to_end(settings, sessionmaker, body)
+        spent = view.llm.spent.model_dump()
+        return {**spent, "images": view.valid, "estimate": view.llm.estimate}
     finally:
         await engine.dispose()
 
@@ -57,15 +46,9 @@ def run(server_admin_url: str, name_prefix: str) -> list[tuple[str, str]]:
     results = {}
     with FakeLLM() as llm:
         for mode in ("batched", "per_image_dimension"):
-            name = f"{name_prefix}_{mode}"
-            ensure_database(server_admin_url, name)
-            url = with_database(server_admin_url, name)
-            upgrade(url)
-            try:
+            with scratch_database(server_admin_url, f"{name_prefix}_{mode}") as url:
+                upgrade(url)
                 results[mode] = asyncio.run(_one(url, llm.base_url, mode))
-            finally:
-                with psycopg.connect(server_admin_url, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     ours, ref = results["batched"], results["per_image_dimension"]
     n = ours["images"]
     rows = []

@@ -23,13 +23,11 @@ from analysis_service.evaluation.metrics import (
     clustering_accuracy,
     normalized_mutual_information,
 )
-from analysis_service.jobs import schemas, service
-from analysis_service.jobs.lifecycle import JobStatus
+from analysis_service.jobs import schemas
 from analysis_service.migrate import upgrade
-from analysis_service.models import Job
-from analysis_service.pipeline.runner import run_job
 from analysis_service.settings import AnalysisSettings
-from analysis_service.subpopulations.repository import assignments_query
+from analysis_service.subpopulations.repository import assignments_page
+from benchmarks.inprocess import run_to_end
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ssdllm-captions"
@@ -42,16 +40,10 @@ ORGANIZATION = [
 
 
 async def _run(settings: AnalysisSettings, sessionmaker, body: schemas.JobCreate):  # type: ignore[no-untyped-def]
-    async with sessionmaker() as session, session.begin():
-        job, _ = await service.create_job(session, settings, body)
-        job_id = job.id
-    status = await run_job(job_id, settings, sessionmaker)
+    """The assignment rows (image, class, dimension, attribute, note) of a finished job."""
+    view = await run_to_end(settings, sessionmaker, body)
     async with sessionmaker() as session:
-        job = await session.get(Job, job_id)
-        rows = (await session.execute(assignments_query(job_id))).all()
-    if status != JobStatus.SUCCEEDED:
-        raise RuntimeError(f"job {job_id} {status}: {job.error if job else ''}")
-    return job, rows
+        return await assignments_page(session, view.id, None)
 
 
 def _truth_of_metashift(name: str) -> str:
@@ -73,7 +65,7 @@ async def _organization_lines(settings: AnalysisSettings, sessionmaker) -> list[
             subject=name,
             seed=0,
         )
-        _, rows = await _run(settings, sessionmaker, body)
+        rows = await _run(settings, sessionmaker, body)
         truth = [r[1] for r in rows]
         predicted = [r[3] for r in rows]
         acc = clustering_accuracy(truth, predicted)
@@ -104,7 +96,7 @@ async def _metashift_lines(settings: AnalysisSettings, sessionmaker) -> list[str
     ]
     for cls in ("cat", "dog"):
         body = schemas.JobCreate(captions_path=f"metashift/{cls}.csv", seed=0)
-        _, rows = await _run(settings, sessionmaker, body)
+        rows = await _run(settings, sessionmaker, body)
         by_dim: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for image, _, dimension, attribute, _ in rows:
             by_dim[dimension].append((_truth_of_metashift(image), attribute))

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
 
-from analysis_service.embedded_db import embedded_server, ensure_database
+from analysis_service.database_admin import scratch_database
+from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
 from benchmarks import captioning, discovery_cost
@@ -139,15 +139,9 @@ def main() -> None:
 def _bench_database() -> Iterator[str]:
     """A fresh migrated database on the embedded server, dropped afterwards."""
     server = embedded_server(STATE / "db")
-    name = f"bench_{int(time.time())}"
-    ensure_database(server.get_uri("postgres"), name)
-    url = server.get_uri(name)
-    upgrade(url)
-    try:
+    with scratch_database(server.get_uri("postgres"), f"bench_{int(time.time())}") as url:
+        upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

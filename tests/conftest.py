@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from analysis_service.app import create_app as create_analysis_app
-from analysis_service.db import make_engine, make_sessionmaker, with_database
+from analysis_service.database_admin import scratch_database
+from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.migrate import upgrade
 from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
@@ -45,24 +45,17 @@ def pg_admin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_db(pg_admin_url: str) -> Iterator[str]:
     name = f"subpop_template_{os.getpid()}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    upgrade(with_database(pg_admin_url, name))
-    yield name
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_admin_url, name) as url:
+        upgrade(url)
+        yield name
 
 
 @pytest.fixture
 def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
     """A fresh database built by the migrations, dropped after the test."""
     name = f"subpop_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield with_database(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_admin_url, name, template=template_db) as url:
+        yield url
 
 
 @pytest.fixture

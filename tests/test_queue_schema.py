@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from procrastinate.schema import SchemaManager
 
-from analysis_service.db import with_database
+from analysis_service.database_admin import scratch_database
 from analysis_service.migrate import PROCRASTINATE_VERSION, ROOT
 
 VENDORED = ROOT / "migrations" / "procrastinate"
@@ -101,17 +101,10 @@ def _catalog(url: str) -> dict[str, list[tuple]]:
 @pytest.fixture
 def fresh_queue_database(pg_admin_url: str) -> Iterator[str]:
     """A database holding nothing but the installed procrastinate's schema."""
-    name = f"subpop_queue_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(pg_admin_url, name)
-    try:
+    with scratch_database(pg_admin_url, f"subpop_queue_{uuid.uuid4().hex[:12]}") as url:
         with psycopg.connect(url) as conn:
             conn.execute(SchemaManager.get_schema())
         yield url
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrations_build_the_installed_procrastinates_schema(

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Row, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 
 from analysis_service.models import (
     Assignment,
@@ -90,7 +90,8 @@ async def images_of(
     return list(rows.all()), int(total or 0)
 
 
-def assignments_query(job_id: uuid.UUID) -> Any:
+def _assignments(job_id: uuid.UUID) -> Any:
+    """One row per image and dimension: path, class, dimension, attribute, note."""
     return (
         select(
             Image.relpath,
@@ -105,6 +106,18 @@ def assignments_query(job_id: uuid.UUID) -> Any:
         .where(Assignment.job_id == job_id)
         .order_by(Image.relpath, Dimension.position)
     )
+
+
+async def stream_assignments(session: AsyncSession, job_id: uuid.UUID) -> AsyncResult:
+    """Every assignment row of the job, fetched in chunks as they are read."""
+    return await session.stream(_assignments(job_id).execution_options(yield_per=2000))
+
+
+async def assignments_page(
+    session: AsyncSession, job_id: uuid.UUID, limit: int | None, offset: int = 0
+) -> list[Row]:
+    """A page of the job's assignment rows (all of them with limit None)."""
+    return list((await session.execute(_assignments(job_id).limit(limit).offset(offset))).all())
 
 
 async def count_assignments(session: AsyncSession, job_id: uuid.UUID) -> int:

@@ -119,9 +119,8 @@ async def list_assignments(
 ) -> Any:
     """One row per image and dimension: image, class, dimension, attribute."""
     job = await _finished_job(session, job_id)
-    query = repository.assignments_query(job.id)
     if format == "csv":
-        result = await session.stream(query.execution_options(yield_per=2000))
+        result = await repository.stream_assignments(session, job.id)
 
         async def lines() -> AsyncIterator[str]:
             buffer = io.StringIO()
@@ -140,7 +139,7 @@ async def list_assignments(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="assignments-{job.id}.csv"'},
         )
-    rows = (await session.execute(query.limit(limit).offset(offset))).all()
+    rows = await repository.assignments_page(session, job.id, limit, offset)
     total = await repository.count_assignments(session, job.id)
     items = [
         s.AssignmentRow(image=r[0], class_=r[1], dimension=r[2], attribute=r[3], note=r[4])
