@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TypeVar
 
 from analysis_service.reasoners import llm_prompts as p
@@ -44,8 +45,10 @@ def _sample(captions: list[str], n: int, rng: random.Random) -> list[str]:
 
 @dataclass(frozen=True)
 class _Rounds:
-    """Sampled rounds of a step: the name in their samples' seeds, how many, captions each."""
+    """Sampled rounds of a step: the step, the name in their samples' seeds, how many rounds,
+    captions in each."""
 
+    step: Step
     tag: str
     count: int
     captions: int
@@ -71,9 +74,8 @@ class LLMReasoner:
 
     async def _rounds(
         self,
-        step: Step,
-        subject: str,
         rounds: _Rounds,
+        subject: str,
         captions: list[str],
         seed: int,
         ask_for: Callable[[list[str]], p.Ask[A]],
@@ -84,7 +86,7 @@ class LLMReasoner:
             ask_for(_sample(captions, rounds.captions, _rng(seed, subject, rounds.tag, r)))
             for r in range(rounds.count)
         ]
-        answers = await run_all(*(self._ask(step, subject, ask, seed) for ask in asks))
+        answers = await run_all(*(self._ask(rounds.step, subject, ask, seed) for ask in asks))
         return [answer.data for answer in answers if answer.data is not None]
 
     async def _merged(
@@ -109,14 +111,9 @@ class LLMReasoner:
     # Step 1: dimensions, generate and select.
     async def _dimensions(self, subject: str, captions: list[str], seed: int) -> list[str]:
         c = self._steps
-        answers = await self._rounds(
-            Step.DIMENSIONS,
-            subject,
-            _Rounds("dim", c.dimension_rounds, c.dimension_captions),
-            captions,
-            seed,
-            lambda sample: p.suggest_dimensions(subject, sample, c.dimensions_per_round),
-        )
+        rounds = _Rounds(Step.DIMENSIONS, "dim", c.dimension_rounds, c.dimension_captions)
+        ask = partial(p.suggest_dimensions, subject, count=c.dimensions_per_round)
+        answers = await self._rounds(rounds, subject, captions, seed, ask)
         votes: Counter[str] = Counter()
         for answer in answers:
             votes.update({p.normalize(d) for d in answer.dimensions} - {""})
@@ -137,14 +134,9 @@ class LLMReasoner:
         exactly: int | None,
     ) -> dict[str, list[str]]:
         c = self._steps
-        answers = await self._rounds(
-            Step.ATTRIBUTES,
-            subject,
-            _Rounds("attr", c.attribute_rounds, c.attribute_captions),
-            captions,
-            seed,
-            lambda sample: p.suggest_attributes_all(subject, dimensions, sample, c.max_attributes),
-        )
+        rounds = _Rounds(Step.ATTRIBUTES, "attr", c.attribute_rounds, c.attribute_captions)
+        ask = partial(p.suggest_attributes_all, subject, dimensions, most=c.max_attributes)
+        answers = await self._rounds(rounds, subject, captions, seed, ask)
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
             for dim in dimensions:
