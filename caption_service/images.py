@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from shared.caption_contract import CaptionImage
+from shared.concurrency import run_all
 from shared.imaging import ImageLimits, InvalidImage, load_rgb
 from shared.paths import PathOutsideRoots, is_inside
 
@@ -61,10 +62,11 @@ async def prepare_all(
     max_side: int,
     short_side: int | None = None,
 ) -> list[Image.Image | str]:
-    """Decode and resize every image in the pool, off the event loop."""
+    """Decode and resize every image in the pool, off the event loop. An unreadable image is
+    its reason, not a failure; an unexpected error cancels the images still queued."""
     loop = asyncio.get_running_loop()
     jobs = [
         loop.run_in_executor(executor, prepare_one, it, limits, max_side, short_side)
         for it in items
     ]
-    return list(await asyncio.gather(*jobs))
+    return await run_all(*jobs)

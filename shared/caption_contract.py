@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
+
+from shared.hashing import canonical_sha256
 
 
 class CaptionImage(BaseModel):
@@ -61,8 +61,7 @@ class EngineInfo(BaseModel):
 
     def caption_key(self) -> str:
         """The key captions are stored under: a hash of this whole description."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_sha256(self.model_dump(mode="json"))
 
 
 class CaptionResponse(BaseModel):

@@ -70,7 +70,8 @@ class MalformedCompletion(ChatError):
     """A 2xx answer that is not a chat completion."""
 
 
-def _ms_since(started: float) -> int:
+def ms_since(started: float) -> int:
+    """Milliseconds since `started`, a time.perf_counter() reading."""
     return int((time.perf_counter() - started) * 1000)
 
 
@@ -146,7 +147,7 @@ class ChatClient:
             return await send(self._http, "POST", "/chat/completions", json=body)
         except RetryableError as exc:
             if on_transient is not None:
-                await on_transient(exc, _ms_since(started))
+                await on_transient(exc, ms_since(started))
             raise
 
     async def complete(

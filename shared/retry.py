@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,6 +18,12 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Busy(RetryableError):
+    """The server is at capacity, not failing (back-pressure): waited out as long as it asks
+    (1 s when it does not say) without using up an attempt, within RetryPolicy.run's
+    busy_wait_s."""
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,27 @@ class RetryPolicy:
         call: Callable[[], Awaitable[T]],
         *,
         on_retry: Callable[[int, RetryableError, float], None] | None = None,
+        busy_wait_s: float = 0.0,
     ) -> T:
-        """Call until success or attempts run out; only RetryableError is retried."""
-        for attempt in range(self.attempts):
+        """Call until success or attempts run out; only RetryableError is retried.
+
+        `on_retry(failures, error, pause)` is told of each failure before its pause. Busy
+        answers are waited out until busy_wait_s has passed since the first one, then the
+        last is raised."""
+        failures, busy_since = 0, None
+        while True:
             try:
                 return await call()
-            except RetryableError as exc:
-                if attempt == self.attempts - 1:
+            except Busy as exc:
+                busy_since = busy_since or time.monotonic()
+                if time.monotonic() - busy_since > busy_wait_s:
                     raise
-                pause = self.delay(attempt, exc.retry_after)
+                await asyncio.sleep(exc.retry_after or 1.0)
+            except RetryableError as exc:
+                failures += 1
+                if failures >= self.attempts:
+                    raise
+                pause = self.delay(failures - 1, exc.retry_after)
                 if on_retry:
-                    on_retry(attempt + 1, exc, pause)
+                    on_retry(failures, exc, pause)
                 await asyncio.sleep(pause)
-        raise AssertionError("unreachable")

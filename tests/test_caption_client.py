@@ -12,6 +12,7 @@ from shared.retry import RetryPolicy
 
 INFO = {"engine": "fake", "model": "m", "prompt_version": "v1", "prompt": "p", "params": {}}
 FAST = RetryPolicy(attempts=4, base_delay=0.0, max_delay=0.0, jitter=0.0)
+OPTIONS = {"retry": FAST, "timeout_s": 10.0, "send": "path", "overload_wait_s": 60.0}
 IMAGES = [ImageRef("1", Path("/data/a.jpg")), ImageRef("2", Path("/data/b.jpg"))]
 
 
@@ -23,8 +24,9 @@ def _answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"engine": INFO, "results": results})
 
 
-def _client(handler, urls=("http://a",), retry=FAST) -> CaptionClient:
-    return CaptionClient(list(urls), retry=retry, transport=httpx.MockTransport(handler))
+def _client(handler, urls=("http://a",), **options) -> CaptionClient:
+    transport = httpx.MockTransport(handler)
+    return CaptionClient(list(urls), **{**OPTIONS, **options}, transport=transport)
 
 
 async def test_retries_overload_then_succeeds():
@@ -106,10 +108,7 @@ async def test_request_id_is_forwarded():
         seen.append(request.headers.get("x-request-id"))
         return _answer(request)
 
-    client = CaptionClient(
-        ["http://a"], retry=FAST, request_id="job-42", transport=httpx.MockTransport(handler)
-    )
-    async with client:
+    async with _client(handler, request_id="job-42") as client:
         await client.caption(IMAGES)
     assert seen == ["job-42"]
 
@@ -136,10 +135,7 @@ async def test_overload_that_never_ends_fails_after_the_wait_bound():
             503, headers={"Retry-After": "0"}, json={"error": "overloaded", "detail": "full"}
         )
 
-    client = CaptionClient(
-        ["http://a"], retry=FAST, overload_wait_s=0.05, transport=httpx.MockTransport(handler)
-    )
-    async with client:
+    async with _client(handler, overload_wait_s=0.05) as client:
         with pytest.raises(CaptionServiceError, match="stayed overloaded"):
             await client.caption(IMAGES)
 
@@ -160,7 +156,7 @@ async def test_concurrent_batches_spread_evenly_over_replicas():
             await request.aread()
             return _answer(request)
 
-    client = CaptionClient(["http://a", "http://b"], retry=FAST, transport=SlowTransport())
+    client = CaptionClient(["http://a", "http://b"], **OPTIONS, transport=SlowTransport())
     async with client:
         await asyncio.gather(*(client.caption(IMAGES) for _ in range(8)))
     assert peak == {"a": 4, "b": 4}

@@ -96,7 +96,11 @@ def test_diagnosis_needs_the_fields_of_its_verdict():
     assert "two different values" in problem(model, redundant)
     assert "must be one of" in problem(model, {**redundant, "merge": ["sitting", "seated"]})
     missing = {**none, "verdict": "missing", "new_attribute": "a b c d"}
-    assert "at most three words" in problem(model, missing)
+    assert "'new_attribute' must be at most 3 words" in problem(model, missing)
+    assert "'new_attribute' must be a non-empty string" in problem(
+        model, none | {"verdict": "missing"}
+    )
+    assert model.model_validate({**missing, "verdict": "hard_case"}).verdict == "hard_case"
 
 
 def test_batched_assignment_lets_outside_values_through_but_not_bad_ids():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.retry import RetryableError, RetryPolicy
+from shared.retry import Busy, RetryableError, RetryPolicy
 
 
 def test_delay_grows_and_respects_retry_after():
@@ -37,3 +37,30 @@ async def test_run_gives_up_after_attempts():
 
     with pytest.raises(RetryableError):
         await RetryPolicy(attempts=2, base_delay=0.0).run(down)
+
+
+async def test_busy_is_waited_out_without_using_up_attempts():
+    calls, told = [], []
+
+    async def crowded() -> str:
+        calls.append(1)
+        if len(calls) in (1, 3):
+            raise RetryableError("failing")
+        if len(calls) < 6:
+            raise Busy("at capacity", retry_after=0.001)
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, base_delay=0.0, jitter=0.0)
+    result = await policy.run(
+        crowded, on_retry=lambda n, exc, pause: told.append((n, str(exc))), busy_wait_s=5.0
+    )
+    assert result == "ok" and len(calls) == 6
+    assert told == [(1, "failing"), (2, "failing")]
+
+
+async def test_busy_past_its_bound_is_raised():
+    async def full() -> None:
+        raise Busy("at capacity", retry_after=0.01)
+
+    with pytest.raises(Busy):
+        await RetryPolicy(attempts=50).run(full, busy_wait_s=0.03)

@@ -16,7 +16,7 @@ import httpx
 from shared.caption_contract import CaptionResponse, CaptionResult, EngineInfo
 from shared.http import RETRYABLE_STATUS, retry_after, send
 from shared.logging import REQUEST_ID_HEADER
-from shared.retry import RetryableError, RetryPolicy
+from shared.retry import Busy, RetryableError, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,6 @@ RETRYABLE = RETRYABLE_STATUS - {409}
 
 class CaptionServiceError(RuntimeError):
     """The caption service could not caption a batch; the message says why."""
-
-
-class _Overloaded(RetryableError):
-    """The replica is at capacity: wait, it is not failing."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +53,10 @@ class CaptionClient:
         urls: list[str],
         *,
         retry: RetryPolicy,
-        timeout_s: float = 300.0,
-        send: str = "path",
+        timeout_s: float,
+        send: str,
+        overload_wait_s: float,
         request_id: str | None = None,
-        overload_wait_s: float = 1800.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not urls:
@@ -100,7 +96,7 @@ class CaptionClient:
         # 503 'overloaded' is backpressure, told apart before the generic retryable check.
         response = await send(self._http, method, url, retryable=RETRYABLE - {503}, **kwargs)
         if _is_overload(response):
-            raise _Overloaded(f"{url}: overloaded", retry_after=retry_after(response))
+            raise Busy(f"{url}: overloaded", retry_after=retry_after(response))
         if response.status_code == 503:
             raise RetryableError(
                 f"{url}: HTTP 503: {response.text[:200]}", retry_after=retry_after(response)
@@ -112,34 +108,38 @@ class CaptionClient:
     async def _call(
         self, method: str, path: str, url: str | None = None, **kwargs: Any
     ) -> httpx.Response:
-        failures, overloaded_since = 0, None
-        while True:
+        """`url`, else the replica _pick chooses for each attempt, under the retry policy. A
+        replica counts the request in flight from the attempt until the next attempt picks
+        (its back-off or overload wait included), so that concurrent batches go elsewhere."""
+        held: list[str] = []  # the replica of the latest attempt
+
+        async def attempt() -> httpx.Response:
+            if held:
+                self._load[held.pop()] -= 1
             target = url or self._pick()
             self._load[target] += 1
-            try:
-                return await self._attempt(method, target + path, **kwargs)
-            except _Overloaded as exc:
-                # Backpressure is not failure: wait as long as the service asks, within a bound.
-                overloaded_since = overloaded_since or time.monotonic()
-                if time.monotonic() - overloaded_since > self._overload_wait_s:
-                    raise CaptionServiceError(
-                        f"caption service stayed overloaded for {self._overload_wait_s:.0f} s"
-                    ) from exc
-                await asyncio.sleep(exc.retry_after or 1.0)
-            except RetryableError as exc:
-                failures += 1
-                if failures >= self._retry.attempts:
-                    raise CaptionServiceError(
-                        f"caption service unavailable after {failures} attempts: {exc}"
-                    ) from exc
-                pause = self._retry.delay(failures - 1, exc.retry_after)
-                self._avoid_until[target] = time.monotonic() + pause
-                logger.warning(
-                    "caption attempt %d failed (%s); retrying in %.1fs", failures, exc, pause
-                )
-                await asyncio.sleep(pause)
-            finally:
-                self._load[target] -= 1
+            held.append(target)
+            return await self._attempt(method, target + path, **kwargs)
+
+        def avoid(failures: int, exc: RetryableError, pause: float) -> None:
+            self._avoid_until[held[-1]] = time.monotonic() + pause
+            logger.warning(
+                "caption attempt %d failed (%s); retrying in %.1fs", failures, exc, pause
+            )
+
+        try:
+            return await self._retry.run(attempt, on_retry=avoid, busy_wait_s=self._overload_wait_s)
+        except Busy as exc:
+            raise CaptionServiceError(
+                f"caption service stayed overloaded for {self._overload_wait_s:.0f} s"
+            ) from exc
+        except RetryableError as exc:
+            raise CaptionServiceError(
+                f"caption service unavailable after {self._retry.attempts} attempts: {exc}"
+            ) from exc
+        finally:
+            if held:
+                self._load[held.pop()] -= 1
 
     async def info(self, class_hint: bool = False) -> EngineInfo:
         """The engine identity; every replica must report the same one."""

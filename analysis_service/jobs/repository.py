@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage, LLMCall
+# The job view's LLM totals come from the llm_call table's repository.
+from analysis_service.llm_calls.repository import llm_spent as llm_spent
+from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID) -> tuple[Job, str, dict | None] | None:
@@ -60,29 +62,6 @@ async def invalid_images(
     )
     total = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     return [(r[0], r[1], r[2]) for r in rows], total
-
-
-async def llm_spent(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
-    """Calls and tokens per job, from the call log."""
-    if not job_ids:
-        return {}
-    prompt = func.coalesce(func.sum(LLMCall.prompt_tokens), 0)
-    completion = func.coalesce(func.sum(LLMCall.completion_tokens), 0)
-    rows = await session.execute(
-        select(LLMCall.job_id, func.count(), prompt, completion)
-        .where(LLMCall.job_id.in_(job_ids))
-        .group_by(LLMCall.job_id)
-    )
-    return {
-        job_id: {
-            "calls": calls,
-            "prompt_tokens": int(p or 0),
-            "completion_tokens": int(c or 0),
-            "tokens": int(p or 0) + int(c or 0),
-        }
-        for job_id, calls, p, c in rows
-        if job_id is not None
-    }
 
 
 async def events(session: AsyncSession, job_id: uuid.UUID) -> list[JobEvent]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TypeVar
 
 from analysis_service.reasoners import llm_prompts as p
@@ -40,6 +43,17 @@ def _sample(captions: list[str], n: int, rng: random.Random) -> list[str]:
     return rng.sample(captions, n) if len(captions) > n else list(captions)
 
 
+@dataclass(frozen=True)
+class _Rounds:
+    """Sampled rounds of a step: the step, the name in their samples' seeds, how many rounds,
+    captions in each."""
+
+    step: Step
+    tag: str
+    count: int
+    captions: int
+
+
 class LLMReasoner:
     def __init__(self, client: LLMClient, steps: DiscoverySteps):
         self._client = client
@@ -58,22 +72,51 @@ class LLMReasoner:
             temperature=temperature,
         )
 
+    async def _rounds(
+        self,
+        rounds: _Rounds,
+        subject: str,
+        captions: list[str],
+        seed: int,
+        ask_for: Callable[[list[str]], p.Ask[A]],
+    ) -> list[A]:
+        """One request per round, each about its own seeded sample of the captions, all side
+        by side; the valid answers, in round order."""
+        asks = [
+            ask_for(_sample(captions, rounds.captions, _rng(seed, subject, rounds.tag, r)))
+            for r in range(rounds.count)
+        ]
+        answers = await run_all(*(self._ask(rounds.step, subject, ask, seed) for ask in asks))
+        return [answer.data for answer in answers if answer.data is not None]
+
+    async def _merged(
+        self,
+        step: Step,
+        subject: str,
+        dimension: str,
+        candidates: list[str],
+        seed: int,
+        exactly: int | None,
+    ) -> list[str] | None:
+        """The candidate values merged by the LLM, normalized and de-duplicated; None when it
+        gave no valid answer."""
+        ask = p.merge_attributes(
+            subject, dimension, candidates, exactly, self._steps.max_attributes
+        )
+        merged = await self._ask(step, subject, ask, seed)
+        if merged.data is None:
+            return None
+        return list(dict.fromkeys(p.normalize(a) for a in merged.data.attributes))
+
     # Step 1: dimensions, generate and select.
     async def _dimensions(self, subject: str, captions: list[str], seed: int) -> list[str]:
         c = self._steps
-        asks = [
-            p.suggest_dimensions(
-                subject,
-                _sample(captions, c.dimension_captions, _rng(seed, subject, "dim", r)),
-                c.dimensions_per_round,
-            )
-            for r in range(c.dimension_rounds)
-        ]
-        answers = await run_all(*(self._ask(Step.DIMENSIONS, subject, a, seed) for a in asks))
+        rounds = _Rounds(Step.DIMENSIONS, "dim", c.dimension_rounds, c.dimension_captions)
+        ask = partial(p.suggest_dimensions, subject, count=c.dimensions_per_round)
+        answers = await self._rounds(rounds, subject, captions, seed, ask)
         votes: Counter[str] = Counter()
         for answer in answers:
-            if answer.data is not None:
-                votes.update({p.normalize(d) for d in answer.data.dimensions} - {""})
+            votes.update({p.normalize(d) for d in answer.dimensions} - {""})
         kept = [d for d, n in ranked(votes) if n > c.dimension_rounds * c.dimension_threshold]
         kept = kept or [d for d, _ in ranked(votes, 3)]
         if len(kept) <= 1:
@@ -91,22 +134,14 @@ class LLMReasoner:
         exactly: int | None,
     ) -> dict[str, list[str]]:
         c = self._steps
-        asks = [
-            p.suggest_attributes_all(
-                subject,
-                dimensions,
-                _sample(captions, c.attribute_captions, _rng(seed, subject, "attr", r)),
-                c.max_attributes,
-            )
-            for r in range(c.attribute_rounds)
-        ]
-        answers = await run_all(*(self._ask(Step.ATTRIBUTES, subject, a, seed) for a in asks))
+        rounds = _Rounds(Step.ATTRIBUTES, "attr", c.attribute_rounds, c.attribute_captions)
+        ask = partial(p.suggest_attributes_all, subject, dimensions, most=c.max_attributes)
+        answers = await self._rounds(rounds, subject, captions, seed, ask)
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
-            if answer.data is not None:
-                for dim in dimensions:
-                    values = {p.normalize(v) for v in answer.data.attributes[dim]}
-                    counts[dim].update(values - {"", OTHER})
+            for dim in dimensions:
+                values = {p.normalize(v) for v in answer.attributes[dim]}
+                counts[dim].update(values - {"", OTHER})
         merged = await run_all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
@@ -119,11 +154,8 @@ class LLMReasoner:
         candidates = [a for a, _ in ranked(counts, 4 * c.max_attributes)]
         if len(candidates) < 2:
             return candidates
-        merge = p.merge_attributes(subject, dimension, candidates, exactly, c.max_attributes)
-        merged = await self._ask(Step.ATTRIBUTES, subject, merge, seed)
-        if merged.data is None:
-            return candidates[: exactly or c.max_attributes]
-        return list(dict.fromkeys(p.normalize(a) for a in merged.data.attributes))
+        merged = await self._merged(Step.ATTRIBUTES, subject, dimension, candidates, seed, exactly)
+        return candidates[: exactly or c.max_attributes] if merged is None else merged
 
     # Step 3: self-consistency refinement, every dimension judged on each sampled caption.
     async def _refine(
@@ -184,15 +216,8 @@ class LLMReasoner:
         """A last de-duplication, unless the count the user asked for is already met."""
         if (exactly and len(attrs) == exactly) or len(attrs) < 2:
             return attrs
-        final = await self._ask(
-            Step.REFINEMENT,
-            subject,
-            p.merge_attributes(subject, dimension, attrs, exactly, self._steps.max_attributes),
-            seed,
-        )
-        if final.data is None:
-            return attrs
-        return list(dict.fromkeys(p.normalize(a) for a in final.data.attributes))
+        final = await self._merged(Step.REFINEMENT, subject, dimension, attrs, seed, exactly)
+        return attrs if final is None else final
 
     async def _apply(
         self,

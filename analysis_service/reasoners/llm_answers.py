@@ -20,9 +20,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     conlist,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -64,8 +66,8 @@ def _one_of(options: list[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _words(most: int, required: bool = True) -> AfterValidator:
-    """At most `most` words (and not blank, when required)."""
+def _at_most_words(most: int, required: bool = True) -> Callable[[str], str]:
+    """The check: at most `most` words (and not blank, when required)."""
 
     def check(value: str) -> str:
         if required and not value.strip():
@@ -74,7 +76,12 @@ def _words(most: int, required: bool = True) -> AfterValidator:
             raise PydanticCustomError("too_long", "must be at most {most} words", {"most": most})
         return value
 
-    return AfterValidator(check)
+    return check
+
+
+def _words(most: int, required: bool = True) -> AfterValidator:
+    """A string field of at most `most` words (and not blank, when required)."""
+    return AfterValidator(_at_most_words(most, required))
 
 
 def _allowed(options: list[str]) -> Any:
@@ -169,18 +176,20 @@ class Diagnosis(LLMAnswer):
     merged_name: str | None
     new_attribute: str | None
 
+    @field_validator("new_attribute")
+    @classmethod
+    def _new_attribute_when_missing(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked only for the verdict that uses it: the others may leave anything there.
+        if info.data.get("verdict") == "missing":
+            _at_most_words(3)(value or "")
+        return value
+
     @model_validator(mode="after")
-    def _verdict_has_its_fields(self) -> Diagnosis:
+    def _redundant_names_two_values(self) -> Diagnosis:
         if self.verdict == "redundant":
             merge = self.merge or []
             if len(merge) != 2 or merge[0] == merge[1]:
                 raise PydanticCustomError("merge", "'merge' must name two different values")
-        if self.verdict == "missing":
-            new = self.new_attribute or ""
-            if not new.strip() or len(new.split()) > 3:
-                raise PydanticCustomError(
-                    "new_attribute", "'new_attribute' must be a phrase of at most three words"
-                )
         return self
 
 

@@ -11,7 +11,6 @@ cost nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 import time
@@ -21,11 +20,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import ValidationError
 
 from analysis_service.reasoners.llm_answers import LLMAnswer, problem_of
+from shared.hashing import canonical_sha256
 from shared.openai_chat import (
     ChatClient,
     ChatError,
     ChatRefused,
     ChatUnavailable,
+    ms_since,
     strict_schema,
 )
 from shared.retry import RetryableError
@@ -132,10 +133,6 @@ def _rejects_format(refused: ChatRefused) -> bool:
     return any(k in text for k in ("response_format", "json_schema", "json_object", "not support"))
 
 
-def _ms_since(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
 def _validated(answer: type[M], data: Any) -> tuple[M | None, str | None]:
     try:
         return answer.model_validate(data), None
@@ -155,18 +152,15 @@ class LLMClient:
         self._max_tokens = max_tokens
 
     def _hash(self, messages: list[dict], schema: dict, temperature: float, seed: int) -> str:
-        canonical = json.dumps(
+        return canonical_sha256(
             {
                 "model": self.model,
                 "messages": messages,
                 "schema": schema,
                 "temperature": temperature,
                 "seed": seed,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
+            }
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def _params(
         self, mode: str, name: str, schema: dict, temperature: float, seed: int
@@ -215,7 +209,7 @@ class LLMClient:
         except ChatUnavailable as exc:  # its attempts are recorded already
             raise LLMError(f"LLM {exc}") from exc
         except ChatError as exc:
-            latency, mode = _ms_since(started), attempt.mode
+            latency, mode = ms_since(started), attempt.mode
             if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
                 self.mode = MODES[MODES.index(mode) + 1]
                 await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
@@ -225,7 +219,7 @@ class LLMClient:
         call_id = await record(
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
-            latency_ms=_ms_since(started),
+            latency_ms=ms_since(started),
             raw_text=answer.text,
         )
         return answer.text, call_id

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
 from PIL import Image
 
 from shared.caption_contract import EngineInfo
+from shared.concurrency import run_all
 
 
 @dataclass
@@ -52,3 +54,20 @@ class CaptionEngine(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RequestPerImage(ABC):
+    """`caption` for engines that send every image as its own request: all of them in flight
+    together (the backend batches them). The first failure (an unreachable endpoint, a dead
+    engine) fails the batch, raised as itself; it, or the caller's cancellation, cancels every
+    other image's request."""
+
+    @abstractmethod
+    async def _one(self, image: Image.Image, instruction: str) -> EngineOutput:
+        """The output for one image."""
+
+    async def caption(
+        self, images: list[Image.Image], instructions: list[str]
+    ) -> list[EngineOutput]:
+        pairs = zip(images, instructions, strict=True)
+        return await run_all(*(self._one(image, text) for image, text in pairs))

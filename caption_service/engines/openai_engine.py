@@ -13,10 +13,9 @@ import httpx
 from PIL import Image
 
 from caption_service import prompts
-from caption_service.engines.base import EngineOutput, EngineUnavailable
+from caption_service.engines.base import EngineOutput, EngineUnavailable, RequestPerImage
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
-from shared.concurrency import run_all
 from shared.openai_chat import ChatClient, ChatRefused, ChatUnavailable, MalformedCompletion
 
 
@@ -38,7 +37,7 @@ def _messages(data_url: str, instruction: str) -> list[dict[str, Any]]:
     ]
 
 
-class OpenAIEngine:
+class OpenAIEngine(RequestPerImage):
     def __init__(
         self,
         settings: CaptionSettings,
@@ -95,13 +94,6 @@ class OpenAIEngine:
             output_tokens=answer.completion_tokens,
             finish_reason=answer.finish_reason,
         )
-
-    async def caption(
-        self, images: list[Image.Image], instructions: list[str]
-    ) -> list[EngineOutput]:
-        # One unreachable endpoint fails the batch, raised as itself.
-        pairs = zip(images, instructions, strict=True)
-        return await run_all(*(self._one(image, text) for image, text in pairs))
 
     async def check_health(self) -> None:
         return None  # a remote endpoint that is down fails requests with 503 instead

@@ -16,6 +16,7 @@ from PIL import Image
 from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineOutput
 from shared.caption_contract import EngineInfo
+from shared.concurrency import run_all
 
 PROMPT_VERSION = "pixel-v1"
 
@@ -64,7 +65,8 @@ class PixelEngine:
         self, images: list[Image.Image], instructions: list[str]
     ) -> list[EngineOutput]:
         loop = asyncio.get_running_loop()
-        captions = await asyncio.gather(
+        # A failure cancels the images still queued for the pool instead of describing them.
+        captions = await run_all(
             *(loop.run_in_executor(self._executor, describe, image) for image in images)
         )
         return [EngineOutput(caption=text) for text in captions]

@@ -16,10 +16,9 @@ from typing import Any, Protocol
 from PIL import Image
 
 from caption_service import prompts
-from caption_service.engines.base import EngineDead, EngineOutput
+from caption_service.engines.base import EngineDead, EngineOutput, RequestPerImage
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
-from shared.concurrency import run_all
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def _is_engine_dead(exc: BaseException) -> bool:
     return any(cls.__name__ == "EngineDeadError" for cls in type(exc).__mro__)
 
 
-class VllmEngine:
+class VllmEngine(RequestPerImage):
     short_side: int | None
 
     def __init__(
@@ -137,13 +136,6 @@ class VllmEngine:
             output_tokens=len(completion.token_ids),
             finish_reason=completion.finish_reason,
         )
-
-    async def caption(
-        self, images: list[Image.Image], instructions: list[str]
-    ) -> list[EngineOutput]:
-        # Cancelling the caller cancels every image's task, and each one aborts its request.
-        pairs = zip(images, instructions, strict=True)
-        return await run_all(*(self._one(image, text) for image, text in pairs))
 
     async def check_health(self) -> None:
         if self._engine.errored:

@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 IMAGE_TOKENS = 576
+#: The faults answered with an error instead of a completion: status and message.
+_FAILURES = {"429": (429, "rate limited"), "500": (500, "boom"), "400": (400, "invalid image")}
 
 
 def _free_port() -> int:
@@ -53,30 +55,44 @@ class ChatServer:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        mode = (body.get("response_format") or {}).get("type")
-        if mode in self.reject_modes:
-            return JSONResponse(
-                {"error": {"message": f"response_format type {mode} is not supported"}}, 400
-            )
+        if (refused := self._refused_mode(body)) is not None:
+            return refused
         fault = self.faults.pop(0) if self.faults else "ok"
-        if fault == "429":
-            headers = {"Retry-After": self.retry_after}
-            return JSONResponse({"error": {"message": "rate limited"}}, 429, headers)
-        if fault == "500":
-            return JSONResponse({"error": {"message": "boom"}}, 500)
-        if fault == "400":
-            return JSONResponse({"error": {"message": "invalid image"}}, 400)
+        if (failed := _FAILURES.get(fault)) is not None:
+            return self._failure(*failed)
+        await self._wait(fault)
+        if fault == "malformed":
+            return JSONResponse({"choices": []})
+        return self._completion(body, self._reply(body, fault))
+
+    def _refused_mode(self, body: dict[str, Any]) -> JSONResponse | None:
+        """The 400 of a server without the requested response_format type."""
+        mode = (body.get("response_format") or {}).get("type")
+        if mode not in self.reject_modes:
+            return None
+        return JSONResponse(
+            {"error": {"message": f"response_format type {mode} is not supported"}}, 400
+        )
+
+    def _failure(self, status: int, message: str) -> JSONResponse:
+        headers = {"Retry-After": self.retry_after} if status == 429 else None
+        return JSONResponse({"error": {"message": message}}, status, headers)
+
+    async def _wait(self, fault: str) -> None:
         if fault == "timeout":
             await asyncio.sleep(self.timeout_sleep_s)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if fault == "malformed":
-            return JSONResponse({"choices": []})
+
+    def _reply(self, body: dict[str, Any], fault: str) -> str:
         text = self.answer(body)
         if fault == "badjson":
-            text = "Sure! Here is what I found: the answer is {not json at all"
-        elif fault == "outside":
-            text = self.transform_outside(text)
+            return "Sure! Here is what I found: the answer is {not json at all"
+        if fault == "outside":
+            return self.transform_outside(text)
+        return text
+
+    def _completion(self, body: dict[str, Any], text: str) -> JSONResponse:
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from analysis_service.reasoners.base import ranked
@@ -92,71 +93,108 @@ def _options(text: str) -> dict[str, list[str]]:
     return found
 
 
+def _sampled_disagreement(body: dict[str, Any]) -> bool:
+    """Sampled (temperature > 0) answers sometimes disagree, as real ones do."""
+    return body.get("temperature", 0) > 0 and body.get("seed", 0) % 3 == 1
+
+
+def _next_option(options: list[str], choice: str) -> str:
+    return options[(options.index(choice) + 1) % len(options)]
+
+
+def _suggest_dimensions(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    captions = _captions(prompt)
+    scores: Counter[str] = Counter()
+    for name, facet in _FACETS.items():
+        scores[name.split()[0]] = sum(1 for c in captions if facet.first(c))
+    count = int(re.search(r"Propose (\d+)", prompt).group(1))  # type: ignore[union-attr]
+    return {"dimensions": [d for d, _ in ranked(scores, count)]}
+
+
+def _merge_dimensions(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    return {"dimensions": list(dict.fromkeys(_list_after(prompt, "differ:")))}
+
+
+def _merge_attributes(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    values = list(dict.fromkeys(_list_after(prompt, "of images of")))
+    exactly = re.search(r"into exactly (\d+)", prompt)
+    if exactly:
+        k = int(exactly.group(1))
+        values = (values + [f"kind {i}" for i in range(k)])[:k]
+    return {"attributes": values[:10] if len(values) > 1 else [*values, "other kind"]}
+
+
+def _suggest_attributes(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    most = int(re.search(r"list up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
+    wanted = prompt.split("at most three words:")[1].split("Answer as")[0]
+    dims = [line[2:].strip() for line in wanted.splitlines() if line.startswith("- ")]
+    captions = _captions(prompt)
+    return {"attributes": {d: _values_in(d, captions, most) for d in dims}}
+
+
+def _classify_all(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    caption = prompt.split("\n")[1].lower()
+    options = _options(prompt)
+    choices = {d: _choose(d, opts, caption) for d, opts in options.items()}
+    if _sampled_disagreement(body):
+        first = next(iter(options))
+        choices[first] = _next_option(options[first], choices[first])
+    return {"choices": choices}
+
+
+def _classify_one(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    caption = prompt.split("\n")[1].lower()
+    dimension = _QUOTED.search(prompt[prompt.find("dimension") :]).group(1)  # type: ignore[union-attr]
+    options = _list_after(prompt, "Choose one of")
+    choice = _choose(dimension, options, caption)
+    if _sampled_disagreement(body):
+        choice = _next_option(options, choice)
+    return {"attribute": choice}
+
+
+def _diagnose(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    # An 'other' among the answers means a value is missing; anything else is a hard case.
+    if "'other'" in prompt.split("disagreed:")[1]:
+        verdict, new = "missing", "something else"
+    else:
+        verdict, new = "hard_case", None
+    return {"verdict": verdict, "merge": None, "merged_name": None, "new_attribute": new}
+
+
+def _validate(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    return {"valid": True}
+
+
+def _assign(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    header, descriptions = prompt.split("Descriptions:")
+    dims = _options(header)
+    return {
+        "answers": [
+            {"id": i, "values": [_choose(d, opts, c) for d, opts in dims.items()]}
+            for i, c in enumerate(_captions(descriptions), 1)
+        ]
+    }
+
+
+#: What each request says, and the answer to it; the first match answers.
+_REQUESTS: list[tuple[str, Callable[[dict[str, Any], str], dict[str, Any]]]] = [
+    ("Propose ", _suggest_dimensions),
+    ("These dimensions were proposed", _merge_dimensions),
+    ("Values proposed for the dimension", _merge_attributes),
+    ("For each dimension below, list up to", _suggest_attributes),
+    ("Which value of each dimension does it show?", _classify_all),
+    ("Which value of the dimension", _classify_one),
+    ("the answers disagreed", _diagnose),
+    ("a real, distinct value", _validate),
+    ("For each description give its id", _assign),
+]
+
+
 def answer(body: dict[str, Any]) -> dict[str, Any]:
     prompt = body["messages"][1]["content"]
-    captions = _captions(prompt)
-    if "Propose " in prompt:
-        scores: Counter[str] = Counter()
-        for name, facet in _FACETS.items():
-            scores[name.split()[0]] = sum(1 for c in captions if facet.first(c))
-        count = int(re.search(r"Propose (\d+)", prompt).group(1))  # type: ignore[union-attr]
-        return {"dimensions": [d for d, _ in ranked(scores, count)]}
-    if "These dimensions were proposed" in prompt:
-        return {"dimensions": list(dict.fromkeys(_list_after(prompt, "differ:")))}
-    if prompt.startswith("Values proposed for the dimension"):
-        values = list(dict.fromkeys(_list_after(prompt, "of images of")))
-        exactly = re.search(r"into exactly (\d+)", prompt)
-        if exactly:
-            k = int(exactly.group(1))
-            values = (values + [f"kind {i}" for i in range(k)])[:k]
-        return {"attributes": values[:10] if len(values) > 1 else [*values, "other kind"]}
-    if "For each dimension below, list up to" in prompt:
-        most = int(re.search(r"list up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
-        wanted = prompt.split("at most three words:")[1].split("Answer as")[0]
-        dims = [line[2:].strip() for line in wanted.splitlines() if line.startswith("- ")]
-        return {"attributes": {d: _values_in(d, captions, most) for d in dims}}
-    if "Which value of each dimension does it show?" in prompt:
-        caption = prompt.split("\n")[1].lower()
-        options = _options(prompt)
-        choices = {d: _choose(d, opts, caption) for d, opts in options.items()}
-        if body.get("temperature", 0) > 0 and body.get("seed", 0) % 3 == 1:
-            first = next(iter(options))
-            opts = options[first]
-            choices[first] = opts[(opts.index(choices[first]) + 1) % len(opts)]
-        return {"choices": choices}
-    if "List up to" in prompt:
-        dimension = _QUOTED.search(prompt[prompt.find("distinct values") :]).group(1)  # type: ignore[union-attr]
-        most = int(re.search(r"List up to (\d+)", prompt).group(1))  # type: ignore[union-attr]
-        return {"attributes": _values_in(dimension, captions, most)}
-    if "Which value of the dimension" in prompt:
-        caption = prompt.split("\n")[1].lower()
-        dimension = _QUOTED.search(prompt[prompt.find("dimension") :]).group(1)  # type: ignore[union-attr]
-        options = _list_after(prompt, "Choose one of")
-        choice = _choose(dimension, options, caption)
-        # Sampled (temperature > 0) answers sometimes disagree, as real ones do.
-        if body.get("temperature", 0) > 0 and body.get("seed", 0) % 3 == 1:
-            choice = options[(options.index(choice) + 1) % len(options)]
-        return {"attribute": choice}
-    if "the answers disagreed" in prompt:
-        if "'other'" in prompt.split("disagreed:")[1]:
-            return {
-                "verdict": "missing",
-                "merge": None,
-                "merged_name": None,
-                "new_attribute": "something else",
-            }
-        return {"verdict": "hard_case", "merge": None, "merged_name": None, "new_attribute": None}
-    if "a real, distinct value" in prompt:
-        return {"valid": True}
-    if "For each description give its id" in prompt:
-        dims = _options(prompt.split("Descriptions:")[0])
-        captions = _captions(prompt.split("Descriptions:")[1])
-        return {
-            "answers": [
-                {"id": i, "values": [_choose(d, opts, c) for d, opts in dims.items()]}
-                for i, c in enumerate(captions, 1)
-            ]
-        }
+    for marker, respond in _REQUESTS:
+        if marker in prompt:
+            return respond(body, prompt)
     return {"error": "unrecognised prompt"}
 
 

@@ -1,0 +1,60 @@
+"""Every SQL statement on the llm_call table: the LLM client's call log and answer cache
+(reasoners/llm_log.py), and what each job spent (the job view)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analysis_service.models import LLMCall
+
+
+async def lookup(session: AsyncSession, request_hash: str) -> Any | None:
+    """The latest accepted answer to an identical request, by any job."""
+    return await session.scalar(
+        select(LLMCall.response)
+        .where(LLMCall.request_hash == request_hash, LLMCall.response.is_not(None))
+        .order_by(LLMCall.id.desc())
+        .limit(1)
+    )
+
+
+async def record(session: AsyncSession, job_id: uuid.UUID, call: Mapping[str, Any]) -> int:
+    """Store one call of a job (its llm_call columns in `call`); its id."""
+    call_id = await session.scalar(
+        insert(LLMCall).values(job_id=job_id, **call).returning(LLMCall.id)
+    )
+    return int(call_id or 0)
+
+
+async def accept(session: AsyncSession, call_id: int, data: Any) -> None:
+    """Keep a call's answer: identical requests will be answered with it."""
+    await session.execute(update(LLMCall).where(LLMCall.id == call_id).values(response=data))
+
+
+async def llm_spent(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """Calls and tokens per job, from the call log; jobs without calls are left out."""
+    if not job_ids:
+        return {}
+    prompt = func.coalesce(func.sum(LLMCall.prompt_tokens), 0)
+    completion = func.coalesce(func.sum(LLMCall.completion_tokens), 0)
+    rows = await session.execute(
+        select(LLMCall.job_id, func.count(), prompt, completion)
+        .where(LLMCall.job_id.in_(job_ids))
+        .group_by(LLMCall.job_id)
+    )
+    return {
+        job_id: {
+            "calls": calls,
+            "prompt_tokens": int(p or 0),
+            "completion_tokens": int(c or 0),
+            "tokens": int(p or 0) + int(c or 0),
+        }
+        for job_id, calls, p, c in rows
+        if job_id is not None
+    }
