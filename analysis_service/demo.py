@@ -97,6 +97,11 @@ def _dataset(dataset: Path | None) -> Path:
     return dataset.resolve()
 
 
+def _stop_services(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(60)
+
+
 def _ensure_services(
     client: httpx.Client, settings: LauncherSettings, extra_root: Path | None
 ) -> subprocess.Popen | None:
@@ -113,7 +118,7 @@ def _ensure_services(
     deadline = time.monotonic() + 180
     while not _ready(client):
         if server.poll() is not None or time.monotonic() > deadline:
-            server.send_signal(signal.SIGTERM)
+            _stop_services(server)
             raise DemoFailed("services failed to start; see the log above")
         time.sleep(0.5)
     return server
@@ -165,8 +170,7 @@ def run(dataset: Path | None) -> int:
             return 1
         finally:
             if server is not None:
-                server.send_signal(signal.SIGTERM)
-                server.wait(60)
+                _stop_services(server)
 
 
 def main() -> None:

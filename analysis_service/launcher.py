@@ -99,23 +99,26 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
 
 
-def main() -> int:
-    settings = LauncherSettings()
-    configure_logging(settings.log_level, service="launcher")
+def _busy_port(settings: LauncherSettings) -> str | None:
+    """Why the services cannot start on their ports, if one is taken."""
     for name, port in (
         ("ANALYSIS_PORT", settings.analysis_port),
         ("CAPTION_PORT", settings.caption_port),
     ):
         if port_in_use(settings.host, port):
-            logger.error("port %d is already in use; set %s to a free port", port, name)
-            return 2
-    url = resolve_database_url(settings)
-    upgrade(url)
-    env = dict(os.environ)
-    env["DATABASE_URL"] = url
-    env["DATA_ROOTS"] = settings.data_roots
+            return f"port {port} is already in use; set {name} to a free port"
+    return None
+
+
+def _child_environment(settings: LauncherSettings, database_url: str) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=database_url, DATA_ROOTS=settings.data_roots)
     if "CAPTION_URLS" not in os.environ:
         env["CAPTION_URLS"] = f"http://127.0.0.1:{settings.caption_port}"
+    return env
+
+
+def _stop_on_signals() -> Callable[[], bool]:
+    """Ctrl-C and SIGTERM ask the launcher to stop; the answer says whether one came."""
     stopping = False
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -124,6 +127,19 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return lambda: stopping
+
+
+def main() -> int:
+    settings = LauncherSettings()
+    configure_logging(settings.log_level, service="launcher")
+    if problem := _busy_port(settings):
+        logger.error("%s", problem)
+        return 2
+    url = resolve_database_url(settings)
+    upgrade(url)
+    env = _child_environment(settings, url)
+    stopping = _stop_on_signals()
     commands = _children(settings)
     procs = {
         name: subprocess.Popen(cmd, env=env, start_new_session=True)
@@ -135,7 +151,7 @@ def main() -> int:
         settings.analysis_port,
         settings.caption_port,
     )
-    code = _supervise(procs, commands, env, lambda: stopping)
+    code = _supervise(procs, commands, env, stopping)
     _stop(procs)
     logger.info("stopped")
     return code

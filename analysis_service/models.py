@@ -136,7 +136,7 @@ class JobImage(Base):
 
 
 class JobEvent(Base):
-    """Timeline of a job: stages started and finished, retries, failures."""
+    """Timeline of a job: each attempt started, interrupted or ended, with the stage it was in."""
 
     __tablename__ = "job_event"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

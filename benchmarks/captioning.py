@@ -97,7 +97,9 @@ async def fake_engine_rate(images: list[Image.Image], n: int) -> float:
 
 
 async def service_rate(urls: list[str], paths: list[Path], n: int) -> float:
-    client = CaptionClient(urls, retry=RetryPolicy(attempts=3), timeout_s=600)
+    client = CaptionClient(
+        urls, retry=RetryPolicy(attempts=3), timeout_s=600, send="path", overload_wait_s=600
+    )
     batch = 32
     refs = [ImageRef(str(i), paths[i % len(paths)]) for i in range(n)]
     batches = [refs[i : i + batch] for i in range(0, n, batch)]

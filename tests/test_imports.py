@@ -22,7 +22,8 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, known: set[str]) -> set[str]:
-    """The project modules a file imports, anywhere in it except under TYPE_CHECKING."""
+    """The project modules a file imports, anywhere in it (inside functions and under
+    TYPE_CHECKING too)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, cast, exists, func, literal_column, select, text, update
+from sqlalchemy import Select, Text, cast, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -179,7 +179,8 @@ async def mark_uncaptioned(session: AsyncSession, job_id: uuid.UUID, key: str) -
 def group_of(pooled: bool) -> ColumnElement[Any]:
     """What discovery groups images by: their class, or one pooled group."""
     if pooled:
-        return cast(literal_column(f"'{POOLED_GROUP}'"), Text)
+        # Rendered as a constant, so the same expression groups and selects.
+        return cast(literal(POOLED_GROUP, literal_execute=True), Text)
     return Image.class_name.expression
 
 

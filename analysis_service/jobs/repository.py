@@ -119,11 +119,15 @@ async def progress(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     return dict(await session.scalar(select(Job.progress).where(Job.id == job_id)) or {})
 
 
+#: What a run may record on its job row; its status and attempts belong to the lifecycle.
+RUN_FACTS = frozenset({"caption_key", "reasoner", "llm_estimate"})
+
+
 async def record_run_facts(session: AsyncSession, job_id: uuid.UUID, **facts: Any) -> None:
     """Facts a run learns about its job: the caption key it used, the reasoner, the LLM cost
-    estimate. Never the status: that is the lifecycle's."""
-    if "status" in facts:
-        raise ValueError("a job's status changes only through jobs.lifecycle")
+    estimate."""
+    if unknown := set(facts) - RUN_FACTS:
+        raise ValueError(f"a run does not record {sorted(unknown)} (see jobs.lifecycle)")
     await session.execute(update(Job).where(Job.id == job_id).values(**facts))
 
 

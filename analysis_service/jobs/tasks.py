@@ -7,17 +7,17 @@ import uuid
 import procrastinate
 
 from analysis_service.db import libpq_url
-from analysis_service.pipeline.runner import run_job as run_job_pipeline
+from analysis_service.pipeline.runner import run_job
 from analysis_service.queue import NAMESPACE, QUEUE, RUN_JOB
 
 blueprint = procrastinate.Blueprint()
 
 
 @blueprint.task(name=RUN_JOB, queue=QUEUE, pass_context=True)
-async def run_job(context: procrastinate.JobContext, job_id: str) -> None:
+async def run_queued_job(context: procrastinate.JobContext, job_id: str) -> None:
     """Safe to run twice: every stage resumes from what is stored."""
     extra = context.additional_context or {}
-    await run_job_pipeline(uuid.UUID(job_id), extra["settings"], extra["sessionmaker"])
+    await run_job(uuid.UUID(job_id), extra["settings"], extra["sessionmaker"])
 
 
 def make_queue_app(database_url: str) -> procrastinate.App:

@@ -1,4 +1,5 @@
-"""Stage 2: caption every valid image the job saw that has no caption under the engine's key.
+"""The caption stage: caption every valid image of the job that has no caption yet under the
+engine's key.
 
 A reader pages through uncaptioned images (keyset on image id) and feeds batches to a bounded
 set of senders, so the caption services always have work queued while results are written.

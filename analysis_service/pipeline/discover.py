@@ -1,4 +1,4 @@
-"""Stage 3: per class, have the reasoner propose dimensions and attributes, then assign.
+"""The discover stage: per class, have the reasoner propose dimensions and attributes, then assign.
 
 The structure of a class is written in one transaction and marked done, so a resumed job never
 proposes twice; assignment then pages through the class's captioned images that still lack

@@ -1,4 +1,4 @@
-"""Stage 'import': captions from a file instead of the caption service.
+"""The import stage: captions from a file instead of the caption service.
 
 Alone, the file defines the images (name and label per row): discovery runs on datasets whose
 images are not on this machine. With a dataset folder, each row is matched to a scanned image

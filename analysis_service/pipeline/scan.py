@@ -1,4 +1,4 @@
-"""Stage 1: walk the dataset, hash and validate every file, remember what this job saw.
+"""The scan stage: walk the dataset, hash and validate every file, remember what this job saw.
 
 Files whose size and mtime match the stored row are not read again, so re-submitting a
 folder (or resuming a killed job) costs one stat per file.

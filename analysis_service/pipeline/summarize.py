@@ -1,4 +1,4 @@
-"""Stage 4: count every subpopulation and the job's image totals. Idempotent."""
+"""The summarize stage: count every subpopulation and the job's image totals. Idempotent."""
 
 from __future__ import annotations
 

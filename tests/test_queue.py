@@ -1,0 +1,12 @@
+"""The names the queue entry is written with are the ones the worker's task is registered under."""
+
+from __future__ import annotations
+
+from analysis_service.jobs.tasks import make_queue_app
+from analysis_service.queue import QUEUE, RUN_JOB_TASK
+
+
+def test_the_enqueued_task_name_and_queue_are_the_registered_ones():
+    app = make_queue_app("postgresql://unused@127.0.0.1:1/none")  # connects only when opened
+    assert RUN_JOB_TASK in app.tasks
+    assert app.tasks[RUN_JOB_TASK].queue == QUEUE
