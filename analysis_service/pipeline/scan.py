@@ -19,6 +19,7 @@ from analysis_service.datasets.scanner import ScannedFile, examine, stat_file
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.models import Image
 from analysis_service.pipeline.context import RunContext
+from shared.concurrency import run_all
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,7 @@ async def _examine_batch(
         s for s in stats if s.invalid_reason is None and not _unchanged(known.get(s.relpath), s)
     ]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
-    await asyncio.gather(
-        *(loop.run_in_executor(pool, examine, root, s, limits, roots) for s in todo)
-    )
+    await run_all(*(loop.run_in_executor(pool, examine, root, s, limits, roots) for s in todo))
     changed = [s for s in stats if not _unchanged(known.get(s.relpath), s)]
     reused = [known[s.relpath].id for s in stats if _unchanged(known.get(s.relpath), s)]
     return changed, reused
