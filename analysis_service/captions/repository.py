@@ -227,3 +227,12 @@ async def sample_captions(
         .limit(limit)
     )
     return list(await session.scalars(query))
+
+
+ANALYZE_CAPTIONS = text("ANALYZE caption")
+"""Refresh the planner's statistics of the caption table."""
+
+
+async def analyze_captions(session: AsyncSession) -> None:
+    """After a stage added many captions (see datasets.repository.analyze_images)."""
+    await session.execute(ANALYZE_CAPTIONS)

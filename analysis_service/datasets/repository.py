@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,3 +73,13 @@ async def root_path(session: AsyncSession, dataset_id: uuid.UUID) -> str:
     return (
         await session.execute(select(Dataset.root_path).where(Dataset.id == dataset_id))
     ).scalar_one()
+
+
+ANALYZE_IMAGES = text("ANALYZE image, job_image")
+"""Refresh the planner's statistics of the image tables."""
+
+
+async def analyze_images(session: AsyncSession) -> None:
+    """After a stage added many images: until autovacuum gets to it, the planner would take the
+    tables for nearly empty and pick nested loops that cost seconds per page on a new job."""
+    await session.execute(ANALYZE_IMAGES)

@@ -146,5 +146,7 @@ async def run(ctx: RunContext, root: Path, client: CaptionClient) -> None:
     senders = ctx.settings.caption_concurrency * len(client.urls)
     work = _CaptionPass(ctx, root, client, info, key, class_hint, done, senders)
     await work.run()
+    async with ctx.sessionmaker() as session, session.begin():
+        await captions.analyze_captions(session)
     await ctx.finish_stage(Stage.CAPTION, done=total)
     logger.info("captioned %d images with %s/%s", work.done, info.engine, info.model)

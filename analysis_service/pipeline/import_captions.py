@@ -88,7 +88,9 @@ async def run(ctx: RunContext, path: Path, with_dataset: bool) -> None:
             await _store_standalone(ctx, key, info, batch)
         done += len(batch)
         await ctx.update_stage(Stage.IMPORT, done=done)
-    if with_dataset:
-        async with ctx.sessionmaker() as session, session.begin():
+    async with ctx.sessionmaker() as session, session.begin():
+        if with_dataset:
             await captions.mark_uncaptioned(session, ctx.job_id, key)
+        await datasets.analyze_images(session)
+        await captions.analyze_captions(session)
     await ctx.finish_stage(Stage.IMPORT, done=done, total=done)

@@ -71,5 +71,7 @@ async def run(ctx: RunContext, root: Path) -> None:
             await _store(ctx, changed, reused)
             done += len(batch)
             await ctx.update_stage(Stage.SCAN, done=done)
+    async with ctx.sessionmaker() as session, session.begin():
+        await datasets.analyze_images(session)
     await ctx.finish_stage(Stage.SCAN, done=done, total=done)
     logger.info("scanned %d files under %s", done, root)
