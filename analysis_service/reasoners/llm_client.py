@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from analysis_service.reasoners.estimate import tokens_for_chars
 from analysis_service.reasoners.llm_answers import LLMAnswer, problem_of
 from shared.hashing import canonical_sha256
 from shared.openai_chat import (
@@ -46,8 +47,8 @@ class BudgetExceeded(RuntimeError):
 
 
 def estimate_tokens(text: str) -> int:
-    """Documented rule where no tokenizer is available: one token per 4 characters."""
-    return max(1, len(text) // 4)
+    """Tokens a prompt will cost, before the server counts them (see estimate.tokens_for_chars)."""
+    return int(tokens_for_chars(len(text)))
 
 
 @dataclass
