@@ -59,14 +59,14 @@ def ensure_photos(root: Path) -> dict[tuple[int, int], list[Path]]:
 
 def bench_preparation(photos: dict[tuple[int, int], list[Path]]) -> list[tuple[str, str]]:
     rows = []
-    limits = ServiceSettings().image_limits
+    limits, roots = ServiceSettings().image_limits, [Path("/")]
     for (w, h), paths in photos.items():
         items = [CaptionImage(id=str(i), path=str(p)) for i, p in enumerate(paths)]
         reps = max(2, int(60 / (w * h / 500_000 + 1)))
         start = time.perf_counter()
         for _ in range(reps):
             for item in items:
-                assert not isinstance(prepare_one(item, limits, 1008, 336), str)
+                assert not isinstance(prepare_one(item, limits, roots, 1008, 336), str)
         rate = reps * len(items) / (time.perf_counter() - start)
         size_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         rows.append(
@@ -140,8 +140,10 @@ def bench_service(state: Path, photos: dict, port_of) -> list[tuple[str, str]]: 
     import httpx
 
     paths = photos[(500, 375)] + photos[(1024, 768)]
-    limits = ServiceSettings().image_limits
-    prepared = [prepare_one(CaptionImage(id="x", path=str(p)), limits, 1008, 336) for p in paths]
+    limits, roots = ServiceSettings().image_limits, [Path("/")]
+    prepared = [
+        prepare_one(CaptionImage(id="x", path=str(p)), limits, roots, 1008, 336) for p in paths
+    ]
     n = 1200
     own = asyncio.run(fake_engine_rate([p for p in prepared if not isinstance(p, str)], n))
     ports = [port_of(), port_of()]

@@ -12,45 +12,49 @@ from PIL import Image
 
 from shared.caption_contract import CaptionImage
 from shared.concurrency import run_all
+from shared.files import UnreadableFile, read_inside_roots
 from shared.imaging import ImageLimits, InvalidImage, load_rgb
 from shared.paths import PathOutsideRoots, is_inside
 
 
+def _outside(item: CaptionImage, roots: list[Path]) -> bool:
+    if item.path is None:
+        return False
+    try:
+        return not is_inside(Path(item.path).resolve(), roots)
+    except (OSError, RuntimeError, ValueError):
+        return False  # unresolvable: that image's own error, when it is read
+
+
 def check_paths(items: list[CaptionImage], roots: list[Path]) -> None:
-    """Refuse the whole request if any path leaves the data roots (symlinks followed)."""
-    for item in items:
-        if item.path is not None and not is_inside(Path(item.path).resolve(), roots):
-            raise PathOutsideRoots(
-                f"image '{item.id}': path is outside the allowed data roots (DATA_ROOTS)"
-            )
+    """Refuse a request whose every path leaves the data roots (symlinks followed); when only
+    some do, those images get an error of their own."""
+    if items and all(_outside(item, roots) for item in items):
+        raise PathOutsideRoots("every image path is outside the allowed data roots (DATA_ROOTS)")
 
 
-def _read_bytes(item: CaptionImage, limits: ImageLimits) -> bytes:
+def _read_bytes(item: CaptionImage, limits: ImageLimits, roots: list[Path]) -> bytes:
     if item.data is not None:
         try:
             return base64.b64decode(item.data, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidImage("'data' is not valid base64") from None
-    path = Path(str(item.path)).resolve()
     try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise InvalidImage(f"file too large: {size} bytes > limit {limits.max_bytes}")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidImage("file not found") from None
-    except IsADirectoryError:
-        raise InvalidImage("path is a folder, not an image file") from None
-    except PermissionError:
-        raise InvalidImage("file is not readable (permission denied)") from None
+        return read_inside_roots(Path(str(item.path)), roots, limits.max_bytes)
+    except UnreadableFile as exc:
+        raise InvalidImage(str(exc)) from None
 
 
 def prepare_one(
-    item: CaptionImage, limits: ImageLimits, max_side: int, short_side: int | None = None
+    item: CaptionImage,
+    limits: ImageLimits,
+    roots: list[Path],
+    max_side: int,
+    short_side: int | None = None,
 ) -> Image.Image | str:
     """An RGB image sized for the engine, or the reason it cannot be one."""
     try:
-        return load_rgb(_read_bytes(item, limits), limits, max_side, short_side)
+        return load_rgb(_read_bytes(item, limits, roots), limits, max_side, short_side)
     except InvalidImage as exc:
         return str(exc)
 
@@ -58,6 +62,7 @@ def prepare_one(
 async def prepare_all(
     items: list[CaptionImage],
     limits: ImageLimits,
+    roots: list[Path],
     executor: Executor,
     max_side: int,
     short_side: int | None = None,
@@ -66,7 +71,7 @@ async def prepare_all(
     its reason, not a failure; an unexpected error cancels the images still queued."""
     loop = asyncio.get_running_loop()
     jobs = [
-        loop.run_in_executor(executor, prepare_one, it, limits, max_side, short_side)
+        loop.run_in_executor(executor, prepare_one, it, limits, roots, max_side, short_side)
         for it in items
     ]
     return await run_all(*jobs)

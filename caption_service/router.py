@@ -34,7 +34,12 @@ class ClientGone(Exception):
 async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionResult]:
     engine, settings = state.engine, state.settings
     prepared = await prepare_all(
-        body.images, settings.image_limits, state.executor, engine.max_side, engine.short_side
+        body.images,
+        settings.image_limits,
+        settings.data_root_paths,
+        state.executor,
+        engine.max_side,
+        engine.short_side,
     )
     ready = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, str)]
     instructions = [

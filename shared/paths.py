@@ -23,22 +23,61 @@ def is_inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
+class InvalidPath(InvalidRequest):
+    """The path cannot name a file on this system."""
+
+
+# The longest file name most file systems take (ext4, xfs, btrfs: 255 bytes).
+NAME_MAX = 255
+
+
+def _checked(raw: str) -> Path:
+    """The path as given ('~' expanded), or InvalidPath saying why it cannot be one."""
+    if "\0" in raw:
+        raise InvalidPath("path contains a NUL character")
+    try:
+        parts = [part.encode() for part in Path(raw).parts]
+    except UnicodeEncodeError:
+        raise InvalidPath("path is not valid Unicode (it holds a lone surrogate)") from None
+    if any(len(part) > NAME_MAX for part in parts):
+        raise InvalidPath(f"a name in the path is longer than {NAME_MAX} bytes")
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:  # '~user' of a user this machine does not have
+        raise InvalidPath(f"path '{raw}' starts with an unknown home folder") from None
+
+
+def _resolved(path: Path, raw: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a component that is a file
+        raise InvalidPath(f"path '{raw}' cannot be resolved: {exc.__class__.__name__}") from None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for this file system, and the like
+        return False
+
+
 def resolve_inside_roots(raw: str, roots: list[Path]) -> Path:
     """Resolve symlinks and '..' and refuse anything that lands outside every root.
 
     A relative path is looked up under each root in turn, then under the working directory.
     Containment is checked before existence so that nothing outside the roots can be probed.
+    A path that cannot name a file (NUL, overlong names, an unknown '~user') is a 422.
     """
-    given = Path(raw).expanduser()
+    given = _checked(raw)
     if given.is_absolute():
-        candidates = [given.resolve()]
+        candidates = [_resolved(given, raw)]
     else:
-        candidates = [(root / given).resolve() for root in roots] + [given.resolve()]
+        candidates = [_resolved(root / given, raw) for root in roots] + [_resolved(given, raw)]
     inside = [c for c in candidates if is_inside(c, roots)]
     if not inside:
         raise PathOutsideRoots(f"path '{raw}' is outside the allowed data roots (DATA_ROOTS)")
     for candidate in inside:
-        if candidate.exists():
+        if _exists(candidate):
             return candidate
     raise PathNotFound(f"path '{raw}' does not exist")
 

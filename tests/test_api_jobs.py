@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from analysis_service.app import create_app as create_analysis_app
 from analysis_service.models import LLMCall
+from analysis_service.pipeline.runner import run_job
 from tests.builders import make_dataset, write_image
+from tests.pipeline_helpers import submit
 
 
 async def test_submit_returns_202_location_and_queues(api, data_root: Path):
@@ -170,3 +176,37 @@ async def test_cancel_and_retry_answer_the_same_view_as_get(
                     "completion_tokens": 30,
                     "tokens": 150,
                 }
+
+
+@pytest.mark.parametrize(
+    "dataset_path", ["~nosuchuser", "pets\u0000", "x" * 300, "pets/\ud800", "loop"]
+)
+async def test_paths_that_cannot_name_a_folder_are_4xx(api, data_root: Path, dataset_path: str):
+    make_dataset(data_root / "pets")
+    (data_root / "loop").symlink_to(data_root / "loop")
+    body = json.dumps({"dataset_path": dataset_path})  # lone surrogates as JSON escapes
+    resp = await api.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] in ("invalid_request", "validation_error")
+
+
+async def test_special_files_in_a_class_folder_are_skipped_without_being_opened(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path
+):
+    """A FIFO named like an image would block a reader forever; a symlink loop, a name the
+    file system refuses: each is an invalid file with its reason, and the job succeeds."""
+    make_dataset(data_root / "pets")
+    os.mkfifo(data_root / "pets" / "cat" / "pipe.jpg")
+    (data_root / "pets" / "dog" / "loop.jpg").symlink_to(data_root / "pets" / "dog" / "loop.jpg")
+    job_id = await submit(api, "pets")
+    run = run_job(
+        uuid.UUID(job_id),
+        analysis_settings,
+        sessionmaker,
+        caption_transport=httpx.ASGITransport(app=caption_app),
+    )
+    assert await asyncio.wait_for(run, timeout=60) == "succeeded"
+    invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
+    reasons = {item["path"]: item["reason"] for item in invalid}
+    assert "not a regular file" in reasons["cat/pipe.jpg"]
+    assert "symbolic links" in reasons["dog/loop.jpg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 from tests.builders import image_bytes, write_image
@@ -41,7 +42,7 @@ async def test_bad_images_get_per_image_errors_and_the_rest_is_captioned(
     assert by_id["good"]["caption"] and by_id["good"]["error"] is None
     assert "empty file" in by_id["empty"]["error"]
     assert "not a recognised image format" in by_id["text"]["error"]
-    assert by_id["missing"]["error"] == "file not found"
+    assert by_id["missing"]["error"] == "cannot read the file: no such file or directory"
     assert "base64" in by_id["b64"]["error"]
 
 
@@ -93,3 +94,33 @@ async def test_health_ready_and_info(caption_client):
     assert (await caption_client.get("/readyz")).status_code == 200
     info = (await caption_client.get("/v1/info")).json()
     assert info["engine"] == "pixel" and info["prompt_version"]
+
+
+async def test_hostile_paths_are_errors_of_their_own_images(
+    caption_client, data_root: Path, tmp_path: Path
+):
+    """One bad path never costs the batch: outside the roots, a FIFO, a symlink loop, a name
+    too long, a path through a file, a folder. Each answers at once with its reason."""
+    good = write_image(data_root / "good.jpg")
+    outside = write_image(tmp_path / "elsewhere.jpg")
+    os.mkfifo(data_root / "pipe.jpg")
+    (data_root / "loop.jpg").symlink_to(data_root / "loop.jpg")
+    images = [
+        {"id": "good", "path": str(good)},
+        {"id": "outside", "path": str(outside)},
+        {"id": "fifo", "path": str(data_root / "pipe.jpg")},
+        {"id": "loop", "path": str(data_root / "loop.jpg")},
+        {"id": "long", "path": str(data_root / ("x" * 300 + ".jpg"))},
+        {"id": "through", "path": str(good / "inside.jpg")},
+        {"id": "folder", "path": str(data_root)},
+    ]
+    resp = await caption_client.post("/v1/captions", json={"images": images})
+    assert resp.status_code == 200, resp.text
+    by_id = {r["id"]: r for r in resp.json()["results"]}
+    assert by_id["good"]["caption"] and by_id["good"]["error"] is None
+    assert "outside the allowed data roots" in by_id["outside"]["error"]
+    assert "not a regular file" in by_id["fifo"]["error"]
+    assert "symbolic links" in by_id["loop"]["error"]
+    assert "file name too long" in by_id["long"]["error"]
+    assert "not a directory" in by_id["through"]["error"]
+    assert "a folder" in by_id["folder"]["error"]

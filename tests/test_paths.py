@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.paths import (
+    InvalidPath,
     NotAFolder,
     PathNotFound,
     PathOutsideRoots,
@@ -58,3 +59,30 @@ def test_file_is_not_a_folder(roots):
     with pytest.raises(NotAFolder) as err:
         resolve_folder_inside_roots(str(roots[0] / "file.jpg"), roots)
     assert err.value.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("~nosuchuser/ds", "unknown home folder"),
+        ("ds\0/x", "NUL"),
+        ("x" * 300, "longer than 255 bytes"),
+        ("ds/\ud800", "not valid Unicode"),
+    ],
+)
+def test_paths_that_cannot_name_a_file_are_422_naming_why(roots, raw: str, says: str):
+    with pytest.raises(InvalidPath, match=says) as caught:
+        resolve_inside_roots(raw, roots)
+    assert caught.value.status_code == 422
+
+
+def test_a_symlink_loop_is_422(roots):
+    (roots[0] / "loop").symlink_to(roots[0] / "loop")
+    with pytest.raises(InvalidPath, match="cannot be resolved"):
+        resolve_inside_roots("loop", roots)
+
+
+def test_a_path_through_a_file_does_not_exist(roots):
+    (roots[0] / "file.txt").write_text("x")
+    with pytest.raises(PathNotFound):
+        resolve_inside_roots("file.txt/below", roots)

@@ -44,9 +44,13 @@ def iter_files(root: Path) -> Iterator[tuple[str, str | None]]:
 
 def check_layout(root: Path) -> list[str]:
     """Return the class names, or raise BadLayout saying what layout is expected."""
-    classes = sorted(
-        e.name for e in os.scandir(root) if _visible(e.name) and e.is_dir(follow_symlinks=False)
-    )
+    try:
+        with os.scandir(root) as entries:
+            classes = sorted(
+                e.name for e in entries if _visible(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except OSError as exc:
+        raise BadLayout(f"cannot list '{root.name}': {exc.strerror or exc}") from None
     if not classes:
         raise BadLayout(f"no class subfolders in '{root.name}': {EXPECTED_LAYOUT}")
     for rel, class_name in iter_files(root):

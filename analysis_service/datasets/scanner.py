@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.files import UnreadableFile, read_inside_roots, special_file_reason
 from shared.imaging import ImageLimits, InvalidImage, inspect_image
-from shared.paths import is_inside
 
 
 @dataclass
@@ -25,11 +25,19 @@ class ScannedFile:
 
 
 def stat_file(root: Path, relpath: str, class_name: str | None) -> ScannedFile:
+    """Size and mtime; FIFOs, sockets and devices are invalid here, never opened."""
     try:
         st = os.stat(root / relpath)
-    except OSError as exc:  # e.g. a dangling symlink
-        return ScannedFile(relpath, class_name, 0, 0, invalid_reason=f"cannot stat: {exc.strerror}")
-    return ScannedFile(relpath, class_name, st.st_size, st.st_mtime_ns)
+    except (OSError, ValueError) as exc:  # a dangling symlink, a loop, a name too long
+        reason = f"cannot stat: {getattr(exc, 'strerror', None) or exc}"
+        return ScannedFile(relpath, class_name, 0, 0, invalid_reason=reason)
+    return ScannedFile(
+        relpath,
+        class_name,
+        st.st_size,
+        st.st_mtime_ns,
+        invalid_reason=special_file_reason(st.st_mode),
+    )
 
 
 def examine(
@@ -39,18 +47,10 @@ def examine(
     if scanned.class_name is None:
         scanned.invalid_reason = "file outside the class folders"
         return scanned
-    if not is_inside((root / scanned.relpath).resolve(), roots):
-        scanned.invalid_reason = "symlink to a file outside the allowed data roots"
-        return scanned
-    if scanned.size_bytes > limits.max_bytes:
-        scanned.invalid_reason = (
-            f"file too large: {scanned.size_bytes} bytes > limit {limits.max_bytes}"
-        )
-        return scanned
     try:
-        data = (root / scanned.relpath).read_bytes()
-    except OSError as exc:
-        scanned.invalid_reason = f"unreadable file: {exc.strerror or exc}"
+        data = read_inside_roots(root / scanned.relpath, roots, limits.max_bytes)
+    except UnreadableFile as exc:
+        scanned.invalid_reason = str(exc)
         return scanned
     scanned.content_hash = hashlib.sha256(data).hexdigest()
     try:
