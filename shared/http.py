@@ -12,6 +12,16 @@ from shared.retry import RetryableError
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
+def public_url(url: str) -> str:
+    """The URL without what may be a secret (user and password, query string, fragment): the
+    form to show, log or store."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "(an invalid URL)"
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """The Retry-After header in seconds (the HTTP-date form is not used by these servers)."""
     try:
@@ -32,9 +42,10 @@ async def send(
     try:
         response = await client.request(method, url, **kwargs)
     except httpx.TransportError as exc:
-        raise RetryableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise RetryableError(f"{public_url(url)}: {type(exc).__name__}: {exc}") from exc
     if response.status_code in retryable:
         raise RetryableError(
-            f"{url}: HTTP {response.status_code}: {response.text[:200]}", retry_after(response)
+            f"{public_url(url)}: HTTP {response.status_code}: {response.text[:200]}",
+            retry_after(response),
         )
     return response

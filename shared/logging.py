@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
@@ -49,8 +51,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        raw = headers.get(REQUEST_ID_HEADER.lower().encode())
-        request_id = raw.decode("latin-1")[:128] if raw else uuid.uuid4().hex
+        raw = headers.get(REQUEST_ID_HEADER.lower().encode(), b"")
+        # A caller's id is logged and echoed only when it is a plain token: anything else
+        # (newlines, control or non-ASCII characters, log-format look-alikes) gets a new id.
+        request_id = raw.decode("ascii") if _REQUEST_ID.fullmatch(raw) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:

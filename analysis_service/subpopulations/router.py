@@ -103,6 +103,15 @@ async def subpopulation_images(
 
 
 CSV_COLUMNS = ["image", "class", "dimension", "attribute", "note"]
+# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: formula-like cells get a leading quote, as
+    OWASP advises. JSON carries the raw values, for programs."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @router.get(
@@ -127,7 +136,7 @@ async def list_assignments(
             writer = csv.writer(buffer)
             writer.writerow(CSV_COLUMNS)
             async for row in result:
-                writer.writerow(["" if v is None else v for v in row])
+                writer.writerow([spreadsheet_safe(v) for v in row])
                 if buffer.tell() > 65536:
                     yield buffer.getvalue()
                     buffer.seek(0)

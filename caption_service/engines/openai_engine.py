@@ -16,6 +16,7 @@ from caption_service import prompts
 from caption_service.engines.base import EngineOutput, EngineUnavailable, RequestPerImage
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
+from shared.http import public_url
 from shared.openai_chat import ChatClient, ChatRefused, ChatUnavailable, MalformedCompletion
 
 
@@ -63,7 +64,7 @@ class OpenAIEngine(RequestPerImage):
                 "max_tokens": self._settings.caption_max_tokens,
                 "seed": self._settings.caption_seed,
                 "short_side": self.short_side,
-                "base_url": self._settings.caption_openai_base_url,
+                "base_url": public_url(self._settings.caption_openai_base_url),
             },
         )
 
