@@ -210,3 +210,19 @@ async def test_special_files_in_a_class_folder_are_skipped_without_being_opened(
     reasons = {item["path"]: item["reason"] for item in invalid}
     assert "not a regular file" in reasons["cat/pipe.jpg"]
     assert "symbolic links" in reasons["dog/loop.jpg"]
+
+
+async def test_numbers_past_what_postgres_holds_are_422_not_500(api):
+    for url in (
+        "/v1/jobs?offset=13617818224102342656",
+        "/v1/subpopulations/99999999999999999999999/images",
+        "/v1/subpopulations/0/images",
+    ):
+        resp = await api.get(url)
+        assert resp.status_code == 422, (url, resp.text)
+
+
+async def test_a_wrong_method_is_405_with_allow(api):
+    resp = await api.delete("/v1/jobs")
+    assert resp.status_code == 405
+    assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}

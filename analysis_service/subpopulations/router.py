@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from analysis_service.db import Session
-from analysis_service.deps import Limit, Offset
+from analysis_service.deps import MAX_OFFSET, Limit, Offset, RowId
 from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.jobs.service import existing_job
 from analysis_service.models import Job
@@ -39,7 +39,9 @@ async def list_subpopulations(
     session: Session,
     class_: str | None = Query(default=None, alias="class", description="Only this class."),
     dimension: str | None = Query(default=None, description="Only this dimension."),
-    min_size: int = Query(default=0, ge=0, description="Only subpopulations this large."),
+    min_size: int = Query(
+        default=0, ge=0, le=MAX_OFFSET, description="Only subpopulations this large."
+    ),
 ) -> list[s.Subpopulation]:
     """Every (class, dimension, attribute) with its size and share of the class."""
     job = await _finished_job(session, job_id)
@@ -86,7 +88,7 @@ async def get_structure(job_id: str, session: Session) -> s.Structure:
     "/v1/subpopulations/{subpopulation_id}/images", response_model=Page[s.SubpopulationImage]
 )
 async def subpopulation_images(
-    subpopulation_id: int, session: Session, limit: Limit = 100, offset: Offset = 0
+    subpopulation_id: RowId, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> Page[s.SubpopulationImage]:
     """The images of one subpopulation, with their path in the dataset and caption."""
     found = await repository.subpopulation_job(session, subpopulation_id)
