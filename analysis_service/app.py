@@ -13,6 +13,7 @@ from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
+from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
 
@@ -60,6 +61,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health)

@@ -67,6 +67,9 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     discovery_sample_size: int = Field(
         default=2000, ge=10, description="Captions per class the reasoner proposes from."
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body; larger get 413."
+    )
     worker_concurrency: int = Field(default=2, ge=1)
     worker_stalled_after_s: float = Field(
         default=30.0, gt=0, description="A worker silent this long is dead; its jobs are retried."

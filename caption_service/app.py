@@ -14,6 +14,7 @@ from caption_service.engines.base import CaptionEngine
 from caption_service.router import router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
+from shared.body_limit import BodyLimitMiddleware
 from shared.errors import install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
 
@@ -47,6 +48,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(router)

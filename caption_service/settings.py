@@ -33,6 +33,11 @@ class CaptionSettings(ServiceSettings):
         ge=1,
         description="Images admitted at once; beyond it requests get 503 with Retry-After.",
     )
+    max_request_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (base64 images included); larger ones get 413.",
+    )
     caption_workers: int = Field(
         default=0, ge=0, description="Threads for image decoding; 0 means one per CPU core."
     )

@@ -97,7 +97,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _render(status: int, body: ErrorBody, retry_after: float | None = None) -> JSONResponse:
+def render_error(status: int, body: ErrorBody, retry_after: float | None = None) -> JSONResponse:
     headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
@@ -120,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return _render(
+        return render_error(
             exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after
         )
 
@@ -132,12 +132,14 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{f.field}: {f.message}" for f in fields) or "invalid request"
-        return _render(422, ErrorBody(error="validation_error", detail=detail, fields=fields))
+        return render_error(422, ErrorBody(error="validation_error", detail=detail, fields=fields))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        response = _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
+        code = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLarge.code}.get(
+            exc.status_code, "http_error"
+        )
+        response = render_error(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names the methods of the first route with this path only.
@@ -147,4 +149,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return _render(500, ErrorBody(error="internal_error", detail="internal error"))
+        return render_error(500, ErrorBody(error="internal_error", detail="internal error"))
