@@ -6,6 +6,7 @@ dies (a worker killed with -9, say) is started again; one that keeps dying stops
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -54,6 +55,31 @@ def _children(settings: LauncherSettings) -> dict[str, list[str]]:
     }
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """Run in a child before it starts: SIGTERM it when the launcher dies, even by kill -9, so
+    no service outlives the launcher and holds its port (Linux; elsewhere a no-op)."""
+
+    def arrange() -> None:
+        if sys.platform != "linux":
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the launcher died before the line above
+            os._exit(1)
+
+    return arrange
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # Its own session, so a Ctrl-C reaches the launcher alone and it stops the children in order.
+    return subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_die_with(os.getpid())
+    )
+
+
 def _stop(procs: dict[str, subprocess.Popen], timeout: float = 15.0) -> None:
     for proc in procs.values():
         if proc.poll() is None:
@@ -88,7 +114,7 @@ def _supervise(
                 )
                 return 1
             logger.warning("%s exited with code %s; starting it again", name, proc.returncode)
-            procs[name] = subprocess.Popen(commands[name], env=env, start_new_session=True)
+            procs[name] = _start(commands[name], env)
         time.sleep(0.3)
     return 0
 
@@ -142,8 +168,7 @@ def main() -> int:
     stopping = _stop_on_signals()
     commands = _children(settings)
     procs = {
-        name: subprocess.Popen(cmd, env=env, start_new_session=True)
-        for name, cmd in commands.items()
+        name: _start(cmd, env) for name, cmd in commands.items()
     }
     logger.info(
         "analysis API on http://%s:%d (docs at /docs), caption service on :%d; Ctrl-C stops",

@@ -280,3 +280,42 @@ def test_a_stopped_worker_hands_its_job_back_to_the_queue(
             )
         ]
     assert kinds == ["started", "interrupted", "started", "succeeded"]
+
+
+def test_services_do_not_outlive_a_launcher_killed_outright(data_root, tmp_path):
+    """kill -9 on `make serve`: its children go with it, and the next start on the same
+    STATE_DIR finds its ports free and the embedded Postgres usable."""
+    analysis_port, caption_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(
+        ANALYSIS_PORT=str(analysis_port),
+        CAPTION_PORT=str(caption_port),
+        STATE_DIR=str(tmp_path / "state"),
+        DATA_ROOTS=str(data_root),
+    )
+    base = f"http://127.0.0.1:{analysis_port}"
+    first = spawn("analysis_service.launcher", env, tmp_path / "first.log")
+    try:
+        wait_until(lambda: ready(base + "/readyz"), 90, "analysis API")
+        first.kill()
+        first.wait(10)
+        wait_until(
+            lambda: (
+                not ready(base + "/healthz")
+                and not ready(f"http://127.0.0.1:{caption_port}/healthz")
+            ),
+            30,
+            "the services to stop with their launcher",
+        )
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = spawn("analysis_service.launcher", env, tmp_path / "second.log")
+    try:
+        wait_until(lambda: ready(base + "/readyz"), 90, "the analysis API, started again")
+    finally:
+        second.send_signal(signal.SIGINT)
+        code = second.wait(60)
+    assert code == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert not (tmp_path / "state" / "pg" / "postmaster.pid").exists()
