@@ -167,9 +167,7 @@ def main() -> int:
     env = _child_environment(settings, url)
     stopping = _stop_on_signals()
     commands = _children(settings)
-    procs = {
-        name: _start(cmd, env) for name, cmd in commands.items()
-    }
+    procs = {name: _start(cmd, env) for name, cmd in commands.items()}
     logger.info(
         "analysis API on http://%s:%d (docs at /docs), caption service on :%d; Ctrl-C stops",
         settings.host,

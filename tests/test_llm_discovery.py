@@ -357,3 +357,24 @@ async def test_a_job_stopped_mid_assignment_resumes_without_paying_twice(
         rows = await session.scalar(select(func.count()).select_from(Assignment))
     structure = (await llm_api.get(f"/v1/jobs/{job_id}/structure")).json()
     assert rows == sum(len(c["dimensions"]) * c["images"] for c in structure["classes"])
+
+
+async def test_a_folder_job_checks_its_budget_before_any_llm_call(
+    llm_api, llm_settings, sessionmaker, caption_app, data_root, llm
+):
+    """Submitting a folder does not walk it: the job counts, estimates and refuses a budget
+    below the fixed steps before asking the LLM anything."""
+    import httpx
+
+    from tests.builders import make_dataset
+
+    make_dataset(data_root / "pets")
+    job_id = await submit(llm_api, dataset_path="pets", token_budget=10)
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert job["llm"]["estimate"] is None  # nothing was counted at submission
+    transport = httpx.ASGITransport(app=caption_app)
+    assert await run(job_id, llm_settings, sessionmaker, transport) == "failed"
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert "estimate for the fixed steps" in job["error"]
+    assert job["llm"]["estimate"]["fixed_tokens"] > 10
+    assert job["llm"]["spent"]["calls"] == 0

@@ -16,7 +16,7 @@ from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.models import Job
 from analysis_service.reasoners import estimate
-from analysis_service.reasoners.estimate import IMAGE_CAPTION_TOKENS, Group, tokens_for_chars
+from analysis_service.reasoners.estimate import Group, tokens_for_chars
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
@@ -89,29 +89,13 @@ def to_schema(
     )
 
 
-def _check_budget(body: schemas.JobCreate, cost: dict[str, int] | None) -> None:
-    if cost and body.token_budget is not None and body.token_budget < cost["fixed_tokens"]:
-        raise InvalidRequest(
-            f"token_budget {body.token_budget} is below the estimate for the fixed steps "
-            f"(dimensions, attributes, refinement): {cost['fixed_tokens']} tokens in "
-            f"{cost['fixed_calls']} calls; the whole job is estimated at {cost['tokens']} "
-            f"tokens in {cost['calls']} calls"
-        )
-
-
-def _folder_groups(root: Path) -> list[Group]:
-    counts: dict[str | None, int] = {}
-    for _, class_name in iter_files(root):
-        if class_name is not None:
-            counts[class_name] = counts.get(class_name, 0) + 1
-    return [Group(n, IMAGE_CAPTION_TOKENS) for n in counts.values()]
-
-
 def _inspect_inputs(
     settings: AnalysisSettings, body: schemas.JobCreate
 ) -> tuple[schemas.JobOptions, list[Group]]:
     """Resolve and check the dataset folder and captions file (reads the disk: run it off the
-    event loop); the job's options and its groups of captions, for the cost estimate."""
+    event loop); the job's options, and the groups of a captions file for the cost estimate.
+    A folder is checked cheaply (class folders, a first image): its files are counted by the
+    job, which estimates and checks the budget before any LLM call."""
     roots = settings.data_root_paths
     parameters = body.model_dump(include=set(schemas.JobParameters.model_fields))
     options = schemas.JobOptions(**parameters)
@@ -121,7 +105,6 @@ def _inspect_inputs(
         root = resolve_folder_inside_roots(body.dataset_path, roots)
         check_layout(root)
         options.dataset_path = str(root)
-        groups = _folder_groups(root)
     if body.captions_path is not None:
         path = resolve_file_inside_roots(body.captions_path, roots)
         known = {rel for rel, cls in iter_files(root) if cls} if root else None
@@ -140,7 +123,8 @@ async def create_job(
     """Check the inputs, register the dataset, create the job and queue it atomically."""
     options, groups = await asyncio.to_thread(_inspect_inputs, settings, body)
     cost = estimate.for_job(settings, options, groups)
-    _check_budget(body, cost)
+    if problem := estimate.budget_problem(body.token_budget, cost):
+        raise InvalidRequest(problem)
     source = options.dataset_path or options.captions_path
     assert source is not None  # JobCreate asks for at least one
     dataset_id = await datasets.get_or_create_dataset(session, source)

@@ -13,7 +13,7 @@ from analysis_service.assignments import repository as assignments
 from analysis_service.captions import repository as captions
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.jobs.schemas import JobOptions
-from analysis_service.pipeline.context import RunContext
+from analysis_service.pipeline.context import RunContext, StageFailed
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
@@ -103,6 +103,9 @@ async def run(ctx: RunContext, reasoner: Reasoner) -> None:
         groups = await captions.captioned_groups(session, ctx.job_id, ctx.options.pooled)
     cost = _estimate(ctx, groups)
     await ctx.record(reasoner=reasoner.name, **({"llm_estimate": cost} if cost else {}))
+    # Before any LLM call: a budget below what every job spends fails now, with the estimate.
+    if problem := estimate.budget_problem(ctx.options.token_budget, cost):
+        raise StageFailed(problem)
     async with ctx.sessionmaker() as session, session.begin():
         progress = await assignments.record_classes(
             session, ctx.job_id, [(name, images) for name, images, _ in groups]

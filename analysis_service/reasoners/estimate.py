@@ -13,7 +13,6 @@ from analysis_service.jobs.schemas import JobParameters
 from analysis_service.settings import AnalysisSettings, DiscoverySteps
 
 INSTRUCTIONS = 120  # system message and step instructions
-IMAGE_CAPTION_TOKENS = 90.0  # LLaVA-1.5 captions, when none are known yet
 CHARS_PER_TOKEN = 4  # the documented rule where no tokenizer is at hand
 
 
@@ -95,6 +94,19 @@ def estimate(
     }
 
 
+def budget_problem(budget: int | None, cost: dict[str, int] | None) -> str | None:
+    """Why a token budget cannot work: it is below the estimate of the fixed steps, which any
+    job runs whatever its size."""
+    if budget is None or cost is None or budget >= cost["fixed_tokens"]:
+        return None
+    return (
+        f"token_budget {budget} is below the estimate for the fixed steps "
+        f"(dimensions, attributes, refinement): {cost['fixed_tokens']} tokens in "
+        f"{cost['fixed_calls']} calls; the whole job is estimated at {cost['tokens']} "
+        f"tokens in {cost['calls']} calls"
+    )
+
+
 def pooled(groups: list[Group]) -> list[Group]:
     """The groups as one (organization mode), captions of the mean length."""
     images = sum(g.images for g in groups)
@@ -108,7 +120,7 @@ def for_job(
 ) -> dict[str, int] | None:
     """A job's estimate over its groups of captions; None when no LLM is configured (the
     offline reasoner makes no calls)."""
-    if settings.llm_in_use is None:
+    if settings.llm_in_use is None or not groups:
         return None
     steps = settings.discovery_steps(params.assignment_mode)
     groups = pooled(groups) if params.pooled else groups
