@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -226,3 +227,21 @@ async def test_a_wrong_method_is_405_with_allow(api):
     resp = await api.delete("/v1/jobs")
     assert resp.status_code == 405
     assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+async def test_a_file_name_that_is_not_utf8_is_an_invalid_file_not_a_failed_job(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path
+):
+    make_dataset(data_root / "pets")
+    bad = os.path.join(os.fsencode(data_root / "pets" / "cat"), b"caf\xe9.jpg")
+    shutil.copyfile(data_root / "pets" / "cat" / "00.jpg", bad)
+    job_id = await submit(api, "pets")
+    transport = httpx.ASGITransport(app=caption_app)
+    status = await run_job(
+        uuid.UUID(job_id), analysis_settings, sessionmaker, caption_transport=transport
+    )
+    assert status == "succeeded", (await api.get(f"/v1/jobs/{job_id}")).json()["error"]
+    invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
+    assert [(i["path"], i["reason"]) for i in invalid] == [
+        ("cat/caf\\xe9.jpg", "file name is not valid UTF-8")
+    ]

@@ -24,8 +24,27 @@ class ScannedFile:
     invalid_reason: str | None = None
 
 
+def _printable(name: str) -> str:
+    """A name whose bytes are not UTF-8, those bytes escaped (a backslash, x and two hex
+    digits), so that it can be stored and shown."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _utf8(name: str | None) -> bool:
+    try:
+        name is None or name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def stat_file(root: Path, relpath: str, class_name: str | None) -> ScannedFile:
-    """Size and mtime; FIFOs, sockets and devices are invalid here, never opened."""
+    """Size and mtime; FIFOs, sockets and devices are invalid here, never opened, and so is a
+    file whose name is not UTF-8 (it could not be stored or shown as it is)."""
+    if not (_utf8(relpath) and _utf8(class_name)):
+        shown_class = _printable(class_name) if class_name is not None else None
+        reason = "file name is not valid UTF-8"
+        return ScannedFile(_printable(relpath), shown_class, 0, 0, invalid_reason=reason)
     try:
         st = os.stat(root / relpath)
     except (OSError, ValueError) as exc:  # a dangling symlink, a loop, a name too long
