@@ -66,14 +66,25 @@ def _one_of(options: list[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
+#: Characters a name may use per word it may have: dimension and attribute names are short
+#: labels, and a model's answer is untrusted text (it may echo a caption's instructions).
+CHARS_PER_WORD = 24
+
+
 def _at_most_words(most: int, required: bool = True) -> Callable[[str], str]:
-    """The check: at most `most` words (and not blank, when required)."""
+    """The check: at most `most` words and CHARS_PER_WORD characters a word (and not blank,
+    when required)."""
 
     def check(value: str) -> str:
         if required and not value.strip():
             raise PydanticCustomError("blank", "must be a non-empty string")
         if len(value.split()) > most:
             raise PydanticCustomError("too_long", "must be at most {most} words", {"most": most})
+        if len(value) > most * CHARS_PER_WORD:
+            limit = most * CHARS_PER_WORD
+            raise PydanticCustomError(
+                "too_long", "must be at most {limit} characters", {"limit": limit}
+            )
         return value
 
     return check
