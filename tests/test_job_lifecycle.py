@@ -152,3 +152,15 @@ def test_every_status_has_its_moves():
     assert set(lifecycle.TRANSITIONS) == set(JobStatus)
     for source, targets in lifecycle.TRANSITIONS.items():
         assert source not in lifecycle.TERMINAL or JobStatus.RUNNING not in targets
+
+
+def test_an_unexpected_database_error_is_shown_without_its_sql_or_parameters():
+    from sqlalchemy.exc import DBAPIError
+
+    from analysis_service.pipeline.runner import public_error
+
+    orig = ValueError("value too long for type character varying(64)")
+    error = DBAPIError("INSERT INTO caption (text) VALUES (%(t)s)", {"t": "a secret"}, orig)
+    shown = public_error(error)
+    assert shown == "ValueError: value too long for type character varying(64)"
+    assert "INSERT" not in shown and "secret" not in shown

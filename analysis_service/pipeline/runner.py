@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.clients.caption_client import CaptionClient
@@ -127,6 +128,15 @@ async def run_job(
         return await _run_claimed(ctx, root, Transports(caption_transport, llm_transport))
 
 
+def public_error(exc: BaseException) -> str:
+    """An unexpected error as the job shows it: a database error without its SQL statement and
+    parameters (they may hold paths, captions or secrets); the whole story is in the log."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        exc = exc.orig
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message[:300]}"
+
+
 async def _outcome(
     ctx: RunContext, root: Path, transports: Transports
 ) -> tuple[JobStatus, str | None]:
@@ -143,7 +153,7 @@ async def _outcome(
         raise
     except Exception as exc:
         logger.exception("job %s crashed", ctx.job_id)
-        return JobStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        return JobStatus.FAILED, f"internal error: {public_error(exc)}"
     return JobStatus.SUCCEEDED, None
 
 
