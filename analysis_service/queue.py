@@ -30,8 +30,30 @@ async def enqueue_run_job(session: AsyncSession, job_id: uuid.UUID) -> int:
         {
             "queue": QUEUE,
             "task": RUN_JOB_TASK,
-            "lock": f"job:{job_id}",
+            "lock": _lock(job_id),
             "args": json.dumps({"job_id": str(job_id)}),
         },
     )
     return int(row.scalar_one())
+
+
+ATTENDED = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j JOIN procrastinate_workers w ON w.id = j.worker_id
+        WHERE j.lock = :lock AND j.status = 'doing'
+          AND w.last_heartbeat > now() - make_interval(secs => :within_s)
+    )
+    """
+)
+"""Whether a worker that sent a heartbeat lately is running the job's queue entry."""
+
+
+async def is_attended(session: AsyncSession, job_id: uuid.UUID, within_s: float) -> bool:
+    params = {"lock": _lock(job_id), "within_s": within_s}
+    return bool(await session.scalar(ATTENDED, params))
+
+
+def _lock(job_id: uuid.UUID) -> str:
+    """The queue lock of a job's entries: two workers never run one job at once."""
+    return f"job:{job_id}"

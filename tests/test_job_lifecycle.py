@@ -8,6 +8,7 @@ import random
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
@@ -164,3 +165,44 @@ def test_an_unexpected_database_error_is_shown_without_its_sql_or_parameters():
     shown = public_error(error)
     assert shown == "ValueError: value too long for type character varying(64)"
     assert "INSERT" not in shown and "secret" not in shown
+
+
+async def _queue_entry_run_by_a_worker(sessionmaker, job_id: uuid.UUID, seconds_ago: int) -> None:
+    """Mark the job's queue entry as being run by a worker last heard from seconds_ago."""
+    async with sessionmaker() as session, session.begin():
+        worker = await session.scalar(
+            text(
+                "INSERT INTO procrastinate_workers (last_heartbeat) "
+                "VALUES (now() - make_interval(secs => :ago)) RETURNING id"
+            ),
+            {"ago": seconds_ago},
+        )
+        await session.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = :worker "
+                "WHERE lock = :lock"
+            ),
+            {"worker": worker, "lock": f"job:{job_id}"},
+        )
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_s_ago", "answered"),
+    [(None, JobStatus.CANCELLED), (3600, JobStatus.CANCELLED), (1, JobStatus.RUNNING)],
+    ids=["no worker", "worker silent", "worker alive"],
+)
+async def test_cancelling_a_running_job_whose_worker_is_gone_ends_it(
+    sessionmaker, heartbeat_s_ago: int | None, answered: JobStatus
+):
+    job_id = await _new_job(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        attempt = (await lifecycle.claim(session, job_id)).attempts  # type: ignore[union-attr]
+    if heartbeat_s_ago is not None:
+        await _queue_entry_run_by_a_worker(sessionmaker, job_id, heartbeat_s_ago)
+    async with sessionmaker() as session, session.begin():
+        job = await lifecycle.cancel(session, job_id, unattended_after_s=30)
+        assert job is not None and job.status == answered and job.cancel_requested
+    # A worker that comes back cannot undo it.
+    async with sessionmaker() as session, session.begin():
+        final = await lifecycle.finish(session, job_id, attempt, JobStatus.SUCCEEDED)
+    assert final == (JobStatus.SUCCEEDED if answered == JobStatus.RUNNING else JobStatus.CANCELLED)

@@ -10,6 +10,7 @@ matches nothing, so it cannot overwrite the first. No other module writes `job.s
     queued  --cancel-->  cancelled
     running --claim-->   running    (the queue hands a dead worker's job to another worker)
     running --requeue--> queued     (its worker is stopping; cancelled if a cancel was asked)
+    running --cancel-->  cancelled  (only when no worker attends it any more)
     failed | cancelled --retry--> queued
 
 Finish and requeue act only for the attempt that claimed the job: a runner that lost its job
@@ -26,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import Job
-from analysis_service.queue import enqueue_run_job
+from analysis_service.queue import enqueue_run_job, is_attended
 
 
 class JobStatus(StrEnum):
@@ -187,10 +188,14 @@ async def requeue(session: AsyncSession, job_id: uuid.UUID, attempt: int) -> Job
     return await status_of(session, job_id)
 
 
-async def cancel(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+async def cancel(
+    session: AsyncSession, job_id: uuid.UUID, *, unattended_after_s: float | None = None
+) -> Job | None:
     """A queued job is cancelled at once; a running one is asked to stop at its next batch
-    (its worker ends it cancelled). None when the job is in neither status."""
-    cancelled = await _move(
+    (its worker ends it cancelled). With unattended_after_s, a running job that no worker has
+    sent a heartbeat for in that long (its worker is gone) is cancelled at once too; should the
+    worker come back, its finish no longer matches. None when the job is in neither status."""
+    ended = await _move(
         session,
         job_id,
         {JobStatus.QUEUED},
@@ -198,8 +203,18 @@ async def cancel(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
         cancel_requested=True,
         finished_at=func.now(),
     )
-    if cancelled is not None:
-        return cancelled
+    if ended is None and unattended_after_s is not None:
+        if not await is_attended(session, job_id, unattended_after_s):
+            ended = await _move(
+                session,
+                job_id,
+                {JobStatus.RUNNING},
+                JobStatus.CANCELLED,
+                cancel_requested=True,
+                finished_at=func.now(),
+            )
+    if ended is not None:
+        return ended
     # Only the flag changes: the status stays the worker's to write.
     return (
         await session.scalars(

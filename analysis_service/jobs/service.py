@@ -174,7 +174,9 @@ async def cancel_job(
     session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
 ) -> schemas.Job:
     """Queued jobs are cancelled at once; running ones stop at their next batch."""
-    moved = await lifecycle.cancel(session, job_id)
+    moved = await lifecycle.cancel(
+        session, job_id, unattended_after_s=settings.worker_stalled_after_s
+    )
     return await _moved_view(session, job_id, settings, moved, ": it has already ended")
 
 
