@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
+from analysis_service.jobs import lifecycle
 from analysis_service.jobs.tasks import make_queue_app
 from analysis_service.queue import QUEUE
 from analysis_service.settings import AnalysisSettings
@@ -28,10 +31,27 @@ async def recover_stalled_jobs(app: procrastinate.App, stalled_after_s: float) -
     return len(stalled)
 
 
-async def _recovery_loop(app: procrastinate.App, stalled_after_s: float) -> None:
+async def requeue_orphaned_jobs(
+    sessionmaker: async_sessionmaker[AsyncSession], quiet_s: float
+) -> list[uuid.UUID]:
+    """Put back in the queue the jobs a run left `running` without a queue entry (it could not
+    end them: the database was away at that moment)."""
+    async with sessionmaker() as session, session.begin():
+        moved = await lifecycle.requeue_orphans(session, quiet_s)
+    for job_id in moved:
+        logger.warning(
+            "job %s was left running by a run that could not end it; queued again", job_id
+        )
+    return moved
+
+
+async def _recovery_loop(
+    app: procrastinate.App, sessionmaker: async_sessionmaker[AsyncSession], stalled_after_s: float
+) -> None:
     while True:
         try:
             await recover_stalled_jobs(app, stalled_after_s)
+            await requeue_orphaned_jobs(sessionmaker, stalled_after_s)
         except Exception:
             logger.exception("stalled job recovery failed; trying again later")
         await asyncio.sleep(max(1.0, stalled_after_s / 3))
@@ -40,10 +60,13 @@ async def _recovery_loop(app: procrastinate.App, stalled_after_s: float) -> None
 async def serve(settings: AnalysisSettings, database_url: str) -> None:
     app = make_queue_app(database_url)
     engine = make_engine(database_url, pool_size=settings.worker_concurrency + 2)
-    context = {"settings": settings, "sessionmaker": make_sessionmaker(engine)}
+    sessionmaker = make_sessionmaker(engine)
+    context = {"settings": settings, "sessionmaker": sessionmaker}
     heartbeat = max(0.5, min(10.0, settings.worker_stalled_after_s / 3))
     async with app.open_async():
-        recovery = asyncio.create_task(_recovery_loop(app, settings.worker_stalled_after_s))
+        recovery = asyncio.create_task(
+            _recovery_loop(app, sessionmaker, settings.worker_stalled_after_s)
+        )
         try:
             await app.run_worker_async(
                 queues=[QUEUE],

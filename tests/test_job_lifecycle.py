@@ -206,3 +206,32 @@ async def test_cancelling_a_running_job_whose_worker_is_gone_ends_it(
     async with sessionmaker() as session, session.begin():
         final = await lifecycle.finish(session, job_id, attempt, JobStatus.SUCCEEDED)
     assert final == (JobStatus.SUCCEEDED if answered == JobStatus.RUNNING else JobStatus.CANCELLED)
+
+
+async def test_a_job_left_running_without_a_queue_entry_is_queued_again(sessionmaker):
+    """The run could not end the job (the database went away as it finished): its queue entry
+    ended, the row still says running. Recovery puts it back in the queue, once quiet."""
+    orphan, busy, recent = [await _new_job(sessionmaker) for _ in range(3)]
+    async with sessionmaker() as session, session.begin():
+        for job_id in (orphan, busy, recent):
+            await lifecycle.claim(session, job_id)
+        await session.execute(
+            text("UPDATE procrastinate_jobs SET status = 'failed' WHERE lock IN (:a, :b)"),
+            {"a": f"job:{orphan}", "b": f"job:{recent}"},
+        )
+        await session.execute(
+            text("UPDATE job SET updated_at = now() - interval '1 hour' WHERE id IN (:a, :b)"),
+            {"a": orphan, "b": busy},
+        )
+    await _queue_entry_run_by_a_worker(sessionmaker, busy, 1)
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.requeue_orphans(session, quiet_s=60) == [orphan]
+    async with sessionmaker() as session:
+        assert await lifecycle.status_of(session, orphan) == JobStatus.QUEUED
+        assert await lifecycle.status_of(session, busy) == JobStatus.RUNNING
+        assert await lifecycle.status_of(session, recent) == JobStatus.RUNNING
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE lock = :l AND status = 'todo'"),
+            {"l": f"job:{orphan}"},
+        )
+    assert waiting == 1

@@ -23,7 +23,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.models import Job
@@ -246,3 +246,25 @@ async def retry(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
 async def cancel_requested(session: AsyncSession, job_id: uuid.UUID) -> bool:
     """Asked by a running job between batches."""
     return bool(await session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+ORPHANED = text(
+    """
+    SELECT job.id FROM job
+    WHERE job.status = 'running' AND job.updated_at < now() - make_interval(secs => :quiet_s)
+      AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs q
+                      WHERE q.lock = 'job:' || job.id::text AND q.status IN ('todo', 'doing'))
+    """
+)
+"""Running jobs that nothing in the queue waits to run or is running, quiet for a while."""
+
+
+async def requeue_orphans(session: AsyncSession, quiet_s: float) -> list[uuid.UUID]:
+    """Jobs left `running` by a run that could not end or hand them back (the database went
+    away at that moment, say) go back to the queue and resume; the ids of those moved."""
+    moved = []
+    for job_id in await session.scalars(ORPHANED, {"quiet_s": quiet_s}):
+        if await _move(session, job_id, {JobStatus.RUNNING}, JobStatus.QUEUED) is not None:
+            await enqueue_run_job(session, job_id)
+            moved.append(job_id)
+    return moved
