@@ -190,10 +190,8 @@ def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
     assert captioned_images() - captioned_before <= 80 + 4
 
 
-def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanly(
-    data_root, tmp_path
-):
-    dataset = make_dataset(data_root / "pets", per_class=5)
+def launcher_env(data_root: Path, tmp_path: Path) -> tuple[dict[str, str], int, int]:
+    """`make serve`'s environment on free ports with an embedded Postgres under tmp_path."""
     analysis_port, caption_port = free_port(), free_port()
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
@@ -203,6 +201,14 @@ def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanl
         STATE_DIR=str(tmp_path / "state"),
         DATA_ROOTS=str(data_root),
     )
+    return env, analysis_port, caption_port
+
+
+def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanly(
+    data_root, tmp_path
+):
+    dataset = make_dataset(data_root / "pets", per_class=5)
+    env, analysis_port, caption_port = launcher_env(data_root, tmp_path)
     log = tmp_path / "serve.log"
     launcher = spawn("analysis_service.launcher", env, log)
     base = f"http://127.0.0.1:{analysis_port}"
@@ -285,15 +291,7 @@ def test_a_stopped_worker_hands_its_job_back_to_the_queue(
 def test_services_do_not_outlive_a_launcher_killed_outright(data_root, tmp_path):
     """kill -9 on `make serve`: its children go with it, and the next start on the same
     STATE_DIR finds its ports free and the embedded Postgres usable."""
-    analysis_port, caption_port = free_port(), free_port()
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.update(
-        ANALYSIS_PORT=str(analysis_port),
-        CAPTION_PORT=str(caption_port),
-        STATE_DIR=str(tmp_path / "state"),
-        DATA_ROOTS=str(data_root),
-    )
+    env, analysis_port, caption_port = launcher_env(data_root, tmp_path)
     base = f"http://127.0.0.1:{analysis_port}"
     first = spawn("analysis_service.launcher", env, tmp_path / "first.log")
     try:

@@ -195,24 +195,19 @@ async def cancel(
     (its worker ends it cancelled). With unattended_after_s, a running job that no worker has
     sent a heartbeat for in that long (its worker is gone) is cancelled at once too; should the
     worker come back, its finish no longer matches. None when the job is in neither status."""
+    ends_now = {JobStatus.QUEUED}
+    if unattended_after_s is not None and not await is_attended(
+        session, job_id, unattended_after_s
+    ):
+        ends_now.add(JobStatus.RUNNING)
     ended = await _move(
         session,
         job_id,
-        {JobStatus.QUEUED},
+        ends_now,
         JobStatus.CANCELLED,
         cancel_requested=True,
         finished_at=func.now(),
     )
-    if ended is None and unattended_after_s is not None:
-        if not await is_attended(session, job_id, unattended_after_s):
-            ended = await _move(
-                session,
-                job_id,
-                {JobStatus.RUNNING},
-                JobStatus.CANCELLED,
-                cancel_requested=True,
-                finished_at=func.now(),
-            )
     if ended is not None:
         return ended
     # Only the flag changes: the status stays the worker's to write.
