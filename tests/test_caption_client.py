@@ -160,3 +160,16 @@ async def test_concurrent_batches_spread_evenly_over_replicas():
     async with client:
         await asyncio.gather(*(client.caption(IMAGES) for _ in range(8)))
     assert peak == {"a": 4, "b": 4}
+
+
+async def test_errors_name_the_caption_service_without_its_credentials():
+    """A caption URL may carry a user and password; the message becomes the job's error."""
+    refusing = httpx.MockTransport(lambda request: httpx.Response(400, text="no"))
+    client = CaptionClient(
+        ["http://worker:s3cret@caption.test:8001"], **OPTIONS, transport=refusing
+    )
+    async with client:
+        with pytest.raises(CaptionServiceError) as caught:
+            await client.info()
+    assert "caption.test:8001" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "worker" not in str(caught.value)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from shared.caption_contract import CaptionResponse, CaptionResult, EngineInfo
-from shared.http import RETRYABLE_STATUS, retry_after, send
+from shared.http import RETRYABLE_STATUS, public_url, retry_after, send
 from shared.logging import REQUEST_ID_HEADER
 from shared.retry import Busy, RetryableError, RetryPolicy
 
@@ -95,14 +95,17 @@ class CaptionClient:
         """One attempt; transient failures become RetryableError, others CaptionServiceError."""
         # 503 'overloaded' is backpressure, told apart before the generic retryable check.
         response = await send(self._http, method, url, retryable=RETRYABLE - {503}, **kwargs)
+        shown = public_url(url)  # these messages become the job's error
         if _is_overload(response):
-            raise Busy(f"{url}: overloaded", retry_after=retry_after(response))
+            raise Busy(f"{shown}: overloaded", retry_after=retry_after(response))
         if response.status_code == 503:
             raise RetryableError(
-                f"{url}: HTTP 503: {response.text[:200]}", retry_after=retry_after(response)
+                f"{shown}: HTTP 503: {response.text[:200]}", retry_after=retry_after(response)
             )
         if response.status_code >= 400:
-            raise CaptionServiceError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+            raise CaptionServiceError(
+                f"{shown}: HTTP {response.status_code}: {response.text[:300]}"
+            )
         return response
 
     async def _call(
