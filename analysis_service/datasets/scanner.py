@@ -31,9 +31,11 @@ def _printable(name: str) -> str:
 
 
 def _utf8(name: str | None) -> bool:
+    if name is None:
+        return True
     try:
-        name is None or name.encode("utf-8")
-    except UnicodeEncodeError:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8
         return False
     return True
 

@@ -10,8 +10,6 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-# The job view's LLM totals come from the llm_call table's repository.
-from analysis_service.llm_calls.repository import llm_spent as llm_spent
 from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage
 
 

@@ -14,6 +14,7 @@ from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.captions_file import check_file
 from analysis_service.datasets.layout import check_layout, iter_files
 from analysis_service.jobs import lifecycle, repository, schemas
+from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.models import Job
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
@@ -142,7 +143,7 @@ async def list_jobs(
 ) -> tuple[list[schemas.Job], int]:
     """A page of job views, newest first, and how many jobs there are."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
-    spent = await repository.llm_spent(session, [r[0].id for r in rows])
+    spent = await llm_calls.llm_spent(session, [r[0].id for r in rows])
     return [to_schema(*r, spent.get(r[0].id), settings) for r in rows], total
 
 
@@ -151,7 +152,7 @@ async def get_job(
 ) -> schemas.Job:
     """The public view of a job: the same for GET, cancel and retry."""
     found = _found(await repository.get_job(session, job_id), job_id)
-    spent = (await repository.llm_spent(session, [job_id])).get(job_id)
+    spent = (await llm_calls.llm_spent(session, [job_id])).get(job_id)
     return to_schema(*found, spent, settings)
 
 
