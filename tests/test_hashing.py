@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from analysis_service.reasoners import llm_prompts as p
+from analysis_service.reasoners.budget import TokenBudget
 from analysis_service.reasoners.llm_client import INVALID, CallRecord, LLMClient
 from shared.caption_contract import EngineInfo
 from shared.hashing import canonical_sha256
@@ -91,6 +92,7 @@ class LookupsOnly:
 
     def __init__(self) -> None:
         self.looked_up: list[str] = []
+        self.budget = TokenBudget(None)
 
     async def lookup(self, request_hash: str) -> Any | None:
         self.looked_up.append(request_hash)
@@ -101,9 +103,6 @@ class LookupsOnly:
 
     async def accept(self, call_id: int, data: Any) -> None:
         raise AssertionError("nothing is sent")
-
-    def check_budget(self, upcoming_tokens: int) -> None:
-        return None
 
 
 @pytest.mark.parametrize("kind", REQUESTS)

@@ -27,7 +27,7 @@ async def test_spent_tokens_carry_over_and_answers_are_shared(sessionmaker):
     first, second = await _new_job(sessionmaker), await _new_job(sessionmaker)
     log = DatabaseCallLog(sessionmaker, first)
     await log.load_spent()
-    assert (log.calls, log.spent_tokens) == (0, 0)
+    assert (log.calls, log.budget.spent) == (0, 0)
     failed = await log.record(_call("h1", None, None))
     answered = await log.record(_call("h1", 100, 20))
     await log.accept(answered, {"dimensions": ["pose"]})
@@ -35,7 +35,7 @@ async def test_spent_tokens_carry_over_and_answers_are_shared(sessionmaker):
 
     resumed = DatabaseCallLog(sessionmaker, first, token_budget=1000)
     await resumed.load_spent()
-    assert (resumed.calls, resumed.spent_tokens) == (2, 120)
+    assert (resumed.calls, resumed.budget.spent) == (2, 120)
     other = DatabaseCallLog(sessionmaker, second)
     assert await other.lookup("h1") == {"dimensions": ["pose"]}
 

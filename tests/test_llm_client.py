@@ -3,13 +3,15 @@ retries, caching and the token budget."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
 
 from analysis_service.reasoners import llm_prompts as p
+from analysis_service.reasoners.budget import BudgetExceeded, TokenBudget
 from analysis_service.reasoners.llm_client import (
-    BudgetExceeded,
     CallRecord,
     LLMClient,
     LLMError,
@@ -17,6 +19,7 @@ from analysis_service.reasoners.llm_client import (
 )
 from shared.openai_chat import ChatClient, ChatEndpoint
 from shared.retry import RetryPolicy
+from tests.fakes.chat_server import ChatServer
 from tests.fakes.fake_llm import FakeLLM
 
 CAPTIONS = ["A dog sitting on the grass.", "A dog lying on a couch in a room."]
@@ -28,23 +31,17 @@ class MemoryCallLog:
     def __init__(self, budget: int | None = None):
         self.calls: list[CallRecord] = []
         self.accepted: dict[str, Any] = {}
-        self.budget = budget
-        self.spent = 0
+        self.budget = TokenBudget(budget)
 
     async def lookup(self, request_hash: str) -> Any | None:
         return self.accepted.get(request_hash)
 
     async def record(self, call: CallRecord) -> int:
         self.calls.append(call)
-        self.spent += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
         return len(self.calls) - 1
 
     async def accept(self, call_id: int, data: Any) -> None:
         self.accepted[self.calls[call_id].request_hash] = data
-
-    def check_budget(self, upcoming_tokens: int) -> None:
-        if self.budget is not None and self.spent + upcoming_tokens > self.budget:
-            raise BudgetExceeded("token budget exceeded")
 
 
 @pytest.fixture
@@ -163,6 +160,39 @@ async def test_budget_stops_before_the_call(llm):
         await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))
     await c.chat.aclose()
     assert llm.requests == []
+
+
+async def test_concurrent_calls_spend_within_the_budget_counting_completions():
+    """Many calls at once against a small budget: each reserves its estimated prompt and its
+    max_tokens before it starts and settles with the API's usage, so calls in flight cannot
+    overshoot together. The fake server counts prompts below the estimate and answers within
+    max_tokens, so nothing passes the budget at all (the contract allows one batch)."""
+    concurrency, max_tokens, budget = 8, 40, 2500
+    long_name = "sitting on a soft red blanket beside the open window in the afternoon sun"
+    text = json.dumps({"attribute": long_name})
+    with ChatServer(answer=lambda body: text, delay_s=0.05) as server:
+        endpoint = ChatEndpoint(server.base_url, "", "fake", 5.0, RetryPolicy(attempts=1))
+        log = MemoryCallLog(budget=budget)
+        c = LLMClient(ChatClient(endpoint), log, concurrency=concurrency, max_tokens=max_tokens)
+        questions = [
+            p.classify_one("dog", "pose", [long_name, "lying"], f"Photo {i}: a dog on a rug.")
+            for i in range(60)
+        ]
+        outcomes = await asyncio.gather(*(ask(c, q) for q in questions), return_exceptions=True)
+        await c.chat.aclose()
+    refused = [o for o in outcomes if isinstance(o, BudgetExceeded)]
+    answered = [o for o in outcomes if not isinstance(o, BaseException) and o.data is not None]
+    assert answered and refused and len(answered) + len(refused) == len(outcomes)
+    costs = [server.usage(body, text) for body in server.requests]
+    completions = sum(u["completion_tokens"] for u in costs)
+    spent = sum(u["prompt_tokens"] + u["completion_tokens"] for u in costs)
+    assert completions >= 13 * len(answered)  # every answer's words are counted
+    assert log.budget.spent == spent and log.budget.reserved == 0
+    one_batch = concurrency * max(u["prompt_tokens"] + u["completion_tokens"] for u in costs)
+    assert spent <= budget + one_batch
+    assert spent <= budget
+    message = str(refused[0])
+    assert f"token_budget is {budget}" in message and "reserved by calls in flight" in message
 
 
 def test_tolerant_parsing():

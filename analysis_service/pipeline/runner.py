@@ -23,7 +23,8 @@ from analysis_service.jobs.schemas import JobOptions
 from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
 from analysis_service.reasoners.factory import open_reasoner
-from analysis_service.reasoners.llm_client import BudgetExceeded, LLMError
+from analysis_service.reasoners.budget import BudgetExceeded
+from analysis_service.reasoners.llm_client import LLMError
 from analysis_service.settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)

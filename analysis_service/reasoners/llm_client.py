@@ -19,11 +19,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from analysis_service.reasoners.budget import TokenBudget
 from analysis_service.reasoners.estimate import tokens_for_chars
 from analysis_service.reasoners.llm_answers import LLMAnswer, problem_of
 from shared.hashing import canonical_sha256
 from shared.openai_chat import (
     ChatClient,
+    ChatCompletion,
     ChatError,
     ChatRefused,
     ChatUnavailable,
@@ -40,10 +42,6 @@ M = TypeVar("M", bound=LLMAnswer)
 
 class LLMError(RuntimeError):
     """The LLM could not be reached or kept failing; the message says why."""
-
-
-class BudgetExceeded(RuntimeError):
-    """The job's token budget is spent."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -74,20 +72,20 @@ class CallRecord:
 
 
 class CallLog(Protocol):
+    #: What the job may still spend; every call reserves its cost here before it starts.
+    budget: TokenBudget
+
     async def lookup(self, request_hash: str) -> Any | None:
         """The accepted answer of an identical earlier request, if any."""
         ...
 
     async def record(self, call: CallRecord) -> int:
-        """Store one HTTP call with its cost; return its id."""
+        """Store one HTTP call with its cost; return its id. (The cost is counted against the
+        budget by the client, which settles the call's reservation.)"""
         ...
 
     async def accept(self, call_id: int, data: Any) -> None:
         """Mark a call's answer valid: identical requests will reuse it."""
-        ...
-
-    def check_budget(self, upcoming_tokens: int) -> None:
-        """Raise BudgetExceeded when this call would pass the budget."""
         ...
 
 
@@ -132,6 +130,16 @@ def _rejects_format(refused: ChatRefused) -> bool:
         return False
     text = refused.text.lower()
     return any(k in text for k in ("response_format", "json_schema", "json_object", "not support"))
+
+
+def _cost(answer: ChatCompletion, estimated_prompt: int) -> int:
+    """Prompt and completion tokens of an answer, from the API's usage; estimated where the
+    server did not say."""
+    prompt = answer.prompt_tokens if answer.prompt_tokens is not None else estimated_prompt
+    completion = answer.completion_tokens
+    if completion is None:
+        completion = estimate_tokens(answer.text)
+    return prompt + completion
 
 
 def _validated(answer: type[M], data: Any) -> tuple[M | None, str | None]:
@@ -203,20 +211,24 @@ class LLMClient:
         async def transient(exc: RetryableError, latency_ms: int) -> None:
             await record(error=str(exc), latency_ms=latency_ms)
 
-        self._log.check_budget(sum(estimate_tokens(m["content"]) for m in messages))
-        started = time.perf_counter()
-        try:
-            answer = await self.chat.complete(messages, on_transient=transient, **params)
-        except ChatUnavailable as exc:  # its attempts are recorded already
-            raise LLMError(f"LLM {exc}") from exc
-        except ChatError as exc:
-            latency, mode = ms_since(started), attempt.mode
-            if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
-                self.mode = MODES[MODES.index(mode) + 1]
-                await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
-                return None
-            await record(error=str(exc), latency_ms=latency)
-            raise LLMError(str(exc)) from exc
+        prompt = sum(estimate_tokens(m["content"]) for m in messages)
+        # The most this call may cost, held until it ends (see budget.py); a call that does
+        # not fit raises BudgetExceeded here, before anything is sent.
+        with self._log.budget.reserve(prompt + self._max_tokens) as held:
+            started = time.perf_counter()
+            try:
+                answer = await self.chat.complete(messages, on_transient=transient, **params)
+            except ChatUnavailable as exc:  # its attempts are recorded already
+                raise LLMError(f"LLM {exc}") from exc
+            except ChatError as exc:
+                latency, mode = ms_since(started), attempt.mode
+                if isinstance(exc, ChatRefused) and _rejects_format(exc) and mode != MODES[-1]:
+                    self.mode = MODES[MODES.index(mode) + 1]
+                    await record(error=f"{mode} rejected: {exc.text[:200]}", latency_ms=latency)
+                    return None
+                await record(error=str(exc), latency_ms=latency)
+                raise LLMError(str(exc)) from exc
+            held.settle(_cost(answer, prompt))
         call_id = await record(
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.llm_calls import repository as llm_calls
-from analysis_service.reasoners.llm_client import BudgetExceeded, CallRecord
+from analysis_service.reasoners.budget import TokenBudget
+from analysis_service.reasoners.llm_client import CallRecord
 
 
 class DatabaseCallLog:
@@ -24,15 +25,14 @@ class DatabaseCallLog:
     ):
         self._sessionmaker = sessionmaker
         self._job_id = job_id
-        self._budget = token_budget
-        self.spent_tokens = 0
+        self.budget = TokenBudget(token_budget)
         self.calls = 0
 
     async def load_spent(self) -> None:
         """Start from what earlier attempts of the job already spent."""
         async with self._sessionmaker() as session:
             spent = (await llm_calls.llm_spent(session, [self._job_id])).get(self._job_id)
-        self.calls, self.spent_tokens = (spent["calls"], spent["tokens"]) if spent else (0, 0)
+        self.calls, self.budget.spent = (spent["calls"], spent["tokens"]) if spent else (0, 0)
 
     async def lookup(self, request_hash: str) -> Any | None:
         async with self._sessionmaker() as session:
@@ -40,17 +40,9 @@ class DatabaseCallLog:
 
     async def record(self, call: CallRecord) -> int:
         self.calls += 1
-        self.spent_tokens += (call.prompt_tokens or 0) + (call.completion_tokens or 0)
         async with self._sessionmaker() as session, session.begin():
             return await llm_calls.record(session, self._job_id, asdict(call))
 
     async def accept(self, call_id: int, data: Any) -> None:
         async with self._sessionmaker() as session, session.begin():
             await llm_calls.accept(session, call_id, data)
-
-    def check_budget(self, upcoming_tokens: int) -> None:
-        if self._budget is not None and self.spent_tokens + upcoming_tokens > self._budget:
-            raise BudgetExceeded(
-                f"token budget exceeded: {self.spent_tokens} of {self._budget} tokens spent, "
-                f"the next call needs about {upcoming_tokens}"
-            )
