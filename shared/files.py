@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.paths import is_inside
 
@@ -18,6 +19,7 @@ from shared.paths import is_inside
 # means the file was swapped since), never block opening a FIFO, never leak into children.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _FD_PATHS = Path("/proc/self/fd")
+OUTSIDE_ROOTS = "the file is outside the allowed data roots (DATA_ROOTS)"
 
 
 class UnreadableFile(ValueError):
@@ -41,37 +43,58 @@ def special_file_reason(mode: int) -> str | None:
     return "not a regular file (a FIFO, socket or device)"
 
 
-def _opened_path(fd: int, fallback: Path) -> Path:
-    """The real path of what the descriptor opened (Linux); the resolved name elsewhere."""
+def _opened_inside(fd: int, real: Path, roots: list[Path]) -> bool:
+    """Whether what the descriptor opened lies inside the roots: its real path as the kernel
+    knows it (Linux); elsewhere, whether it is still the very file the checked name means."""
     try:
-        return Path(os.readlink(_FD_PATHS / str(fd)))
+        return is_inside(Path(os.readlink(_FD_PATHS / str(fd))), roots)
     except OSError:
-        return fallback
+        pass
+    try:
+        named, opened = os.stat(real, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def read_inside_roots(path: Path, roots: list[Path], max_bytes: int) -> bytes:
-    """The bytes of a regular file inside the roots, at most max_bytes; UnreadableFile if not."""
+def open_inside_roots(path: Path, roots: list[Path]) -> BinaryIO:
+    """An open regular file inside the roots, for reading; UnreadableFile if not.
+
+    Symlinks in the name are resolved first; the resolved name is then opened without
+    following a final symlink and without blocking, and what was opened is checked (a regular
+    file, its real path inside the roots), not the name. The caller closes it."""
     try:
         real = path.resolve(strict=True)
         reason = special_file_reason(os.stat(real).st_mode)
     except (OSError, RuntimeError, ValueError) as exc:
         raise UnreadableFile(f"cannot read the file: {_why(exc)}") from None
     if not is_inside(real, roots):
-        raise UnreadableFile("the file is outside the allowed data roots (DATA_ROOTS)")
+        raise UnreadableFile(OUTSIDE_ROOTS)
     if reason is not None:
         raise UnreadableFile(reason)
     try:
         fd = os.open(real, _OPEN_FLAGS)
     except OSError as exc:
         raise UnreadableFile(f"cannot open the file: {_why(exc)}") from None
-    with os.fdopen(fd, "rb") as opened:
-        found = os.fstat(fd)
-        if (reason := special_file_reason(found.st_mode)) is not None:
+    opened = os.fdopen(fd, "rb")
+    try:
+        if (reason := special_file_reason(os.fstat(fd).st_mode)) is not None:
             raise UnreadableFile(reason)
-        if not is_inside(_opened_path(fd, real), roots):
-            raise UnreadableFile("the file is outside the allowed data roots (DATA_ROOTS)")
-        if found.st_size > max_bytes:
-            raise UnreadableFile(f"file too large: {found.st_size} bytes > limit {max_bytes}")
+        if not _opened_inside(fd, real, roots):
+            raise UnreadableFile(OUTSIDE_ROOTS)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def read_inside_roots(path: Path, roots: list[Path], max_bytes: int) -> bytes:
+    """The bytes of a regular file inside the roots, at most max_bytes; UnreadableFile if not
+    (see open_inside_roots)."""
+    with open_inside_roots(path, roots) as opened:
+        size = os.fstat(opened.fileno()).st_size
+        if size > max_bytes:
+            raise UnreadableFile(f"file too large: {size} bytes > limit {max_bytes}")
         data = opened.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UnreadableFile(f"file too large: more than the limit of {max_bytes} bytes")

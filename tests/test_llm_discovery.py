@@ -233,64 +233,95 @@ async def test_unreachable_llm_fails_clearly_and_retry_resumes(
     assert await run(job_id, llm_settings, sessionmaker, None) == "succeeded"
 
 
-async def test_budget_too_small_for_fixed_steps_is_refused_with_the_estimate(llm_api, data_root):
+async def test_budget_too_small_for_fixed_steps_fails_the_job_with_the_estimate(
+    llm_api, llm_settings, sessionmaker, data_root, llm
+):
+    """The request does not read the captions file: the job counts the captions, estimates,
+    and fails before any LLM call."""
     write_csv(data_root / "caps.csv")
-    resp = await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
-    assert resp.status_code == 422
-    assert "estimate for the fixed steps" in resp.json()["detail"]
+    job_id = await submit(llm_api, captions_path="caps.csv", token_budget=10)
+    assert (await llm_api.get(f"/v1/jobs/{job_id}")).json()["llm"]["estimate"] is None
+    assert await run(job_id, llm_settings, sessionmaker, None) == "failed"
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert "estimate for the fixed steps" in job["error"]
+    assert job["llm"]["estimate"]["fixed_tokens"] > 10
+    assert job["llm"]["spent"]["calls"] == 0 and llm.requests == []
 
 
 async def test_budget_exceeded_stops_the_job_cleanly(
     llm_api, llm_settings, sessionmaker, data_root, llm
 ):
     write_csv(data_root / "caps.csv")
-    estimate = (
-        await llm_api.post("/v1/jobs", json={"captions_path": "caps.csv", "token_budget": 10})
-    ).json()["detail"]
-    fixed = int(estimate.split("steps (dimensions, attributes, refinement): ")[1].split()[0])
+    probe = await submit(llm_api, captions_path="caps.csv", token_budget=10)
+    await run(probe, llm_settings, sessionmaker, None)
+    fixed = (await llm_api.get(f"/v1/jobs/{probe}")).json()["llm"]["estimate"]["fixed_tokens"]
     job_id = await submit(llm_api, captions_path="caps.csv", token_budget=fixed)
     status = await run(job_id, llm_settings, sessionmaker, None)
     job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
     if status == "failed":
         assert job["error"].startswith("token budget exceeded")
-        assert job["llm"]["spent"]["tokens"] <= fixed
-    else:  # the estimate was generous enough for everything
-        assert job["llm"]["spent"]["tokens"] <= fixed
+        assert f"token_budget is {fixed}" in job["error"] and "reserved" in job["error"]
+    assert job["llm"]["spent"]["tokens"] <= fixed
 
 
 @pytest.mark.parametrize(
     ("content", "detail"),
     [
         (b"foo,bar\n1,2\n", "lacks an image column"),
-        (
-            b"animals,img_name,caption\na,1.jpg,\nb,,x\n",
-            "rows 2: no image name; rows 1: no caption",
-        ),
-        (b"animals,img_name,caption\na,1.jpg,caf\xe9\n", "line 2 is not valid UTF-8"),
-        (b"animals,img_name,caption\na,1.jpg,x\na,1.jpg,y\n", "rows 2: an image listed twice"),
         (b"", "empty"),
+        (b"\n\n  \n", "empty"),
+        (b"anim\xe1ls,img_name,caption\na,1.jpg,x\n", "line 1 is not valid UTF-8"),
     ],
 )
-async def test_bad_captions_files_are_422_naming_rows(llm_api, data_root, content, detail):
+async def test_captions_files_without_a_usable_header_are_422(llm_api, data_root, content, detail):
     (data_root / "bad.csv").write_bytes(content)
     resp = await llm_api.post("/v1/jobs", json={"captions_path": "bad.csv"})
     assert resp.status_code == 422
     assert detail in resp.json()["detail"]
 
 
-async def test_jsonl_captions_and_unknown_images_of_a_dataset(llm_api, data_root):
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (
+            b"animals,img_name,caption\na,1.jpg,\nb,,x\n",
+            "rows 2: no image name; rows 1: no caption",
+        ),
+        (b"animals,img_name,caption\na,1.jpg,caf\xe9\n", "line 2 is not valid UTF-8"),
+        (b"animals,img_name,caption\na,1.jpg,x\na,1.jpg,y\n", "rows 2: an image listed twice"),
+    ],
+)
+async def test_bad_rows_of_a_captions_file_fail_the_job_naming_them(
+    llm_api, llm_settings, sessionmaker, data_root, content, detail
+):
+    """Rows are checked by the job (the request reads only the head), before any import."""
+    (data_root / "bad.csv").write_bytes(content)
+    job_id = await submit(llm_api, captions_path="bad.csv")
+    assert await run(job_id, llm_settings, sessionmaker, None) == "failed"
+    job = (await llm_api.get(f"/v1/jobs/{job_id}")).json()
+    assert job["error"].startswith("captions file refused: ") and detail in job["error"]
+    assert job["progress"].get("import") is None  # nothing was imported
+
+
+async def test_jsonl_captions_and_unknown_images_of_a_dataset(
+    llm_api, llm_settings, sessionmaker, caption_app, data_root
+):
+    import httpx
+
     make_dataset(data_root / "pets", per_class=2)
     lines = [
         {"image": "cat/00.jpg", "label": "cat", "caption": "A cat."},
         {"image": "dog/99.jpg", "label": "dog", "caption": "A dog."},
     ]
     (data_root / "caps.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
-    resp = await llm_api.post(
-        "/v1/jobs", json={"captions_path": "caps.jsonl", "dataset_path": "pets"}
-    )
-    assert (
-        resp.status_code == 422 and "rows 2: an image not in the dataset" in resp.json()["detail"]
-    )
+    job_id = await submit(llm_api, captions_path="caps.jsonl", dataset_path="pets")
+    transport = httpx.ASGITransport(app=caption_app)
+    assert await run(job_id, llm_settings, sessionmaker, transport) == "failed"
+    error = (await llm_api.get(f"/v1/jobs/{job_id}")).json()["error"]
+    assert "rows 2: an image not in the dataset" in error
+    (data_root / "bad.jsonl").write_text('{"label": "cat"}\n')
+    resp = await llm_api.post("/v1/jobs", json={"captions_path": "bad.jsonl"})
+    assert resp.status_code == 422 and "row 1 lacks an image" in resp.json()["detail"]
 
 
 async def test_num_attributes_needs_organization_mode(llm_api):
@@ -300,6 +331,10 @@ async def test_num_attributes_needs_organization_mode(llm_api):
 
 def test_captions_files_from_other_tools_load(tmp_path: Path):
     from analysis_service.datasets.captions_file import check_file, read_rows
+
+    def checked(path: Path):  # type: ignore[no-untyped-def]
+        with path.open("rb") as f:
+            return check_file(f, path.name)
 
     bom_crlf = tmp_path / "export.csv"
     bom_crlf.write_bytes(
@@ -313,15 +348,16 @@ def test_captions_files_from_other_tools_load(tmp_path: Path):
         '{"path": "a.jpg", "class": "cat", "text": "A cat."}\n\n'
         '{"path": "b.jpg", "class": "dog", "text": "A dog."}\n'
     )
-    assert check_file(bom_crlf).labels == {"cat": 1, "dog": 1}
-    first = next(read_rows(bom_crlf))
+    assert checked(bom_crlf).labels == {"cat": 1, "dog": 1}
+    with bom_crlf.open("rb") as f:
+        first = next(read_rows(f, bom_crlf.name))
     assert (first.image, first.label, first.caption.replace("\r\n", " ")) == (
         "a.jpg",
         "cat",
         "A cat, sitting on a mat.",
     )
-    assert check_file(tabs).rows == 1
-    assert check_file(keys).rows == 2
+    assert checked(tabs).rows == 1
+    assert checked(keys).rows == 2
 
 
 async def test_a_job_stopped_mid_assignment_resumes_without_paying_twice(

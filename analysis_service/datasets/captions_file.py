@@ -3,24 +3,41 @@
 The SSD-LLM layout loads as is: a CSV whose header is `<subject>,img_name,caption`, the first
 column holding the label. Otherwise columns are found by name (image/img_name/path/file/name,
 label/class/category, caption/text/description). Problems are reported with row numbers.
+
+A submission only opens the file and reads its head (check_head); the job reads the whole file
+(check_file, then read_rows), always through one checked open (open_captions_file).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from shared.errors import InvalidRequest
+from shared.files import OUTSIDE_ROOTS, UnreadableFile, open_inside_roots
+from shared.paths import PathOutsideRoots
 
 IMAGE_COLUMNS = ("img_name", "image", "image_path", "img_path", "path", "file", "filename", "name")
 LABEL_COLUMNS = ("label", "class", "class_name", "category")
 CAPTION_COLUMNS = ("caption", "text", "description")
 MAX_BYTES = 1024 * 1024 * 1024
 MAX_LISTED = 10
+#: What a submission reads of the file: the header and first row must lie within it.
+HEAD_BYTES = 64 * 1024
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class Digest(Protocol):
+    """What the file's bytes are fed to as they are read (a hashlib object)."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class CaptionsFileError(InvalidRequest):
@@ -66,26 +83,30 @@ def csv_columns(header: list[str]) -> Columns:
     return Columns(image, label, caption)
 
 
-def _text(path: Path) -> Iterator[str]:
-    """Lines of a UTF-8 file; bad encoding is reported with its line."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                raise CaptionsFileError(
-                    f"line {number} is not valid UTF-8; save the file as UTF-8"
-                ) from None
+def _text(raw_lines: Iterator[bytes], digest: Digest | None = None) -> Iterator[str]:
+    """Lines of a UTF-8 file; bad encoding is reported with its line. Every byte read is fed
+    to digest, so that a whole pass hashes exactly what it read."""
+    for number, raw in enumerate(raw_lines, 1):
+        if digest is not None:
+            digest.update(raw)
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise CaptionsFileError(
+                f"line {number} is not valid UTF-8; save the file as UTF-8"
+            ) from None
 
 
-def _csv_rows(path: Path) -> Iterator[CaptionRow]:
-    lines = _text(path)
+def _delimiter(first_line: str) -> str:
+    # Tab-separated exports are common; commas are the default.
+    return "\t" if "\t" in first_line and "," not in first_line else ","
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[CaptionRow]:
     first = next(lines, "")
     if not first.strip():
         raise CaptionsFileError("the captions file is empty")
-    # Tab-separated exports are common; commas are the default.
-    delimiter = "\t" if "\t" in first and "," not in first else ","
-    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=_delimiter(first))
     try:
         header = next(reader)
     except StopIteration:
@@ -106,32 +127,88 @@ def _csv_rows(path: Path) -> Iterator[CaptionRow]:
         raise CaptionsFileError(f"malformed CSV near row {reader.line_num}: {exc}") from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[CaptionRow]:
-    for number, line in enumerate(_text(path), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise CaptionsFileError(f"row {number} is not valid JSON") from None
-        if not isinstance(item, dict):
-            raise CaptionsFileError(f"row {number} is not a JSON object")
+def _jsonl_row(number: int, line: str) -> CaptionRow:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        raise CaptionsFileError(f"row {number} is not valid JSON") from None
+    if not isinstance(item, dict):
+        raise CaptionsFileError(f"row {number} is not a JSON object")
 
-        def first(names: tuple[str, ...], item: dict = item) -> str:
-            for name in names:
-                if isinstance(item.get(name), str | int):
-                    return str(item[name]).strip()
-            return ""
+    def first(names: tuple[str, ...]) -> str:
+        for name in names:
+            if isinstance(item.get(name), str | int):
+                return str(item[name]).strip()
+        return ""
 
-        yield CaptionRow(
-            number, first(IMAGE_COLUMNS), first(LABEL_COLUMNS) or None, first(CAPTION_COLUMNS)
-        )
+    return CaptionRow(
+        number, first(IMAGE_COLUMNS), first(LABEL_COLUMNS) or None, first(CAPTION_COLUMNS)
+    )
 
 
-def read_rows(path: Path) -> Iterator[CaptionRow]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _jsonl_rows(path)
-    return _csv_rows(path)
+def _jsonl_rows(lines: Iterator[str]) -> Iterator[CaptionRow]:
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            yield _jsonl_row(number, line)
+
+
+def _is_jsonl(name: str) -> bool:
+    return Path(name).suffix.lower() in JSONL_SUFFIXES
+
+
+def read_rows(f: BinaryIO, name: str, digest: Digest | None = None) -> Iterator[CaptionRow]:
+    """The rows of an open captions file from where it stands, read lazily; `name` (the
+    file's) tells JSONL from CSV; digest gets every byte read."""
+    lines = _text(iter(f), digest)
+    return _jsonl_rows(lines) if _is_jsonl(name) else _csv_rows(lines)
+
+
+def open_captions_file(path: Path, roots: list[Path]) -> BinaryIO:
+    """The captions file opened once, checked (a regular file inside the roots, see
+    shared.files) and no larger than MAX_BYTES: 403 outside the roots, 422 otherwise."""
+    try:
+        f = open_inside_roots(path, roots)
+    except UnreadableFile as exc:
+        if str(exc) == OUTSIDE_ROOTS:
+            raise PathOutsideRoots(f"captions file '{path}': {exc}") from None
+        raise CaptionsFileError(f"captions file '{path.name}': {exc}") from None
+    if os.fstat(f.fileno()).st_size > MAX_BYTES:
+        f.close()
+        raise CaptionsFileError(f"captions file larger than {MAX_BYTES} bytes")
+    return f
+
+
+def check_head(f: BinaryIO, name: str) -> None:
+    """The cheap check of a submission: the file is not empty, and its first line (within
+    HEAD_BYTES) is a header naming an image and a caption column (CSV), or a JSON object
+    (JSONL). The rows are checked by the job (check_file)."""
+    head = f.read(HEAD_BYTES)
+    if not head.strip():
+        raise CaptionsFileError("the captions file is empty")
+    complete = len(head) < HEAD_BYTES
+    lines = head.splitlines(keepends=True)
+    if not complete:  # the last line may be cut short: only whole lines are judged
+        lines = lines[:-1] if len(lines) > 1 else []
+    if not lines:
+        raise CaptionsFileError(f"the first line of the captions file is over {HEAD_BYTES} bytes")
+    texts = _text(iter(lines))
+    if _is_jsonl(name):
+        for number, line in enumerate(texts, 1):
+            if line.strip():
+                row = _jsonl_row(number, line)
+                if not (row.image and row.caption):
+                    raise CaptionsFileError(
+                        f"row {number} lacks an image ({'/'.join(IMAGE_COLUMNS[:4])}...) or a "
+                        f"caption ({'/'.join(CAPTION_COLUMNS)})"
+                    )
+                return
+        return  # only blank lines in the head: the job reads on
+    first = next(texts)
+    try:
+        header = next(csv.reader([first], delimiter=_delimiter(first)))
+    except (csv.Error, StopIteration):
+        raise CaptionsFileError(f"malformed CSV header: {first[:100]!r}") from None
+    csv_columns(header)
 
 
 def _listed(rows: list[int]) -> str:
@@ -144,17 +221,19 @@ class Summary:
     rows: int
     labels: dict[str, int]
     mean_caption_chars: float
+    sha256: str  # of the bytes read
 
 
-def check_file(path: Path, known_images: set[str] | None = None) -> Summary:
-    """Read the whole file once and refuse it with row numbers if anything is wrong."""
-    if path.stat().st_size > MAX_BYTES:
-        raise CaptionsFileError(f"captions file larger than {MAX_BYTES} bytes")
+def check_file(f: BinaryIO, name: str, known_images: set[str] | None = None) -> Summary:
+    """Read the whole open file once from its start and refuse it with row numbers if
+    anything is wrong."""
+    f.seek(0)
+    digest = hashlib.sha256()
     missing_image, missing_caption, unknown, duplicate = [], [], [], []
     seen: set[str] = set()
     labels: dict[str, int] = {}
     count, chars = 0, 0
-    for row in read_rows(path):
+    for row in read_rows(f, name, digest):
         count += 1
         if not row.image:
             missing_image.append(row.row)
@@ -178,4 +257,4 @@ def check_file(path: Path, known_images: set[str] | None = None) -> Summary:
         raise CaptionsFileError("; ".join(found))
     if count == 0:
         raise CaptionsFileError("the captions file has no rows")
-    return Summary(count, labels, chars / count)
+    return Summary(count, labels, chars / count, digest.hexdigest())

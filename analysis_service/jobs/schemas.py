@@ -87,7 +87,6 @@ class JobOptions(JobParameters):
 
     dataset_path: str | None = Field(default=None, description="The dataset folder, resolved.")
     captions_path: str | None = Field(default=None, description="The captions file, resolved.")
-    captions_rows: int | None = Field(default=None, description="Rows of the captions file.")
 
     @property
     def has_folder(self) -> bool:

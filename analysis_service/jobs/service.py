@@ -5,21 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets import repository as datasets
-from analysis_service.datasets.captions_file import check_file
-from analysis_service.datasets.layout import check_layout, iter_files
+from analysis_service.datasets.captions_file import check_head, open_captions_file
+from analysis_service.datasets.layout import check_layout
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.models import Job
-from analysis_service.reasoners import estimate
-from analysis_service.reasoners.estimate import Group, tokens_for_chars
 from analysis_service.settings import AnalysisSettings
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
 
 T = TypeVar("T")
@@ -90,47 +87,36 @@ def to_schema(
     )
 
 
-def _inspect_inputs(
-    settings: AnalysisSettings, body: schemas.JobCreate
-) -> tuple[schemas.JobOptions, list[Group]]:
-    """Resolve and check the dataset folder and captions file (reads the disk: run it off the
-    event loop); the job's options, and the groups of a captions file for the cost estimate.
-    A folder is checked cheaply (class folders, a first image): its files are counted by the
-    job, which estimates and checks the budget before any LLM call."""
+def _inspect_inputs(settings: AnalysisSettings, body: schemas.JobCreate) -> schemas.JobOptions:
+    """Resolve the dataset folder and captions file and check them cheaply (it touches the
+    disk: run it off the event loop); the job's options. A folder is checked for class folders
+    and a first image, a captions file is opened (checked) and its head read: the job counts
+    the files, reads and checks every row, estimates the LLM cost and checks the budget, all
+    before any LLM call."""
     roots = settings.data_root_paths
     parameters = body.model_dump(include=set(schemas.JobParameters.model_fields))
     options = schemas.JobOptions(**parameters)
-    groups: list[Group] = []
-    root: Path | None = None
     if body.dataset_path is not None:
         root = resolve_folder_inside_roots(body.dataset_path, roots)
         check_layout(root)
         options.dataset_path = str(root)
     if body.captions_path is not None:
         path = resolve_file_inside_roots(body.captions_path, roots)
-        known = {rel for rel, cls in iter_files(root) if cls} if root else None
-        if known is not None:
-            known |= {Path(rel).name for rel in known}
-        summary = check_file(path, known)
-        options.captions_path, options.captions_rows = str(path), summary.rows
-        tokens = tokens_for_chars(summary.mean_caption_chars)
-        groups = [Group(n, tokens) for n in summary.labels.values()]
-    return options, groups
+        with open_captions_file(path, roots) as opened:
+            check_head(opened, path.name)
+        options.captions_path = str(path)
+    return options
 
 
 async def create_job(
     session: AsyncSession, settings: AnalysisSettings, body: schemas.JobCreate
 ) -> tuple[Job, str]:
     """Check the inputs, register the dataset, create the job and queue it atomically."""
-    options, groups = await asyncio.to_thread(_inspect_inputs, settings, body)
-    cost = estimate.for_job(settings, options, groups)
-    if problem := estimate.budget_problem(body.token_budget, cost):
-        raise InvalidRequest(problem)
+    options = await asyncio.to_thread(_inspect_inputs, settings, body)
     source = options.dataset_path or options.captions_path
     assert source is not None  # JobCreate asks for at least one
     dataset_id = await datasets.get_or_create_dataset(session, source)
     job = await lifecycle.create(session, dataset_id, options.model_dump(exclude_none=True))
-    job.llm_estimate = cost
     return job, source
 
 

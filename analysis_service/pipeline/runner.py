@@ -22,8 +22,8 @@ from analysis_service.jobs.lifecycle import JobStatus, Stage
 from analysis_service.jobs.schemas import JobOptions
 from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
-from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.budget import BudgetExceeded
+from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.llm_client import LLMError
 from analysis_service.settings import AnalysisSettings
 
@@ -98,7 +98,7 @@ async def _stages(ctx: RunContext, root: Path, transports: Transports) -> None:
         if not await asyncio.to_thread(path.is_file):
             raise StageFailed(f"captions file '{path}' no longer exists")
         if not await ctx.stage_done(Stage.IMPORT):
-            await import_captions.run(ctx, path, with_dataset=has_folder)
+            await import_captions.run(ctx, path, root if has_folder else None)
     elif not await ctx.stage_done(Stage.CAPTION):
         await _caption_stage(ctx, root, transports.caption)
     if not await ctx.stage_done(Stage.DISCOVER):

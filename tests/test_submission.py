@@ -1,0 +1,113 @@
+"""POST /v1/jobs checks its inputs cheaply and off the event loop: it never reads a whole
+captions file nor walks a dataset folder; the job counts and checks them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis_service.datasets import layout
+from analysis_service.datasets.captions_file import HEAD_BYTES
+from analysis_service.jobs import service
+from tests.builders import make_dataset
+from tests.pipeline_helpers import run
+
+ROWS = 200_000
+
+
+def big_captions(path: Path, rows: int = ROWS) -> Path:
+    """rows good rows, then one without a caption that only a reader of the whole file finds."""
+    with path.open("w", encoding="utf-8") as f:
+        f.write("animals,img_name,caption\n")
+        f.writelines(
+            f"dog,{i}.jpg,A dog on the grass in the park, number {i}.\n" for i in range(rows)
+        )
+        f.write("dog,last.jpg,\n")
+    return path
+
+
+@pytest.fixture
+def head_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How far into the captions file each submission read."""
+    positions: list[int] = []
+    real = service.check_head
+
+    def check_head(f: Any, name: str) -> None:
+        real(f, name)
+        positions.append(f.tell())
+
+    monkeypatch.setattr(service, "check_head", check_head)
+    return positions
+
+
+async def test_a_large_captions_file_is_accepted_unread_and_checked_by_the_job(
+    api, analysis_settings, sessionmaker, data_root: Path, head_reads: list[int]
+):
+    path = big_captions(data_root / "big.csv")
+    resp = await api.post("/v1/jobs", json={"captions_path": "big.csv"})
+    assert resp.status_code == 202, resp.text
+    assert head_reads == [HEAD_BYTES] and HEAD_BYTES * 100 < path.stat().st_size
+    job_id = resp.json()["id"]
+    assert await run(job_id, analysis_settings, sessionmaker, None) == "failed"
+    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    assert f"rows {ROWS + 1}: no caption" in job["error"]
+
+
+async def test_a_dataset_with_a_captions_file_is_not_walked_by_the_request(
+    api, data_root: Path, head_reads: list[int], monkeypatch: pytest.MonkeyPatch
+):
+    root = make_dataset(data_root / "pets", per_class=2)
+    for i in range(300):
+        (root / "dog" / f"notes-{i:03}.txt").write_text("not an image")
+    big_captions(data_root / "big.csv")
+    walked: list[str] = []
+    real = layout.iter_files
+
+    def iter_files(folder: Path) -> Iterator[tuple[str, str | None]]:
+        for found in real(folder):
+            walked.append(found[0])
+            yield found
+
+    monkeypatch.setattr(layout, "iter_files", iter_files)
+    resp = await api.post("/v1/jobs", json={"dataset_path": "pets", "captions_path": "big.csv"})
+    assert resp.status_code == 202, resp.text
+    assert walked == ["cat/00.jpg"]  # the first image is enough
+    assert head_reads == [HEAD_BYTES]
+
+
+def _off_the_loop(calls: list[tuple[str, bool]], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, noting whether each call ran on a thread with a running event loop."""
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            calls.append((fn.__name__, True))
+        except RuntimeError:
+            calls.append((fn.__name__, False))
+        return fn(*args, **kwargs)
+
+    return watched
+
+
+async def test_the_request_touches_the_disk_only_in_threads(
+    api, data_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    make_dataset(data_root / "pets", per_class=2)
+    (data_root / "caps.csv").write_text("animals,img_name,caption\ndog,dog/00.jpg,A dog.\n")
+    calls: list[tuple[str, bool]] = []
+    names = [
+        "resolve_folder_inside_roots",
+        "check_layout",
+        "resolve_file_inside_roots",
+        "open_captions_file",
+        "check_head",
+    ]
+    for name in names:
+        monkeypatch.setattr(service, name, _off_the_loop(calls, getattr(service, name)))
+    resp = await api.post("/v1/jobs", json={"dataset_path": "pets", "captions_path": "caps.csv"})
+    assert resp.status_code == 202, resp.text
+    assert calls == [(name, False) for name in names]
