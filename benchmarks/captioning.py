@@ -145,7 +145,7 @@ def bench_service(state: Path, photos: dict, port_of) -> list[tuple[str, str]]: 
         prepare_one(CaptionImage(id="x", path=str(p)), limits, roots, 1008, 336) for p in paths
     ]
     n = 1200
-    own = asyncio.run(fake_engine_rate([p for p in prepared if not isinstance(p, str)], n))
+    own = asyncio.run(fake_engine_rate([p.image for p in prepared if not isinstance(p, str)], n))
     ports = [port_of(), port_of()]
     procs = [_start_replica(p, state / f"fake-caption-{p}.log") for p in ports]
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -45,18 +47,26 @@ def _read_bytes(item: CaptionImage, limits: ImageLimits, roots: list[Path]) -> b
         raise InvalidImage(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    image: Image.Image  # RGB, sized for the engine
+    sha256: str  # of the bytes it was decoded from: what the caption is the caption of
+
+
 def prepare_one(
     item: CaptionImage,
     limits: ImageLimits,
     roots: list[Path],
     max_side: int,
     short_side: int | None = None,
-) -> Image.Image | str:
+) -> PreparedImage | str:
     """An RGB image sized for the engine, or the reason it cannot be one."""
     try:
-        return load_rgb(_read_bytes(item, limits, roots), limits, max_side, short_side)
+        data = _read_bytes(item, limits, roots)
+        image = load_rgb(data, limits, max_side, short_side)
     except InvalidImage as exc:
         return str(exc)
+    return PreparedImage(image, hashlib.sha256(data).hexdigest())
 
 
 async def prepare_all(
@@ -66,7 +76,7 @@ async def prepare_all(
     executor: Executor,
     max_side: int,
     short_side: int | None = None,
-) -> list[Image.Image | str]:
+) -> list[PreparedImage | str]:
     """Decode and resize every image in the pool, off the event loop. An unreadable image is
     its reason, not a failure; an unexpected error cancels the images still queued."""
     loop = asyncio.get_running_loop()

@@ -46,7 +46,7 @@ async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionRes
         prompts.instruction(settings, body.class_hint, body.images[i].class_name) for i, _ in ready
     ]
     outputs: list[EngineOutput] = (
-        await engine.caption([p for _, p in ready], instructions) if ready else []
+        await engine.caption([p.image for _, p in ready], instructions) if ready else []
     )
     by_index = {i: out for (i, _), out in zip(ready, outputs, strict=True)}
     results = []
@@ -63,6 +63,7 @@ async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionRes
                 prompt_tokens=out.prompt_tokens,
                 output_tokens=out.output_tokens,
                 finish_reason=out.finish_reason,
+                sha256=prep.sha256 if out.caption is not None else None,
             )
         )
     return results

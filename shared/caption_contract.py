@@ -48,6 +48,11 @@ class CaptionResult(BaseModel):
     prompt_tokens: int | None = Field(default=None, description="Prompt tokens, image included.")
     output_tokens: int | None = Field(default=None, description="Tokens of the caption.")
     finish_reason: str | None = Field(default=None, description="stop, or length if cut short.")
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) of the image bytes that were captioned; set with every "
+        "caption, so that the caller can tell whether they are the bytes it meant.",
+    )
 
 
 class EngineInfo(BaseModel):

@@ -45,16 +45,19 @@ def special_file_reason(mode: int) -> str | None:
 
 def _opened_inside(fd: int, real: Path, roots: list[Path]) -> bool:
     """Whether what the descriptor opened lies inside the roots: its real path as the kernel
-    knows it (Linux); elsewhere, whether it is still the very file the checked name means."""
+    knows it (Linux); elsewhere, whether it is the very file (device and inode) that the name,
+    resolved again, means inside the roots."""
     try:
         return is_inside(Path(os.readlink(_FD_PATHS / str(fd))), roots)
     except OSError:
         pass
     try:
-        named, opened = os.stat(real, follow_symlinks=False), os.fstat(fd)
-    except OSError:
+        again = Path(os.path.realpath(real, strict=True))
+        named, opened = os.stat(again, follow_symlinks=False), os.fstat(fd)
+    except (OSError, ValueError):
         return False
-    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+    same = (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+    return same and is_inside(again, roots)
 
 
 def open_inside_roots(path: Path, roots: list[Path]) -> BinaryIO:

@@ -173,3 +173,45 @@ async def test_errors_name_the_caption_service_without_its_credentials():
             await client.info()
     assert "caption.test:8001" in str(caught.value)
     assert "s3cret" not in str(caught.value) and "worker" not in str(caught.value)
+
+
+async def test_data_mode_reads_through_the_checked_open_and_keeps_unreadable_images_apart(
+    tmp_path: Path,
+):
+    import base64
+    import json
+
+    from analysis_service.clients.caption_client import LocalFiles
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"image a")
+    (tmp_path / "secret.jpg").write_bytes(b"secret")
+    (root / "link.jpg").symlink_to(tmp_path / "secret.jpg")
+    sent: list[list[dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["images"]
+        sent.append(items)
+        results = [{"id": it["id"], "caption": "a caption"} for it in items]
+        return httpx.Response(200, json={"engine": INFO, "results": results})
+
+    files = LocalFiles([root], max_bytes=1024)
+    images = [
+        ImageRef("1", root / "link.jpg"),
+        ImageRef("2", root / "a.jpg"),
+        ImageRef("3", root / "missing.jpg"),
+    ]
+    async with _client(handler, send="data", files=files) as client:
+        engine, results = await client.caption(images)
+        assert engine is not None and engine.engine == "fake"
+        assert [r.id for r in results] == ["1", "2", "3"]
+        assert "outside the allowed data roots" in (results[0].error or "")
+        assert results[1].caption == "a caption" and results[1].error is None
+        assert "no such file" in (results[2].error or "")
+        assert [[(i["id"], base64.b64decode(i["data"])) for i in s] for s in sent] == [
+            [("2", b"image a")]
+        ]
+        # Nothing readable: nothing sent, every image with its reason.
+        engine, results = await client.caption([images[0]])
+        assert engine is None and results[0].error and len(sent) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -22,6 +23,9 @@ async def test_captions_by_path_and_by_data_in_order(caption_client, data_root: 
     assert "green" in body["results"][0]["caption"]
     assert "blue" in body["results"][1]["caption"]
     assert body["engine"]["engine"] == "pixel"
+    # Each caption says which bytes it is the caption of.
+    assert body["results"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert body["results"][1]["sha256"] == hashlib.sha256(base64.b64decode(data)).hexdigest()
 
 
 async def test_bad_images_get_per_image_errors_and_the_rest_is_captioned(

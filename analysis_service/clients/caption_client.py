@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from shared.caption_contract import CaptionResponse, CaptionResult, EngineInfo
+from shared.files import UnreadableFile, read_inside_roots
 from shared.http import RETRYABLE_STATUS, public_url, retry_after, send
 from shared.logging import REQUEST_ID_HEADER
 from shared.retry import Busy, RetryableError, RetryPolicy
@@ -33,6 +34,14 @@ class ImageRef:
     id: str
     path: Path
     class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """Where images sent as bytes (CAPTION_SEND=data) may be read from, and their size limit."""
+
+    roots: list[Path]
+    max_bytes: int
 
 
 def _is_overload(response: httpx.Response) -> bool:
@@ -56,17 +65,21 @@ class CaptionClient:
         timeout_s: float,
         send: str,
         overload_wait_s: float,
+        files: LocalFiles | None = None,
         request_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not urls:
             raise ValueError("at least one caption service URL is needed")
+        if send == "data" and files is None:
+            raise ValueError("sending image bytes needs the folders they may be read from")
         self.urls = urls
         self._load = dict.fromkeys(urls, 0)
         self._avoid_until = dict.fromkeys(urls, 0.0)
         self._turn = itertools.count()
         self._retry = retry
         self._send = send
+        self._files = files
         self._overload_wait_s = overload_wait_s
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
         self._http = httpx.AsyncClient(
@@ -155,29 +168,53 @@ class CaptionClient:
             raise CaptionServiceError("caption service replicas report different engines/models")
         return infos[0]
 
-    def _payload(self, images: list[ImageRef], class_hint: bool) -> dict[str, Any]:
+    def _read(self, image: ImageRef) -> str:
+        """The image's bytes, base64, read through the checked open (shared.files)."""
+        assert self._files is not None  # required with send='data'
+        data = read_inside_roots(image.path, self._files.roots, self._files.max_bytes)
+        return base64.b64encode(data).decode()
+
+    def _payload(
+        self, images: list[ImageRef], class_hint: bool
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The request body, and the images that could not be read (id -> why), left out."""
         items: list[dict[str, Any]] = []
+        unreadable: dict[str, str] = {}
         for im in images:
             item: dict[str, Any] = {"id": im.id}
             if self._send == "data":
-                item["data"] = base64.b64encode(im.path.read_bytes()).decode()
+                try:
+                    item["data"] = self._read(im)
+                except UnreadableFile as exc:
+                    unreadable[im.id] = str(exc)
+                    continue
             else:
                 item["path"] = str(im.path)
             if class_hint:
                 item["class_name"] = im.class_name
             items.append(item)
-        return {"images": items, "class_hint": class_hint}
+        return {"images": items, "class_hint": class_hint}, unreadable
 
     async def caption(
         self, images: list[ImageRef], class_hint: bool = False
-    ) -> tuple[EngineInfo, list[CaptionResult]]:
+    ) -> tuple[EngineInfo | None, list[CaptionResult]]:
+        """The engine that captioned (None when no image could be sent) and one result per
+        image, in order; an image that could not be read is a result with its error."""
         # Reading files for 'data' mode is blocking I/O: off the event loop.
-        payload = await asyncio.to_thread(self._payload, images, class_hint)
+        payload, unreadable = await asyncio.to_thread(self._payload, images, class_hint)
+        by_id = {i: CaptionResult(id=i, error=why) for i, why in unreadable.items()}
+        engine = None
+        if payload["images"]:
+            engine, results = await self._send_batch(payload)
+            by_id |= {r.id: r for r in results}
+        return engine, [by_id[im.id] for im in images]
+
+    async def _send_batch(self, payload: dict[str, Any]) -> tuple[EngineInfo, list[CaptionResult]]:
         response = await self._call("POST", "/v1/captions", json=payload)
         try:
             parsed = CaptionResponse.model_validate(response.json())
         except ValueError as exc:
             raise CaptionServiceError(f"malformed caption service response: {exc}") from exc
-        if [r.id for r in parsed.results] != [im.id for im in images]:
+        if [r.id for r in parsed.results] != [item["id"] for item in payload["images"]]:
             raise CaptionServiceError("caption service returned results for other images")
         return parsed.engine, parsed.results

@@ -23,6 +23,16 @@ from shared.concurrency import task_group
 logger = logging.getLogger(__name__)
 
 
+def _not_the_scanned_bytes(result: CaptionResult, content_hash: str) -> str | None:
+    """Why a caption is not the caption of the bytes the scan hashed, if it is not: the file
+    was changed (or swapped) between the scan and its reading by the caption service."""
+    if result.sha256 is None:
+        return "the caption service did not say which bytes it captioned"
+    if result.sha256 != content_hash:
+        return "file changed since it was scanned"
+    return None
+
+
 async def _store_results(
     ctx: RunContext,
     key: str,
@@ -35,6 +45,10 @@ async def _store_results(
     for result in results:
         image = by_id[result.id]
         if result.caption is not None and result.error is None:
+            if (changed := _not_the_scanned_bytes(result, image.content_hash)) is not None:
+                # Never stored under the scanned hash: it is the caption of other bytes.
+                failures.append((image.content_hash, changed))
+                continue
             rows.append(
                 captions.caption_row(
                     key,
@@ -128,7 +142,7 @@ class _CaptionPass:
         while (batch := await self.queue.get()) is not None:
             refs = [ImageRef(str(i.image_id), self.root / i.relpath, i.class_name) for i in batch]
             used_info, results = await self.client.caption(refs, self.class_hint)
-            if used_info.caption_key() != self.key:
+            if used_info is not None and used_info.caption_key() != self.key:
                 raise StageFailed("the caption service changed engine or model during the job")
             await _store_results(self.ctx, self.key, self.info, batch, results)
             self.done += len(batch)

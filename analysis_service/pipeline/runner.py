@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from analysis_service.clients.caption_client import CaptionClient
+from analysis_service.clients.caption_client import CaptionClient, LocalFiles
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
@@ -77,6 +77,7 @@ async def _caption_stage(
         retry=settings.caption_retry,
         timeout_s=settings.caption_timeout_s,
         send=settings.caption_send,
+        files=LocalFiles(settings.data_root_paths, settings.max_image_bytes),
         request_id=str(ctx.job_id),
         overload_wait_s=settings.caption_overload_wait_s,
         transport=transport,
