@@ -17,6 +17,8 @@ from PIL import Image
 
 from analysis_service.clients.caption_client import CaptionClient, ImageRef
 from caption_service.images import prepare_one
+from caption_service.pixel_budget import PixelBudget
+from caption_service.settings import CaptionSettings
 from shared.caption_contract import CaptionImage
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
@@ -57,16 +59,23 @@ def ensure_photos(root: Path) -> dict[tuple[int, int], list[Path]]:
     return out
 
 
+def _pixel_budget() -> PixelBudget:
+    """The caption service's decode budget at its configured size."""
+    settings = CaptionSettings()
+    return PixelBudget(settings.max_decode_pixels_in_flight, settings.caption_decode_wait_s)
+
+
 def bench_preparation(photos: dict[tuple[int, int], list[Path]]) -> list[tuple[str, str]]:
     rows = []
     limits, roots = ServiceSettings().image_limits, [Path("/")]
+    budget = _pixel_budget()
     for (w, h), paths in photos.items():
         items = [CaptionImage(id=str(i), path=str(p)) for i, p in enumerate(paths)]
         reps = max(2, int(60 / (w * h / 500_000 + 1)))
         start = time.perf_counter()
         for _ in range(reps):
             for item in items:
-                assert not isinstance(prepare_one(item, limits, roots, 1008, 336), str)
+                assert not isinstance(prepare_one(item, limits, roots, budget, 1008, 336), str)
         rate = reps * len(items) / (time.perf_counter() - start)
         size_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1024
         rows.append(
@@ -141,8 +150,10 @@ def bench_service(state: Path, photos: dict, port_of) -> list[tuple[str, str]]: 
 
     paths = photos[(500, 375)] + photos[(1024, 768)]
     limits, roots = ServiceSettings().image_limits, [Path("/")]
+    budget = _pixel_budget()
     prepared = [
-        prepare_one(CaptionImage(id="x", path=str(p)), limits, roots, 1008, 336) for p in paths
+        prepare_one(CaptionImage(id="x", path=str(p)), limits, roots, budget, 1008, 336)
+        for p in paths
     ]
     n = 1200
     own = asyncio.run(fake_engine_rate([p.image for p in prepared if not isinstance(p, str)], n))

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from caption_service.engines import build_engine
 from caption_service.engines.base import CaptionEngine
+from caption_service.pixel_budget import PixelBudget
 from caption_service.router import router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
@@ -34,7 +35,10 @@ def create_app(
         workers = settings.caption_workers or (os.cpu_count() or 2)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption-prep")
         engine = make_engine(settings, executor)
-        app.state.captioner = CaptionState(settings=settings, engine=engine, executor=executor)
+        budget = PixelBudget(settings.max_decode_pixels_in_flight, settings.caption_decode_wait_s)
+        app.state.captioner = CaptionState(
+            settings=settings, engine=engine, executor=executor, pixel_budget=budget
+        )
         try:
             yield
         finally:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage
 from shared.concurrency import run_all
 from shared.files import UnreadableFile, read_inside_roots
-from shared.imaging import ImageLimits, InvalidImage, load_rgb
+from shared.imaging import ImageLimits, InvalidImage, open_image, rgb_of
 from shared.paths import PathOutsideRoots, is_inside
 
 
@@ -30,7 +31,7 @@ def _outside(item: CaptionImage, roots: list[Path]) -> bool:
 
 def check_paths(items: list[CaptionImage], roots: list[Path]) -> None:
     """Refuse a request whose every path leaves the data roots (symlinks followed); when only
-    some do, those images get an error of their own."""
+    some do, those images get an error of their own. It resolves paths: run it in a thread."""
     if items and all(_outside(item, roots) for item in items):
         raise PathOutsideRoots("every image path is outside the allowed data roots (DATA_ROOTS)")
 
@@ -57,13 +58,17 @@ def prepare_one(
     item: CaptionImage,
     limits: ImageLimits,
     roots: list[Path],
+    budget: PixelBudget,
     max_side: int,
     short_side: int | None = None,
 ) -> PreparedImage | str:
-    """An RGB image sized for the engine, or the reason it cannot be one."""
+    """An RGB image sized for the engine, or the reason it cannot be one. It is decoded
+    holding its pixels of the shared budget (DecoderBusy when they stay taken)."""
     try:
         data = _read_bytes(item, limits, roots)
-        image = load_rgb(data, limits, max_side, short_side)
+        opened = open_image(data, limits)
+        with budget.hold(opened.width * opened.height):
+            image = rgb_of(opened, max_side, short_side)
     except InvalidImage as exc:
         return str(exc)
     return PreparedImage(image, hashlib.sha256(data).hexdigest())
@@ -73,15 +78,17 @@ async def prepare_all(
     items: list[CaptionImage],
     limits: ImageLimits,
     roots: list[Path],
+    budget: PixelBudget,
     executor: Executor,
     max_side: int,
     short_side: int | None = None,
 ) -> list[PreparedImage | str]:
     """Decode and resize every image in the pool, off the event loop. An unreadable image is
-    its reason, not a failure; an unexpected error cancels the images still queued."""
+    its reason, not a failure; an unexpected error (DecoderBusy too) cancels the images still
+    queued."""
     loop = asyncio.get_running_loop()
     jobs = [
-        loop.run_in_executor(executor, prepare_one, it, limits, roots, max_side, short_side)
+        loop.run_in_executor(executor, prepare_one, it, limits, roots, budget, max_side, short_side)
         for it in items
     ]
     return await run_all(*jobs)

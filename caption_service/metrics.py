@@ -16,3 +16,6 @@ BATCH_SECONDS = Histogram(
 IN_FLIGHT = Gauge("caption_images_in_flight", "Images admitted and not yet answered.")
 REJECTED = Counter("caption_requests_rejected_total", "Requests refused with 503 (overloaded).")
 TOKENS = Counter("caption_tokens_total", "Tokens reported by the engine.", ["engine", "kind"])
+DECODE_PIXELS = Gauge(
+    "caption_decode_pixels_in_flight", "Pixels of the images being decoded at this moment."
+)

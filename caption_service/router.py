@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from caption_service import metrics, prompts
 from caption_service.engines.base import EngineDead, EngineOutput, EngineUnavailable
 from caption_service.images import check_paths, prepare_all
+from caption_service.pixel_budget import DecoderBusy
 from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
 from shared.errors import ERROR_RESPONSES, Overloaded, PayloadTooLarge, Unavailable
@@ -37,6 +38,7 @@ async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionRes
         body.images,
         settings.image_limits,
         settings.data_root_paths,
+        state.pixel_budget,
         state.executor,
         engine.max_side,
         engine.short_side,
@@ -81,7 +83,7 @@ async def _unless_disconnected(request: Request, work: asyncio.Task) -> list[Cap
             raise ClientGone()
 
 
-def _admit(body: CaptionRequest, state: CaptionState) -> None:
+async def _admit(body: CaptionRequest, state: CaptionState) -> None:
     """Refuse a batch that is too big, names files outside DATA_ROOTS, finds the engine dead,
     or does not fit in the images in flight; otherwise count it in."""
     settings = state.settings
@@ -90,7 +92,8 @@ def _admit(body: CaptionRequest, state: CaptionState) -> None:
             f"batch of {len(body.images)} images exceeds the limit of "
             f"{settings.caption_max_batch} (CAPTION_MAX_BATCH)"
         )
-    check_paths(body.images, settings.data_root_paths)
+    # Resolving paths touches the disk: in a thread, never on the event loop.
+    await asyncio.to_thread(check_paths, body.images, settings.data_root_paths)
     if state.dead:
         raise Unavailable(f"caption engine is dead: {state.dead}")
     if not state.try_admit(len(body.images)):
@@ -113,7 +116,7 @@ def _count(info: EngineInfo, results: list[CaptionResult], elapsed: float) -> No
 @router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
 async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
     """Caption a batch of images; results come back in request order with per-image errors."""
-    _admit(body, state)
+    await _admit(body, state)
     started = time.perf_counter()
     elapsed: float | None = None
     metrics.IN_FLIGHT.inc(len(body.images))
@@ -127,6 +130,9 @@ async def caption_images(body: CaptionRequest, state: State, request: Request) -
         raise Unavailable(f"caption engine is dead: {exc}") from None
     except EngineUnavailable as exc:
         raise Unavailable(str(exc), retry_after=exc.retry_after or 5.0) from None
+    except DecoderBusy as exc:
+        metrics.REJECTED.inc()
+        raise Overloaded(f"decoding is busy: {exc}", retry_after=state.retry_after_s()) from None
     finally:
         state.release(len(body.images), elapsed)
         metrics.IN_FLIGHT.dec(len(body.images))

@@ -41,6 +41,18 @@ class CaptionSettings(ServiceSettings):
     caption_workers: int = Field(
         default=0, ge=0, description="Threads for image decoding; 0 means one per CPU core."
     )
+    max_decode_pixels_in_flight: int = Field(
+        default=320_000_000,
+        ge=1,
+        description="Pixels all decoding threads may hold at once (4 images at the default "
+        "MAX_IMAGE_PIXELS); a larger image is an error of its own.",
+    )
+    caption_decode_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a decode waits for pixels of that budget before the request is "
+        "answered 503 overloaded with Retry-After.",
+    )
 
     # What the model is asked (vllm and openai engines).
     caption_instruction: str = Field(default=DEFAULT_INSTRUCTION, min_length=1)

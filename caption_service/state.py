@@ -6,6 +6,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from caption_service.engines.base import CaptionEngine
+from caption_service.pixel_budget import PixelBudget
 from caption_service.settings import CaptionSettings
 
 
@@ -14,6 +15,8 @@ class CaptionState:
     settings: CaptionSettings
     engine: CaptionEngine
     executor: Executor
+    #: The pixels all decoding threads may hold at once (MAX_DECODE_PIXELS_IN_FLIGHT).
+    pixel_budget: PixelBudget
     in_flight: int = 0
     #: Moving average of seconds per request, for the Retry-After hint.
     recent_request_s: float = 1.0

@@ -81,12 +81,16 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     return info
 
 
-def load_rgb(
-    data: bytes, limits: ImageLimits, max_side: int, short_side: int | None = None
-) -> Image.Image:
-    """Decode, apply EXIF orientation, flatten alpha on white, then shrink: short side to
-    short_side when given (models that centre-crop), and long side to max_side."""
-    image = _open(data, limits)
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The image with only its header read and checked (format, size, pixel limit): its size
+    is known, no pixel is decoded yet. rgb_of decodes it."""
+    return _open(data, limits)
+
+
+def rgb_of(image: Image.Image, max_side: int, short_side: int | None = None) -> Image.Image:
+    """Decode an opened image, apply EXIF orientation, flatten alpha on white, then shrink:
+    short side to short_side when given (models that centre-crop), and long side to
+    max_side."""
     _decode(image, reduce_to=short_side or max_side)
     try:
         image = ImageOps.exif_transpose(image)
@@ -106,3 +110,10 @@ def load_rgb(
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return image
+
+
+def load_rgb(
+    data: bytes, limits: ImageLimits, max_side: int, short_side: int | None = None
+) -> Image.Image:
+    """open_image, then rgb_of."""
+    return rgb_of(open_image(data, limits), max_side, short_side)
