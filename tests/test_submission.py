@@ -111,3 +111,28 @@ async def test_the_request_touches_the_disk_only_in_threads(
     resp = await api.post("/v1/jobs", json={"dataset_path": "pets", "captions_path": "caps.csv"})
     assert resp.status_code == 202, resp.text
     assert calls == [(name, False) for name in names]
+
+
+async def test_the_scan_walks_and_stats_the_folder_off_the_event_loop(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
+):
+    from analysis_service.pipeline import scan
+    from tests.pipeline_helpers import CountingTransport
+
+    make_dataset(data_root / "pets", per_class=3)
+    calls: list[tuple[str, bool]] = []
+    real_walk = scan.iter_files
+
+    def iter_files(root: Path) -> Iterator[tuple[str, str | None]]:
+        for found in real_walk(root):
+            _off_the_loop(calls, lambda: None)()  # noted as each entry is produced
+            yield found
+
+    monkeypatch.setattr(scan, "iter_files", iter_files)
+    monkeypatch.setattr(scan, "stat_file", _off_the_loop(calls, scan.stat_file))
+    resp = await api.post("/v1/jobs", json={"dataset_path": "pets"})
+    job_id = resp.json()["id"]
+    transport = CountingTransport(caption_app)
+    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert len(calls) == 6 * 2 + 6  # the count, the batches, a stat per file
+    assert not any(on_loop for _, on_loop in calls)

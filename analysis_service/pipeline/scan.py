@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,12 +34,24 @@ def _unchanged(known: Image | None, current: ScannedFile) -> bool:
     )
 
 
+def _stat_all(root: Path, batch: list[tuple[str, str | None]]) -> list[ScannedFile]:
+    return [stat_file(root, rel, cls) for rel, cls in batch]
+
+
+def _count(root: Path) -> int:
+    return sum(1 for _ in iter_files(root))
+
+
+def _next_batch(files: Iterator[tuple[str, str | None]], size: int) -> list[tuple[str, str | None]]:
+    return list(itertools.islice(files, size))
+
+
 async def _examine_batch(
     ctx: RunContext, root: Path, batch: list[tuple[str, str | None]], pool: ThreadPoolExecutor
 ) -> tuple[list[ScannedFile], list[int]]:
     """Return the files that need a fresh row, and the ids of unchanged known images."""
     loop = asyncio.get_running_loop()
-    stats = [stat_file(root, rel, cls) for rel, cls in batch]
+    stats = await loop.run_in_executor(pool, _stat_all, root, batch)
     async with ctx.sessionmaker() as session:
         known = await datasets.known_images(session, ctx.dataset_id, [s.relpath for s in stats])
     todo = [
@@ -58,14 +71,16 @@ async def _store(ctx: RunContext, changed: list[ScannedFile], reused: list[int])
 
 
 async def run(ctx: RunContext, root: Path) -> None:
-    total = sum(1 for _ in iter_files(root))
+    # Walking and stat'ing the folder touch the disk: in threads, never on the event loop.
+    total = await asyncio.to_thread(_count, root)
     await ctx.start_stage(Stage.SCAN, done=0, total=total)
     done = 0
     size = ctx.settings.ingest_batch_size
     # Hashing and decoding release the GIL, so threads use every core.
+    loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="scan") as pool:
         files = iter_files(root)
-        while batch := list(itertools.islice(files, size)):
+        while batch := await loop.run_in_executor(pool, _next_batch, files, size):
             await ctx.check_cancelled()
             changed, reused = await _examine_batch(ctx, root, batch, pool)
             await _store(ctx, changed, reused)
