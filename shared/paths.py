@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from shared.errors import Forbidden, InvalidRequest, NotFound
@@ -82,10 +83,25 @@ def resolve_inside_roots(raw: str, roots: list[Path]) -> Path:
     raise PathNotFound(f"path '{raw}' does not exist")
 
 
+def _kind(path: Path) -> str:
+    """What a path that exists is, in words (the stat is not followed by any open)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc.__class__.__name__})"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO, socket or device"
+
+
 def resolve_folder_inside_roots(raw: str, roots: list[Path]) -> Path:
     path = resolve_inside_roots(raw, roots)
     if not path.is_dir():
-        raise NotAFolder(f"path '{raw}' is a file; expected a folder with one subfolder per class")
+        raise NotAFolder(
+            f"path '{raw}' is {_kind(path)}; expected a folder with one subfolder per class"
+        )
     return path
 
 
@@ -96,5 +112,5 @@ class NotAFile(InvalidRequest):
 def resolve_file_inside_roots(raw: str, roots: list[Path]) -> Path:
     path = resolve_inside_roots(raw, roots)
     if not path.is_file():
-        raise NotAFile(f"path '{raw}' is a folder; expected a CSV or JSONL file of captions")
+        raise NotAFile(f"path '{raw}' is {_kind(path)}; expected a CSV or JSONL file of captions")
     return path

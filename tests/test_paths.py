@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from shared.paths import (
     InvalidPath,
+    NotAFile,
     NotAFolder,
     PathNotFound,
     PathOutsideRoots,
+    resolve_file_inside_roots,
     resolve_folder_inside_roots,
     resolve_inside_roots,
 )
@@ -86,3 +89,14 @@ def test_a_path_through_a_file_does_not_exist(roots):
     (roots[0] / "file.txt").write_text("x")
     with pytest.raises(PathNotFound):
         resolve_inside_roots("file.txt/below", roots)
+
+
+def test_a_fifo_is_named_as_what_it_is_for_a_folder_or_a_captions_file(roots):
+    fifo = roots[0] / "captions.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAFile, match="FIFO, socket or device"):
+        resolve_file_inside_roots(str(fifo), roots)
+    with pytest.raises(NotAFolder, match="FIFO, socket or device"):
+        resolve_folder_inside_roots(str(fifo), roots)
+    with pytest.raises(NotAFile, match="is a folder"):
+        resolve_file_inside_roots(str(roots[0] / "ds"), roots)
