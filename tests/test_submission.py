@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from analysis_service.datasets import layout
-from analysis_service.datasets.captions_file import HEAD_BYTES
+from analysis_service.datasets.captions_file import (
+    HEAD_BYTES,
+    MAX_LINE_BYTES,
+    CaptionsFileError,
+    check_file,
+)
 from analysis_service.jobs import service
 from tests.builders import make_dataset
 from tests.pipeline_helpers import run
@@ -136,3 +141,13 @@ async def test_the_scan_walks_and_stats_the_folder_off_the_event_loop(
     assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
     assert len(calls) == 6 * 2 + 6  # the count, the batches, a stat per file
     assert not any(on_loop for _, on_loop in calls)
+
+
+def test_a_captions_file_of_one_endless_line_is_refused_without_holding_it(tmp_path: Path):
+    path = tmp_path / "captions.csv"
+    path.write_bytes(b"image,label,caption\na.jpg,cat," + b"x" * (MAX_LINE_BYTES + 10) + b"\n")
+    with path.open("rb") as f, pytest.raises(CaptionsFileError, match="line 2 is longer"):
+        check_file(f, path.name)
+    path.write_bytes(b"image,label,caption\na.jpg,cat," + b"x" * 1000 + b"\n")
+    with path.open("rb") as f:
+        assert check_file(f, path.name).rows == 1

@@ -32,6 +32,9 @@ MAX_LISTED = 10
 #: What a submission reads of the file: the header and first row must lie within it.
 HEAD_BYTES = 64 * 1024
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+#: The longest line read: captions are hundreds of characters, and a file of one endless line
+#: must not be held in memory whole.
+MAX_LINE_BYTES = 1024 * 1024
 
 
 class Digest(Protocol):
@@ -81,6 +84,19 @@ def csv_columns(header: list[str]) -> Columns:
     if label is None and len(header) >= 3 and image == 1 and caption == 2:
         label = 0  # the SSD-LLM layout: `<subject>,img_name,caption`
     return Columns(image, label, caption)
+
+
+def _bounded_lines(f: BinaryIO) -> Iterator[bytes]:
+    """The file's lines, each read with a cap so that one enormous line is refused, not held."""
+    number = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise CaptionsFileError(
+                f"line {number} is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                "each row must be one image and its caption"
+            )
+        yield raw
 
 
 def _text(raw_lines: Iterator[bytes], digest: Digest | None = None) -> Iterator[str]:
@@ -159,7 +175,7 @@ def _is_jsonl(name: str) -> bool:
 def read_rows(f: BinaryIO, name: str, digest: Digest | None = None) -> Iterator[CaptionRow]:
     """The rows of an open captions file from where it stands, read lazily; `name` (the
     file's) tells JSONL from CSV; digest gets every byte read."""
-    lines = _text(iter(f), digest)
+    lines = _text(_bounded_lines(f), digest)
     return _jsonl_rows(lines) if _is_jsonl(name) else _csv_rows(lines)
 
 
