@@ -41,6 +41,11 @@ class CaptionSettings(ServiceSettings):
     caption_workers: int = Field(
         default=0, ge=0, description="Threads for image decoding; 0 means one per CPU core."
     )
+    caption_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="When set, every request but /healthz and /readyz must send it as a Bearer "
+        "token (the analysis service does, from its own CAPTION_API_KEY).",
+    )
 
     # What the model is asked (vllm and openai engines).
     caption_instruction: str = Field(default=DEFAULT_INSTRUCTION, min_length=1)

@@ -57,6 +57,7 @@ class CaptionClient:
         send: str,
         overload_wait_s: float,
         request_id: str | None = None,
+        api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not urls:
@@ -69,6 +70,8 @@ class CaptionClient:
         self._send = send
         self._overload_wait_s = overload_wait_s
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers, transport=transport
         )

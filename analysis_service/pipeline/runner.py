@@ -77,6 +77,7 @@ async def _caption_stage(
         timeout_s=settings.caption_timeout_s,
         send=settings.caption_send,
         request_id=str(ctx.job_id),
+        api_key=settings.caption_api_key.get_secret_value() or None,
         overload_wait_s=settings.caption_overload_wait_s,
         transport=transport,
     ) as client:
