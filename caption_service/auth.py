@@ -3,16 +3,24 @@ service. Unset, the service is open (it is meant to be reachable only by the wor
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caption_service.state import CaptionState
 from shared.bearer import bearer_token, same_secret
 from shared.errors import Unauthorized
 
 REALM = "caption"
+# Declares the scheme in the OpenAPI schema; the header is read by bearer_token below.
+_bearer_scheme = HTTPBearer(auto_error=False, description="CAPTION_API_KEY, when it is set.")
 
 
-def require_caption_key(request: Request) -> None:
+def require_caption_key(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> None:
     """401 unless the request carries CAPTION_API_KEY as its Bearer token (when it is set)."""
     state: CaptionState = request.app.state.captioner
     expected = state.settings.caption_api_key.get_secret_value()

@@ -14,6 +14,7 @@ from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from analysis_service.auth import repository
 from analysis_service.auth.exposure import HOW_TO_ADD_A_KEY, is_loopback_address
@@ -172,7 +173,19 @@ async def identify(request: Request, session: Session) -> Principal:
     return OPEN
 
 
-async def authorize(request: Request, session: Session) -> Principal:
+# Declares the Bearer scheme in the OpenAPI schema (the Authorize button of /docs); the
+# header itself is read by `identify`, which refuses a malformed one instead of ignoring it.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description='An API key: ANALYSIS_API_KEYS, or one made by `make keys ARGS="create ..."`.',
+)
+
+
+async def authorize(
+    request: Request,
+    session: Session,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Principal:
     """The router-level dependency of every /v1 and /ui route: identify the caller, refuse
     cross-site state changes not made with a Bearer key, and refuse writes to read keys."""
     principal = await identify(request, session)
