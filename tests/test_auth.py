@@ -451,3 +451,9 @@ def test_make_serve_refuses_a_network_interface_without_keys(
     with caplog.at_level(logging.ERROR):
         assert launcher.main() == 2
     assert expected in caplog.text
+
+
+def test_open_mode_refusal_fails_closed_when_the_stored_keys_cannot_be_read():
+    unreachable = "postgresql://nobody:x@127.0.0.1:1/nodb"
+    problem = open_mode_refusal(AnalysisSettings(database_url=unreachable), "0.0.0.0", unreachable)
+    assert problem and "could not be read" in problem

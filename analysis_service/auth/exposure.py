@@ -6,6 +6,8 @@ import asyncio
 import ipaddress
 import socket
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from analysis_service.auth import repository
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.settings import AnalysisSettings
@@ -58,8 +60,14 @@ def open_mode_refusal(settings: AnalysisSettings, host: str, database_url: str) 
     (ANALYSIS_API_KEYS or an active stored key) it may listen on loopback only."""
     if settings.env_api_keys or is_loopback_host(host):
         return None
-    if asyncio.run(stored_keys_exist(database_url)):
-        return None
+    try:
+        if asyncio.run(stored_keys_exist(database_url)):
+            return None
+    except SQLAlchemyError as exc:  # fail closed, saying why
+        return (
+            f"refusing to listen on {host!r}: ANALYSIS_API_KEYS is empty and the stored keys "
+            f"could not be read ({type(exc).__name__}; is the database up and migrated?)"
+        )
     return (
         f"refusing to listen on {host!r} with no API key configured: anyone who can reach "
         f"that interface could list, submit and cancel jobs. Either {HOW_TO_ADD_A_KEY}, or "
