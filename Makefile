@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve worker migrate test test-fast bench bench-quick eval lint format clean
+.PHONY: install demo serve worker migrate keys test test-fast bench bench-quick eval lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ worker: $(STAMP)
 
 migrate: $(STAMP)
 	$(PY) -m analysis_service.migrate
+
+## API keys of the analysis API: make keys ARGS="create --name ci [--read-only]", ARGS=list,
+## ARGS="revoke ci". A created key is printed once.
+keys: $(STAMP)
+	$(PY) -m analysis_service.auth keys $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
+from analysis_service.auth.dependencies import AuthGate, authorize
+from analysis_service.auth.pages import install_sign_in_redirect, pages, sign_in
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs.router import router as jobs_router
@@ -64,7 +66,15 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
+    install_sign_in_redirect(app)
+    app.state.auth = AuthGate(settings.env_api_keys)
+    # Every route included in `guarded` needs a key when keys are configured (and write scope
+    # for any method but GET, HEAD and OPTIONS): a new router goes in here.
+    guarded = APIRouter(dependencies=[Depends(authorize)])
+    guarded.include_router(jobs_router)
+    guarded.include_router(subpopulations_router)
+    guarded.include_router(pages)
     app.include_router(health)
-    app.include_router(jobs_router)
-    app.include_router(subpopulations_router)
+    app.include_router(sign_in)
+    app.include_router(guarded)
     return app

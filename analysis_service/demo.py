@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from analysis_service.auth.keys import env_key_secrets
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.launcher import LauncherSettings, port_in_use
 from analysis_service.sample_data import make_sample_dataset
@@ -160,7 +161,10 @@ def run(dataset: Path | None) -> int:
     extra_root = None if any(dataset.is_relative_to(r) for r in roots) else dataset.parent
     server = None
     base = f"http://127.0.0.1:{settings.analysis_port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
+    # With ANALYSIS_API_KEYS set, the API wants one of them (the first is as good as any).
+    keys = env_key_secrets(settings.analysis_api_keys.get_secret_value())
+    headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         try:
             server = _ensure_services(client, settings, extra_root)
             _report(client, _run_job(client, dataset))

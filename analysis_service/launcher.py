@@ -19,9 +19,10 @@ from types import FrameType
 
 from pydantic import Field
 
+from analysis_service.api import ApiServerSettings
+from analysis_service.auth.exposure import is_loopback_host, open_mode_refusal
 from analysis_service.embedded_db import resolve_database_url
 from analysis_service.migrate import upgrade
-from analysis_service.settings import AnalysisSettings
 from shared.logging import configure_logging
 
 logger = logging.getLogger("launcher")
@@ -29,9 +30,7 @@ MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
 RESTART_WINDOW_S = 60.0
 
 
-class LauncherSettings(AnalysisSettings):
-    host: str = Field(default="127.0.0.1", description="Interface both services listen on.")
-    analysis_port: int = Field(default=8000, description="Port of the analysis API.")
+class LauncherSettings(ApiServerSettings):
     caption_port: int = Field(default=8001, description="Port of the caption service.")
 
 
@@ -45,12 +44,8 @@ def _children(settings: LauncherSettings) -> dict[str, list[str]]:
             str(settings.caption_port),
             "caption_service.app:create_app",
         ],
-        "analysis": [
-            *uvicorn,
-            "--port",
-            str(settings.analysis_port),
-            "analysis_service.app:create_app",
-        ],
+        # HOST and ANALYSIS_PORT reach it through the environment (_child_environment).
+        "analysis": [py, "-m", "analysis_service.api"],
         "worker": [py, "-m", "analysis_service.worker"],
     }
 
@@ -136,8 +131,28 @@ def _busy_port(settings: LauncherSettings) -> str | None:
     return None
 
 
+def _exposure_problem(settings: LauncherSettings, database_url: str) -> str | None:
+    """Why the services must not listen on HOST: the API would be open to the network with
+    no API key, or the caption service with no CAPTION_API_KEY."""
+    if problem := open_mode_refusal(settings, settings.host, database_url):
+        return problem
+    if not settings.caption_api_key.get_secret_value() and not is_loopback_host(settings.host):
+        return (
+            f"refusing to listen on {settings.host!r} with no CAPTION_API_KEY: the caption "
+            "service would read images for anyone who reaches it. Set CAPTION_API_KEY to a "
+            "long random secret, or listen on a loopback address (HOST=127.0.0.1)."
+        )
+    return None
+
+
 def _child_environment(settings: LauncherSettings, database_url: str) -> dict[str, str]:
-    env = dict(os.environ, DATABASE_URL=database_url, DATA_ROOTS=settings.data_roots)
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        DATA_ROOTS=settings.data_roots,
+        HOST=settings.host,
+        ANALYSIS_PORT=str(settings.analysis_port),
+    )
     if "CAPTION_URLS" not in os.environ:
         env["CAPTION_URLS"] = f"http://127.0.0.1:{settings.caption_port}"
     return env
@@ -164,6 +179,9 @@ def main() -> int:
         return 2
     url = resolve_database_url(settings)
     upgrade(url)
+    if problem := _exposure_problem(settings, url):
+        logger.error("%s", problem)
+        return 2
     env = _child_environment(settings, url)
     stopping = _stop_on_signals()
     commands = _children(settings)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,6 +117,8 @@ class Job(Base):
     llm_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The API key (by name) that submitted it; None in open mode. Spending is summed by it.
+    api_key_name: Mapped[str | None] = mapped_column(Text, index=True)
     created_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -225,3 +228,40 @@ class LLMCall(Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     raw_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    """A key created with `python -m analysis_service.auth keys create`: only its SHA-256 is
+    stored. Revoked keys stay (jobs name them); a name is unique among the active ones."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        Index(
+            "uq_api_key_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(8))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, for telling keys apart in `keys list`.
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UiSession(Base):
+    """An explorer sign-in: the SHA-256 of its cookie token, the SHA-256 of the key it was made
+    with (a stored key or one of ANALYSIS_API_KEYS: it ends when that key is revoked or
+    removed), the key's name and scope, and when it ends."""
+
+    __tablename__ = "ui_session"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), index=True)
+    key_name: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from analysis_service.auth.keys import EnvKey, parse_env_keys
 from shared.openai_chat import ChatEndpoint
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
@@ -62,6 +63,17 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default="path",
         description="'path' when the caption service sees the same files; 'data' sends bytes.",
     )
+    caption_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Sent to the caption service as a Bearer token."
+    )
+    analysis_api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated API keys with write scope, each `key` or `name:key`; "
+        "with these or any stored key, every /v1 and /ui request needs one.",
+    )
+    ui_session_ttl_s: float = Field(
+        default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
+    )
     ingest_batch_size: int = Field(default=256, ge=1)
     assign_batch_size: int = Field(default=1000, ge=1)
     discovery_sample_size: int = Field(
@@ -85,6 +97,16 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     llm_retry_base_delay_s: float = Field(default=1.0, ge=0)
     llm_concurrency: int = Field(default=8, ge=1, description="LLM requests in flight per job.")
     llm_max_tokens: int = Field(default=2048, ge=16)
+
+    @field_validator("analysis_api_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr) -> SecretStr:
+        parse_env_keys(value.get_secret_value())  # a bad entry stops the service at start
+        return value
+
+    @property
+    def env_api_keys(self) -> list[EnvKey]:
+        return parse_env_keys(self.analysis_api_keys.get_secret_value())
 
     @property
     def llm_in_use(self) -> str | None:

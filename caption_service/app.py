@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from caption_service.auth import require_caption_key
 from caption_service.engines import build_engine
 from caption_service.engines.base import CaptionEngine
 from caption_service.pixel_budget import PixelBudget
-from caption_service.router import router
+from caption_service.router import health, router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
 from shared.body_limit import BodyLimitMiddleware
@@ -55,5 +56,6 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(health)
+    app.include_router(router, dependencies=[Depends(require_caption_key)])
     return app

@@ -17,7 +17,9 @@ from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
 from shared.errors import ERROR_RESPONSES, Overloaded, PayloadTooLarge, Unavailable
 
+# `router` is guarded by the caption key (app.py); `health` stays open for orchestrators.
 router = APIRouter()
+health = APIRouter()
 DISCONNECT_POLL_S = 0.25
 
 
@@ -151,13 +153,13 @@ async def engine_info(
     return state.engine.info(class_hint)
 
 
-@router.get("/healthz")
+@health.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=ERROR_RESPONSES)
+@health.get("/readyz", responses=ERROR_RESPONSES)
 async def readyz(state: State) -> dict[str, str]:
     """The engine can serve requests."""
     if state.dead:

@@ -53,6 +53,11 @@ class CaptionSettings(ServiceSettings):
         description="How long a decode waits for pixels of that budget before the request is "
         "answered 503 overloaded with Retry-After.",
     )
+    caption_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="When set, every request but /healthz and /readyz must send it as a Bearer "
+        "token (the analysis service does, from its own CAPTION_API_KEY).",
+    )
 
     # What the model is asked (vllm and openai engines).
     caption_instruction: str = Field(default=DEFAULT_INSTRUCTION, min_length=1)

@@ -38,10 +38,29 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
 
-    def __init__(self, detail: str | None = None, *, retry_after: float | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         self.detail = detail or (self.__doc__ or self.code).strip()
         self.retry_after = retry_after
+        self.headers = headers or {}
         super().__init__(self.detail)
+
+
+class Unauthorized(AppError):
+    """Authentication is required: send `Authorization: Bearer <key>`."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, detail: str | None = None, *, realm: str, error: str | None = None):
+        # RFC 6750: the challenge names the realm, and why a token that was sent is refused.
+        challenge = f'Bearer realm="{realm}"' + (f', error="{error}"' if error else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class NotFound(AppError):
@@ -93,12 +112,19 @@ class Overloaded(Unavailable):
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {
-    status: {"model": ErrorBody} for status in (403, 404, 409, 413, 422, 503)
+    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422, 503)
 }
 
 
-def render_error(status: int, body: ErrorBody, retry_after: float | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
+def render_error(
+    status: int,
+    body: ErrorBody,
+    retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if retry_after:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
@@ -121,7 +147,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return render_error(
-            exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after
+            exc.status_code,
+            ErrorBody(error=exc.code, detail=exc.detail),
+            exc.retry_after,
+            exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -21,7 +21,8 @@ def parse_data_roots(value: str) -> list[Path]:
 class ServiceSettings(BaseSettings):
     """Environment-driven settings every service has."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+    # A refused value is not repeated in the error: settings hold secrets (keys, passwords).
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, hide_input_in_errors=True)
 
     data_roots: str = Field(
         default="./data",

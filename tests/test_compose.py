@@ -21,9 +21,23 @@ OURS = {"migrate", "caption", "analysis-api", "analysis-worker"}
 EXTERNAL_ENV = {"HF_HOME", "HF_TOKEN"}
 
 
+# Secrets compose must be given (`${VAR:?message}`): there is no default to fall back on.
+REQUIRED = {"POSTGRES_PASSWORD", "CAPTION_API_KEY", "ANALYSIS_API_KEYS"}
+# What the checks below put in place of a required variable: a value a user could set.
+EXAMPLE = {"ANALYSIS_API_KEYS": "admin:" + "k" * 32}
+
+
 def interpolate(value: object) -> str:
-    """Compose's ${VAR:-default} with nothing set: the default."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+    """Compose's ${VAR:-default} with nothing set: the default; ${VAR:?message}: an example
+    of a value the user must set."""
+    text = re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", lambda m: EXAMPLE.get(m[1], "s" * 32), str(value))
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+
+
+def references(name: str) -> list[str]:
+    """Every `${NAME...}` in docker-compose.yml, as written."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    return re.findall(r"\$\{" + name + r"[:}][^}]*\}?", text)
 
 
 def settings_class(name: str) -> type:
@@ -89,3 +103,29 @@ def test_caption_service_runs_vllm_on_a_gpu():
     start = caption["healthcheck"]["start_period"]
     assert int(start.rstrip("s")) >= 300
     assert "/readyz" in " ".join(caption["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_secrets_have_no_default_and_stop_compose_with_a_message(name: str):
+    found = references(name)
+    assert found, f"{name} is not used"
+    for ref in found:
+        assert re.fullmatch(r"\$\{" + name + r":\?[^}]+\}", ref), f"{ref}: needs ${{{name}:?msg}}"
+
+
+def test_the_caption_service_is_guarded_and_not_published():
+    caption = SERVICES["caption"]
+    assert "ports" not in caption and "network_mode" not in caption
+    assert "CAPTION_API_KEY" in caption["environment"]
+    # The workers send the same secret the caption service requires.
+    worker_env = SERVICES["analysis-worker"]["environment"]
+    assert worker_env["CAPTION_API_KEY"] == caption["environment"]["CAPTION_API_KEY"]
+
+
+def test_the_api_listens_on_every_interface_only_with_keys():
+    api = SERVICES["analysis-api"]
+    assert api["command"] == ["python", "-m", "analysis_service.api"]
+    env = {k: interpolate(v) for k, v in api["environment"].items()}
+    assert env["HOST"] == "0.0.0.0" and int(env["ANALYSIS_PORT"]) == 8000
+    assert LauncherSettings(**{k.lower(): v for k, v in env.items()}).env_api_keys
+    assert any(p.endswith(":8000") for p in api["ports"])

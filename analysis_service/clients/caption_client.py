@@ -67,6 +67,7 @@ class CaptionClient:
         overload_wait_s: float,
         files: LocalFiles | None = None,
         request_id: str | None = None,
+        api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not urls:
@@ -82,6 +83,8 @@ class CaptionClient:
         self._files = files
         self._overload_wait_s = overload_wait_s
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers, transport=transport
         )

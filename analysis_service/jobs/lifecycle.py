@@ -105,9 +105,20 @@ async def _move(
     return (await session.scalars(statement)).one_or_none()
 
 
-async def create(session: AsyncSession, dataset_id: uuid.UUID, options: dict[str, Any]) -> Job:
+async def create(
+    session: AsyncSession,
+    dataset_id: uuid.UUID,
+    options: dict[str, Any],
+    api_key_name: str | None = None,
+) -> Job:
     """A new job, queued in the caller's transaction: the row never lacks its queue entry."""
-    job = Job(dataset_id=dataset_id, status=JobStatus.QUEUED, options=options, progress={})
+    job = Job(
+        dataset_id=dataset_id,
+        status=JobStatus.QUEUED,
+        options=options,
+        progress={},
+        api_key_name=api_key_name,
+    )
     session.add(job)
     await session.flush()
     await enqueue_run_job(session, job.id)

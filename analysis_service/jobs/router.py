@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from analysis_service.auth.dependencies import Caller
 from analysis_service.db import Session
 from analysis_service.deps import Limit, Offset, Settings
 from analysis_service.jobs import repository, schemas, service
@@ -17,10 +18,14 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=schemas.JobAccepted)
 async def create_job(
-    body: schemas.JobCreate, session: Session, settings: Settings, response: Response
+    body: schemas.JobCreate,
+    session: Session,
+    settings: Settings,
+    response: Response,
+    caller: Caller,
 ) -> schemas.JobAccepted:
     """Start discovery on a dataset folder; poll the Location it returns."""
-    job, root = await service.create_job(session, settings, body)
+    job, root = await service.create_job(session, settings, body, submitted_by=caller.name)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return schemas.JobAccepted(id=job.id, status=JobStatus.QUEUED, dataset_path=root)
 

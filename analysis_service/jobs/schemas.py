@@ -137,6 +137,9 @@ class Job(BaseModel):
     caption_engine: str | None = Field(default=None, description="engine/model that captioned.")
     reasoner: str | None = Field(default=None, description="What proposed and assigned.")
     error: str | None = Field(default=None, description="Why the job failed.")
+    submitted_by: str | None = Field(
+        default=None, description="Name of the API key that submitted it; null when open."
+    )
     mode: str = "per_class"
     criterion: str | None = None
     captions_path: str | None = None

@@ -79,6 +79,7 @@ def to_schema(
             budget=options.token_budget,
         ),
         error=job.error,
+        submitted_by=job.api_key_name,
         attempts=job.attempts,
         created_at=job.created_at,
         started_at=job.started_at,
@@ -109,14 +110,20 @@ def _inspect_inputs(settings: AnalysisSettings, body: schemas.JobCreate) -> sche
 
 
 async def create_job(
-    session: AsyncSession, settings: AnalysisSettings, body: schemas.JobCreate
+    session: AsyncSession,
+    settings: AnalysisSettings,
+    body: schemas.JobCreate,
+    submitted_by: str | None = None,
 ) -> tuple[Job, str]:
-    """Check the inputs, register the dataset, create the job and queue it atomically."""
+    """Check the inputs, register the dataset, create the job and queue it atomically;
+    submitted_by is the name of the API key that asked (None when the API runs open)."""
     options = await asyncio.to_thread(_inspect_inputs, settings, body)
     source = options.dataset_path or options.captions_path
     assert source is not None  # JobCreate asks for at least one
     dataset_id = await datasets.get_or_create_dataset(session, source)
-    job = await lifecycle.create(session, dataset_id, options.model_dump(exclude_none=True))
+    job = await lifecycle.create(
+        session, dataset_id, options.model_dump(exclude_none=True), api_key_name=submitted_by
+    )
     return job, source
 
 

@@ -79,6 +79,7 @@ async def _caption_stage(
         send=settings.caption_send,
         files=LocalFiles(settings.data_root_paths, settings.max_image_bytes),
         request_id=str(ctx.job_id),
+        api_key=settings.caption_api_key.get_secret_value() or None,
         overload_wait_s=settings.caption_overload_wait_s,
         transport=transport,
     ) as client:
