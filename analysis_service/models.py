@@ -249,6 +249,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The token's first characters, for telling keys apart in `keys list`.
     hint: Mapped[str] = mapped_column(String(16))
+    # LLM tokens the key's jobs may spend in any 24 hours (None: KEY_DAILY_TOKENS applies).
+    daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

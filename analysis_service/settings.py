@@ -71,6 +71,12 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         description="Comma-separated API keys with write scope, each `key` or `name:key`; "
         "with these or any stored key, every /v1 and /ui request needs one.",
     )
+    key_daily_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="LLM tokens (prompt and completion) the jobs of one API key may spend in "
+        "any 24 hours, unless the key has its own cap; 0: no cap.",
+    )
     ui_session_ttl_s: float = Field(
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )

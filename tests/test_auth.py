@@ -198,6 +198,24 @@ async def test_a_key_created_with_the_command_works_and_is_stored_hashed(
     assert token_hash(token) in stored
 
 
+async def test_a_key_created_with_a_daily_token_cap_lists_it(
+    monkeypatch, capsys, database_url, sessionmaker
+):
+    created = await run_cli(
+        monkeypatch, database_url, "create", "--name", "team", "--daily-tokens", "5000"
+    )
+    assert created == 0
+    capsys.readouterr()
+    async with sessionmaker() as session:
+        assert await repository.daily_tokens_of(session, "team") == 5000
+    assert await run_cli(monkeypatch, database_url, "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "tokens/24h" in listed[0]
+    assert [line.split()[3] for line in listed[1:] if line.startswith("team ")] == ["5000"]
+    with pytest.raises(SystemExit):
+        await run_cli(monkeypatch, database_url, "create", "--name", "x", "--daily-tokens", "0")
+
+
 async def test_a_second_active_key_of_one_name_is_refused(monkeypatch, capsys, database_url):
     assert await run_cli(monkeypatch, database_url, "create", "--name", "ci") == 0
     assert await run_cli(monkeypatch, database_url, "create", "--name", "ci") == 1

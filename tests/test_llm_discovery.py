@@ -414,3 +414,56 @@ async def test_a_folder_job_checks_its_budget_before_any_llm_call(
     assert "estimate for the fixed steps" in job["error"]
     assert job["llm"]["estimate"]["fixed_tokens"] > 10
     assert job["llm"]["spent"]["calls"] == 0
+
+
+async def test_a_keys_daily_token_cap_spans_its_jobs_and_spares_other_keys(
+    llm_settings, sessionmaker, data_root, llm
+):
+    """Job A of key 'team' spends what it spends; with KEY_DAILY_TOKENS a little above that,
+    job B of the same key stops once the two together would pass it, while a stored key with
+    its own, larger cap runs its job."""
+    import httpx
+    from pydantic import SecretStr
+
+    from analysis_service.app import create_app
+    from analysis_service.auth import repository as keys
+    from analysis_service.auth.keys import new_token, token_hash, token_hint
+
+    team = "t" * 24
+    write_csv(data_root / "caps.csv")
+
+    async def job_of(key: str, settings, seed: int) -> tuple[str, dict]:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://api.test", headers=headers
+            ) as api:
+                # Another seed each time: no answer comes from the cache for free.
+                job_id = await submit(api, captions_path="caps.csv", seed=seed)
+                status = await run(job_id, settings, sessionmaker, None)
+                return status, (await api.get(f"/v1/jobs/{job_id}")).json()
+
+    uncapped = llm_settings.model_copy(
+        update={"analysis_api_keys": SecretStr(f"team:{team}"), "llm_max_tokens": 256}
+    )
+    status, first = await job_of(team, uncapped, seed=1)
+    spent_a = first["llm"]["spent"]["tokens"]
+    assert status == "succeeded" and first["submitted_by"] == "team" and spent_a > 0
+
+    cap = spent_a + spent_a // 4
+    capped = uncapped.model_copy(update={"key_daily_tokens": cap})
+    status, second = await job_of(team, capped, seed=2)
+    assert status == "failed"
+    assert second["error"].startswith("daily token cap of API key 'team' reached")
+    assert f"{cap} tokens in any 24 hours" in second["error"]
+    # The cap holds across both jobs: a call is not sent unless its worst case fits.
+    assert 0 < second["llm"]["spent"]["tokens"] <= cap - spent_a
+
+    own = new_token()
+    async with sessionmaker() as session, session.begin():
+        await keys.add_key(session, "big", "write", token_hash(own), token_hint(own), 10 * cap)
+    status, third = await job_of(own, capped, seed=3)
+    assert status == "succeeded", third["error"]
+    assert third["submitted_by"] == "big" and third["llm"]["spent"]["tokens"] > 0

@@ -23,6 +23,16 @@ class CommandFailed(Exception):
     """The command cannot do what was asked; the message says why."""
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of tokens above 0, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis_service.auth", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
@@ -33,13 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--read-only", action="store_true", help="may read, not submit, cancel or retry"
     )
+    create.add_argument(
+        "--daily-tokens",
+        type=_positive,
+        metavar="N",
+        help="LLM tokens its jobs may spend in any 24 hours (default: KEY_DAILY_TOKENS)",
+    )
     commands.add_parser("list", help="names, scopes and state; never the keys")
     revoke = commands.add_parser("revoke", help="revoke a key and end its sign-ins")
     revoke.add_argument("name")
     return parser
 
 
-async def _create(url: str, settings: AnalysisSettings, name: str, scope: Scope) -> str:
+async def _create(
+    url: str, settings: AnalysisSettings, name: str, scope: Scope, daily_tokens: int | None
+) -> str:
     check_name(name)
     if name in {k.name for k in settings.env_api_keys}:
         raise CommandFailed(f"ANALYSIS_API_KEYS already has a key named '{name}'")
@@ -49,7 +67,9 @@ async def _create(url: str, settings: AnalysisSettings, name: str, scope: Scope)
         async with make_sessionmaker(engine)() as session, session.begin():
             if await repository.active_key_named(session, name) is not None:
                 raise CommandFailed(f"a key named '{name}' exists; revoke it first")
-            await repository.add_key(session, name, scope, token_hash(token), token_hint(token))
+            await repository.add_key(
+                session, name, scope, token_hash(token), token_hint(token), daily_tokens
+            )
     except IntegrityError:
         raise CommandFailed(f"a key named '{name}' exists; revoke it first") from None
     finally:
@@ -64,15 +84,20 @@ async def _list(url: str, settings: AnalysisSettings) -> list[str]:
             stored = await repository.list_keys(session)
     finally:
         await engine.dispose()
-    lines = [f"{'name':<24} {'scope':<6} {'starts with':<12} {'created':<17} state"]
+    default_cap = str(settings.key_daily_tokens or "none")
+    lines = [
+        f"{'name':<24} {'scope':<6} {'starts with':<12} {'tokens/24h':<12} {'created':<17} state"
+    ]
     for key in stored:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        cap = str(key.daily_tokens or default_cap)
         lines.append(
-            f"{key.name:<24} {key.scope:<6} {key.hint + '...':<12} "
+            f"{key.name:<24} {key.scope:<6} {key.hint + '...':<12} {cap:<12} "
             f"{key.created_at:%Y-%m-%d %H:%M} {state}"
         )
     lines += [
-        f"{k.name:<24} {Scope.WRITE.value:<6} {'':<12} {'':<17} from ANALYSIS_API_KEYS"
+        f"{k.name:<24} {Scope.WRITE.value:<6} {'':<12} {default_cap:<12} {'':<17} "
+        "from ANALYSIS_API_KEYS"
         for k in settings.env_api_keys
     ]
     return lines
@@ -96,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "create":
             scope = Scope.READ if args.read_only else Scope.WRITE
-            token = asyncio.run(_create(url, settings, args.name, scope))
+            token = asyncio.run(_create(url, settings, args.name, scope, args.daily_tokens))
             print(token)
             print(
                 f"created {scope.value} key '{args.name}'; it is shown this once, keep it now",

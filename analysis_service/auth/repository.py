@@ -11,9 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analysis_service.models import ApiKey, UiSession
 
 
-async def add_key(session: AsyncSession, name: str, scope: str, key_hash: str, hint: str) -> ApiKey:
+async def add_key(
+    session: AsyncSession,
+    name: str,
+    scope: str,
+    key_hash: str,
+    hint: str,
+    daily_tokens: int | None = None,
+) -> ApiKey:
     """A new stored key; an active key of the same name makes the flush fail (IntegrityError)."""
-    key = ApiKey(name=name, scope=scope, key_hash=key_hash, hint=hint)
+    key = ApiKey(name=name, scope=scope, key_hash=key_hash, hint=hint, daily_tokens=daily_tokens)
     session.add(key)
     await session.flush()
     return key
@@ -22,6 +29,13 @@ async def add_key(session: AsyncSession, name: str, scope: str, key_hash: str, h
 async def active_key_named(session: AsyncSession, name: str) -> ApiKey | None:
     return await session.scalar(
         select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+    )
+
+
+async def daily_tokens_of(session: AsyncSession, name: str) -> int | None:
+    """The daily token cap of the active stored key of that name, if it has its own."""
+    return await session.scalar(
+        select(ApiKey.daily_tokens).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
     )
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analysis_service.models import LLMCall
+from analysis_service.models import Job, LLMCall
+
+#: The window of a key's daily token cap: any 24 hours, not calendar days, so that a cap
+#: cannot be spent twice around midnight.
+KEY_CAP_WINDOW = timedelta(hours=24)
 
 
 async def lookup(session: AsyncSession, request_hash: str) -> Any | None:
@@ -58,3 +63,25 @@ async def llm_spent(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uui
         for job_id, calls, p, c in rows
         if job_id is not None
     }
+
+
+async def key_spent(session: AsyncSession, key_name: str) -> int:
+    """Tokens (prompt and completion) that the jobs submitted with that key spent in the
+    last KEY_CAP_WINDOW."""
+    tokens = func.coalesce(LLMCall.prompt_tokens, 0) + func.coalesce(LLMCall.completion_tokens, 0)
+    return int(
+        await session.scalar(
+            select(func.coalesce(func.sum(tokens), 0))
+            .join(Job, Job.id == LLMCall.job_id)
+            .where(
+                Job.api_key_name == key_name,
+                LLMCall.created_at > func.now() - KEY_CAP_WINDOW,
+            )
+        )
+        or 0
+    )
+
+
+async def key_of_job(session: AsyncSession, job_id: uuid.UUID) -> str | None:
+    """The name of the API key that submitted the job (None when the API ran open)."""
+    return await session.scalar(select(Job.api_key_name).where(Job.id == job_id))

@@ -26,7 +26,9 @@ async def open_reasoner(
     if not settings.llm_base_url:
         yield LexiconReasoner()
         return
-    log = DatabaseCallLog(ctx.sessionmaker, ctx.job_id, ctx.options.token_budget)
+    log = DatabaseCallLog(
+        ctx.sessionmaker, ctx.job_id, ctx.options.token_budget, settings.key_daily_tokens
+    )
     await log.load_spent()
     chat = ChatClient(settings.llm_endpoint, transport=transport)
     client = LLMClient(

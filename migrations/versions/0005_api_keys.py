@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("scope", sa.String(length=8), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("hint", sa.String(length=16), nullable=False),
+        sa.Column("daily_tokens", sa.BigInteger(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
