@@ -138,7 +138,7 @@ async def test_results_of_an_unfinished_job_are_409(api, data_root: Path):
 async def test_health_and_readiness(api):
     assert (await api.get("/healthz")).status_code == 200
     ready = await api.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["schema"] == "0004"
+    assert ready.status_code == 200 and ready.json()["schema"] == "0006"
 
 
 async def test_cancel_and_retry_answer_the_same_view_as_get(
