@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -52,10 +53,12 @@ class Dataset(Base):
 
 
 class Image(Base):
-    """One file of a dataset; valid ones carry the content hash their captions are keyed by."""
+    """What one file of a dataset was when a scan saw it; valid ones carry the content hash
+    their captions are keyed by. Never updated: a file found changed gets a new row (a new
+    version of its relpath), so every job keeps the rows it saw and its answers never change."""
 
     __tablename__ = "image"
-    __table_args__ = (UniqueConstraint("dataset_id", "relpath"),)
+    __table_args__ = (Index("ix_image_dataset_id_relpath", "dataset_id", "relpath"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
     relpath: Mapped[str] = mapped_column(Text)
@@ -126,7 +129,7 @@ class Job(Base):
 
 
 class JobImage(Base):
-    """The images one job saw; a caption failure is recorded here, per job."""
+    """The image rows (file versions) one job saw; a caption failure is recorded here, per job."""
 
     __tablename__ = "job_image"
     job_id: Mapped[uuid.UUID] = mapped_column(
@@ -194,13 +197,17 @@ class Assignment(Base):
     """Which attribute one image got in one dimension of its class."""
 
     __tablename__ = "assignment"
-    __table_args__ = (Index("ix_assignment_attribute_id_image_id", "attribute_id", "image_id"),)
+    __table_args__ = (
+        Index("ix_assignment_attribute_id_image_id", "attribute_id", "image_id"),
+        # Only an image the job saw can be assigned in it.
+        ForeignKeyConstraint(
+            ["job_id", "image_id"], ["job_image.job_id", "job_image.image_id"], ondelete="CASCADE"
+        ),
+    )
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
     )
-    image_id: Mapped[int] = mapped_column(
-        ForeignKey("image.id", ondelete="CASCADE"), primary_key=True
-    )
+    image_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     dimension_id: Mapped[int] = mapped_column(
         ForeignKey("dimension.id", ondelete="CASCADE"), primary_key=True
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import httpx
 
@@ -40,3 +41,29 @@ async def submit(api, path: str) -> str:
 
 async def run(job_id: str, settings, sessionmaker, transport) -> str | None:
     return await run_job(uuid.UUID(job_id), settings, sessionmaker, caption_transport=transport)
+
+
+async def answers(api, job_id: str) -> dict[str, bytes]:
+    """Every answer the API gives about a finished job, by URL."""
+    got: dict[str, bytes] = {}
+
+    async def get(path: str, **params: object) -> bytes:
+        resp = await api.get(path, params=params)
+        assert resp.status_code == 200, (path, resp.text)
+        got[f"{path}?{urlencode(params)}"] = resp.content
+        return resp.content
+
+    base = f"/v1/jobs/{job_id}"
+    await get(base)
+    await get(f"{base}/structure")
+    await get(f"{base}/events")
+    await get(f"{base}/invalid-images")
+    await get(f"{base}/invalid-images", limit=1, offset=1)
+    await get(f"{base}/assignments")
+    await get(f"{base}/assignments", limit=3, offset=2)
+    await get(f"{base}/assignments", format="csv")
+    await get(f"{base}/subpopulations")
+    await get(f"{base}/subpopulations", **{"class": "cat", "min_size": 1})
+    for sub in (await api.get(f"{base}/subpopulations")).json():
+        await get(f"/v1/subpopulations/{sub['id']}/images", limit=1000)
+    return got

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from analysis_service.db import sqlalchemy_url
 from analysis_service.migrate import alembic_config, upgrade
@@ -44,6 +44,76 @@ def test_downgrade_then_upgrade(database_url):
     command.downgrade(alembic_config(database_url), "base")
     engine = create_engine(sqlalchemy_url(database_url))
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    upgrade(database_url)
+    assert _diff(database_url) == []
+
+
+def test_downgrade_folds_image_versions_into_one_row_per_file(database_url):
+    """Below 0006 a file has one image row: the newest version stands for the older ones,
+    and the jobs that saw those keep their links and assignments."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.begin() as conn:
+        ds = conn.scalar(
+            text(
+                "INSERT INTO dataset (id, root_path) VALUES (gen_random_uuid(), '/d') RETURNING id"
+            )
+        )
+        old, new = (
+            conn.scalar(
+                text(
+                    "INSERT INTO image (dataset_id, relpath, class_name, size_bytes, mtime_ns, "
+                    "content_hash) VALUES (:ds, 'cat/a.jpg', 'cat', :size, 1, :hash) RETURNING id"
+                ),
+                {"ds": ds, "size": size, "hash": h * 64},
+            )
+            for size, h in ((10, "a"), (20, "b"))
+        )
+        jobs = [
+            conn.scalar(
+                text(
+                    "INSERT INTO job (id, dataset_id, status, options, progress, images, valid, "
+                    "invalid, cancel_requested, attempts) VALUES (gen_random_uuid(), :ds, "
+                    "'succeeded', '{}', '{}', 1, 1, 0, false, 1) RETURNING id"
+                ),
+                {"ds": ds},
+            )
+            for _ in range(2)
+        ]
+        for job, image in zip(jobs, (old, new), strict=True):
+            conn.execute(
+                text("INSERT INTO job_image (job_id, image_id) VALUES (:j, :i)"),
+                {"j": job, "i": image},
+            )
+        dim = conn.scalar(
+            text(
+                "INSERT INTO dimension (job_id, class_name, name, position) "
+                "VALUES (:j, 'cat', 'bg', 0) RETURNING id"
+            ),
+            {"j": jobs[0]},
+        )
+        attr = conn.scalar(
+            text(
+                "INSERT INTO attribute (dimension_id, job_id, name, position, is_other, size, "
+                "share) VALUES (:d, :j, 'snow', 0, false, 1, 1) RETURNING id"
+            ),
+            {"d": dim, "j": jobs[0]},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO assignment (job_id, image_id, dimension_id, attribute_id) "
+                "VALUES (:j, :i, :d, :a)"
+            ),
+            {"j": jobs[0], "i": old, "d": dim, "a": attr},
+        )
+    command.downgrade(alembic_config(database_url), "0004")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id FROM image")).scalars().all() == [new]
+        links = conn.execute(text("SELECT job_id, image_id FROM job_image")).all()
+        assert sorted(links) == sorted((job, new) for job in jobs)
+        assert conn.execute(text("SELECT job_id, image_id FROM assignment")).all() == [
+            (jobs[0], new)
+        ]
     engine.dispose()
     upgrade(database_url)
     assert _diff(database_url) == []

@@ -176,6 +176,31 @@ async def mark_uncaptioned(session: AsyncSession, job_id: uuid.UUID, key: str) -
     )
 
 
+DELETE_UNSHARED_CAPTIONS = text(
+    """
+    DELETE FROM caption c
+    USING (SELECT DISTINCT i.content_hash FROM job_image ji JOIN image i ON i.id = ji.image_id
+           WHERE ji.job_id = :job_id AND i.content_hash IS NOT NULL) mine
+    WHERE c.caption_key = :key AND c.content_hash = mine.content_hash
+      AND NOT EXISTS (
+          SELECT 1 FROM image o
+          JOIN job_image oji ON oji.image_id = o.id
+          JOIN job j ON j.id = oji.job_id
+          WHERE o.content_hash = c.content_hash AND j.id <> :job_id AND j.caption_key = :key)
+    """
+)
+"""The captions a job used (its images' content hashes under its caption key) that no other
+job uses."""
+
+
+async def delete_unshared_captions(
+    session: AsyncSession, job_id: uuid.UUID, key: str | None
+) -> None:
+    """Before the job's image links go (they say which captions it used)."""
+    if key is not None:
+        await session.execute(DELETE_UNSHARED_CAPTIONS, {"job_id": job_id, "key": key})
+
+
 def group_of(pooled: bool) -> ColumnElement[Any]:
     """What discovery groups images by: their class, or one pooled group."""
     if pooled:

@@ -12,6 +12,7 @@ matches nothing, so it cannot overwrite the first. No other module writes `job.s
     running --requeue--> queued     (its worker is stopping; cancelled if a cancel was asked)
     running --cancel-->  cancelled  (only when no worker attends it any more)
     failed | cancelled --retry--> queued
+    succeeded | failed | cancelled --delete--> (no row)   (queued and running: cancel first)
 
 Finish and requeue act only for the attempt that claimed the job: a runner that lost its job
 (its worker stalled and the queue gave the job to another) cannot end the new attempt.
@@ -250,8 +251,21 @@ async def retry(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
 
 
 async def cancel_requested(session: AsyncSession, job_id: uuid.UUID) -> bool:
-    """Asked by a running job between batches."""
-    return bool(await session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    """Asked by a running job between batches; a job deleted meanwhile stops too."""
+    found = await session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return found is None or bool(found)
+
+
+async def stop_for_deletion(
+    session: AsyncSession, job_id: uuid.UUID, *, unattended_after_s: float
+) -> JobStatus | None:
+    """Before a job is deleted: cancel it (as `cancel` does), then lock its row for the rest
+    of the transaction, so that no worker or user moves it meanwhile. Returns its status: an
+    end, when it may be deleted now; running, when its worker has been asked to stop and
+    will end it at its next batch; None when there is no such job."""
+    await cancel(session, job_id, unattended_after_s=unattended_after_s)
+    found = await session.scalar(select(Job.status).where(Job.id == job_id).with_for_update())
+    return JobStatus(found) if found is not None else None
 
 
 ORPHANED = text(

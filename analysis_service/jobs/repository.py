@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from analysis_service.models import CaptionConfig, Dataset, Image, Job, JobEvent, JobImage
@@ -60,6 +60,12 @@ async def invalid_images(
     )
     total = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     return [(r[0], r[1], r[2]) for r in rows], total
+
+
+async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """The job row; its image links, structure, assignments and events go with it (ON DELETE
+    CASCADE), and its LLM calls stay, without the job (ON DELETE SET NULL)."""
+    await session.execute(delete(Job).where(Job.id == job_id))
 
 
 async def events(session: AsyncSession, job_id: uuid.UUID) -> list[JobEvent]:

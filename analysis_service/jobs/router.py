@@ -11,7 +11,7 @@ from analysis_service.jobs import repository, schemas, service
 from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.schemas import Page
 from analysis_service.subpopulations.schemas import InvalidImageOut
-from shared.errors import ERROR_RESPONSES
+from shared.errors import ERROR_RESPONSES, Conflict, ErrorBody, render_error
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -59,6 +59,27 @@ async def cancel_job(job_id: str, session: Session, settings: Settings) -> schem
 async def retry_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
     """Queue a failed or cancelled job again; finished work is kept."""
     return await service.retry_job(session, service.parse_job_id(job_id), settings)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={409: {"model": ErrorBody, "description": "The job is still running."}},
+)
+async def delete_job(job_id: str, session: Session, settings: Settings) -> Response:
+    """Delete a job: its results, and the images and captions no other job uses; the
+    dataset's files are never touched. A running job is asked to stop first (as cancel does)
+    and the answer is 409: delete it again once it has ended."""
+    running = await service.delete_job(session, service.parse_job_id(job_id), settings)
+    if running is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # Answered, not raised: the cancel asked for is committed with the request.
+    detail = (
+        f"job '{job_id}' is running; it has been asked to stop at its next batch: "
+        "delete it again once it has ended"
+    )
+    return render_error(status.HTTP_409_CONFLICT, ErrorBody(error=Conflict.code, detail=detail))
 
 
 @router.get("/{job_id}/invalid-images", response_model=Page[InvalidImageOut])

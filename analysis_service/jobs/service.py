@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from analysis_service.captions import repository as captions
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.captions_file import check_head, open_captions_file
 from analysis_service.datasets.layout import check_layout
@@ -181,3 +182,26 @@ async def retry_job(
     moved = await lifecycle.retry(session, job_id)
     refusal = "; only failed or cancelled jobs are retried"
     return await _moved_view(session, job_id, settings, moved, refusal)
+
+
+async def delete_job(
+    session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
+) -> schemas.Job | None:
+    """Delete a job with its results, and the images and captions no other job uses (never
+    a dataset's files). A queued job is cancelled and deleted; a running one is asked to stop
+    (as cancel does) and its view is returned: it can be deleted once it has ended. None when
+    it is deleted; 404 when there is no such job."""
+    job = _found(await session.get(Job, job_id), job_id)
+    # The dataset before the job, the order scans take them in (no deadlock with a scan).
+    await datasets.hold_dataset(session, job.dataset_id, exclusive=True)
+    status = await lifecycle.stop_for_deletion(
+        session, job_id, unattended_after_s=settings.worker_stalled_after_s
+    )
+    if status is None:
+        raise JobNotFound(f"job '{job_id}' not found")
+    if status not in lifecycle.TERMINAL:
+        return await get_job(session, job_id, settings)
+    await captions.delete_unshared_captions(session, job_id, job.caption_key)
+    await datasets.delete_unshared_images(session, job_id)
+    await repository.delete_job(session, job_id)
+    return None

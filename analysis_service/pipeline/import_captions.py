@@ -59,8 +59,22 @@ async def _store_standalone(
         for r in rows
     ]
     async with ctx.sessionmaker() as session, session.begin():
-        ids = await datasets.upsert_images(session, ctx.dataset_id, files)
-        await datasets.add_job_images(session, ctx.job_id, list(ids.values()))
+        known = await datasets.known_images(
+            session, ctx.dataset_id, ctx.job_id, [f.relpath for f in files]
+        )
+        changed, reused = [], []
+        for f in files:
+            k = known.get(f.relpath)
+            # A row of a changed file (another label or caption) is a new version: the jobs
+            # that imported the earlier file keep theirs.
+            if k is not None and (
+                k.in_job
+                or (k.image.class_name, k.image.content_hash) == (f.class_name, f.content_hash)
+            ):
+                reused.append(k.image)
+            else:
+                changed.append(f)
+        await datasets.link_versions(session, ctx.dataset_id, ctx.job_id, changed, reused)
         texts = {text_hash(r.caption): r.caption for r in rows}
         await captions.insert_captions(session, _imported(key, info, texts))
 
@@ -107,7 +121,9 @@ async def _import(ctx: RunContext, f: BinaryIO, path: Path, root: Path | None) -
         model=path.name,
         prompt_version=summary.sha256[:12],
         prompt="(captions imported from a file)",
-        params={"source": str(path)},
+        # The whole digest: the key must differ for any other content, or an earlier job's
+        # captions could be taken for a changed file's.
+        params={"source": str(path), "sha256": summary.sha256},
     )
     key = await use_caption_key(ctx, info)
     await ctx.start_stage(Stage.IMPORT, done=0, total=summary.rows, unit="rows")

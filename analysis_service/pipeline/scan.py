@@ -1,7 +1,8 @@
 """The scan stage: walk the dataset, hash and validate every file, remember what this job saw.
 
-Files whose size and mtime match the stored row are not read again, so re-submitting a
-folder (or resuming a killed job) costs one stat per file.
+Files whose size and mtime match the stored version are not read again, so re-submitting a
+folder (or resuming a killed job) costs one stat per file. A changed file gets a new version
+(image row); earlier jobs keep the versions they saw, so their results never change.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ from shared.concurrency import run_all
 logger = logging.getLogger(__name__)
 
 
-def _unchanged(known: Image | None, current: ScannedFile) -> bool:
-    return (
-        known is not None
-        and known.size_bytes == current.size_bytes
-        and known.mtime_ns == current.mtime_ns
-        and known.class_name == current.class_name
+def _unchanged(known: datasets.KnownImage | None, current: ScannedFile) -> bool:
+    """Whether the stored version still describes the file. A version the job already saw
+    (a resumed scan) is kept as it is: the job keeps what it saw first."""
+    if known is None:
+        return False
+    image = known.image
+    return known.in_job or (
+        image.size_bytes == current.size_bytes
+        and image.mtime_ns == current.mtime_ns
+        and image.class_name == current.class_name
+        and (current.invalid_reason is None or current.invalid_reason == image.invalid_reason)
     )
 
 
@@ -48,26 +54,25 @@ def _next_batch(files: Iterator[tuple[str, str | None]], size: int) -> list[tupl
 
 async def _examine_batch(
     ctx: RunContext, root: Path, batch: list[tuple[str, str | None]], pool: ThreadPoolExecutor
-) -> tuple[list[ScannedFile], list[int]]:
-    """Return the files that need a fresh row, and the ids of unchanged known images."""
+) -> tuple[list[ScannedFile], list[Image]]:
+    """Return the files that need a new version, and the known versions still true."""
     loop = asyncio.get_running_loop()
     stats = await loop.run_in_executor(pool, _stat_all, root, batch)
     async with ctx.sessionmaker() as session:
-        known = await datasets.known_images(session, ctx.dataset_id, [s.relpath for s in stats])
-    todo = [
-        s for s in stats if s.invalid_reason is None and not _unchanged(known.get(s.relpath), s)
-    ]
+        known = await datasets.known_images(
+            session, ctx.dataset_id, ctx.job_id, [s.relpath for s in stats]
+        )
+    changed = [s for s in stats if not _unchanged(known.get(s.relpath), s)]
+    todo = [s for s in changed if s.invalid_reason is None]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     await run_all(*(loop.run_in_executor(pool, examine, root, s, limits, roots) for s in todo))
-    changed = [s for s in stats if not _unchanged(known.get(s.relpath), s)]
-    reused = [known[s.relpath].id for s in stats if _unchanged(known.get(s.relpath), s)]
+    reused = [known[s.relpath].image for s in stats if _unchanged(known.get(s.relpath), s)]
     return changed, reused
 
 
-async def _store(ctx: RunContext, changed: list[ScannedFile], reused: list[int]) -> None:
+async def _store(ctx: RunContext, changed: list[ScannedFile], reused: list[Image]) -> None:
     async with ctx.sessionmaker() as session, session.begin():
-        ids = list((await datasets.upsert_images(session, ctx.dataset_id, changed)).values())
-        await datasets.add_job_images(session, ctx.job_id, ids + reused)
+        await datasets.link_versions(session, ctx.dataset_id, ctx.job_id, changed, reused)
 
 
 async def run(ctx: RunContext, root: Path) -> None:
