@@ -26,7 +26,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses=ERROR_RESPONSES)
+@health.get("/readyz")
 async def readyz(request: Request) -> dict[str, str]:
     """The database answers and holds the schema."""
     try:
@@ -60,6 +60,8 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         ),
         version="0.1.0",
         lifespan=lifespan,
+        # Every route answers errors with ErrorBody (validation included), so every route says so.
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)

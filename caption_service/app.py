@@ -15,7 +15,7 @@ from caption_service.router import router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
 from shared.body_limit import BodyLimitMiddleware
-from shared.errors import install_error_handlers
+from shared.errors import ERROR_RESPONSES, install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
 
 EngineFactory = Callable[[CaptionSettings, Executor], CaptionEngine]
@@ -47,6 +47,8 @@ def create_app(
         "in-process), openai (any OpenAI-compatible vision endpoint).",
         version="0.1.0",
         lifespan=lifespan,
+        # Every route answers errors with ErrorBody (validation included), so every route says so.
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)

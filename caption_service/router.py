@@ -14,7 +14,7 @@ from caption_service.engines.base import EngineDead, EngineOutput, EngineUnavail
 from caption_service.images import check_paths, prepare_all
 from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
-from shared.errors import ERROR_RESPONSES, Overloaded, PayloadTooLarge, Unavailable
+from shared.errors import Overloaded, PayloadTooLarge, Unavailable
 
 router = APIRouter()
 DISCONNECT_POLL_S = 0.25
@@ -109,7 +109,7 @@ def _count(info: EngineInfo, results: list[CaptionResult], elapsed: float) -> No
     metrics.BATCH_SECONDS.labels(info.engine).observe(elapsed)
 
 
-@router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
+@router.post("/v1/captions", response_model=CaptionResponse)
 async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
     """Caption a batch of images; results come back in request order with per-image errors."""
     _admit(body, state)
@@ -150,7 +150,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=ERROR_RESPONSES)
+@router.get("/readyz")
 async def readyz(state: State) -> dict[str, str]:
     """The engine can serve requests."""
     if state.dead:

@@ -10,9 +10,8 @@ from analysis_service.jobs import repository, schemas, service
 from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.schemas import Page
 from analysis_service.subpopulations.schemas import InvalidImageOut
-from shared.errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=schemas.JobAccepted)

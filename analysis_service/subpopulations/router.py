@@ -19,9 +19,9 @@ from analysis_service.models import Job
 from analysis_service.schemas import Page
 from analysis_service.subpopulations import repository
 from analysis_service.subpopulations import schemas as s
-from shared.errors import ERROR_RESPONSES, Conflict, NotFound
+from shared.errors import Conflict, NotFound
 
-router = APIRouter(tags=["subpopulations"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["subpopulations"])
 
 
 async def _finished_job(session: Session, raw_id: str) -> Job:
