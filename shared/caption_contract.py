@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.hashing import canonical_sha256
 from shared.json_types import JsonBool
+from shared.paths import NAME_MAX, PATH_MAX
 
 
 def _string(name: str) -> dict[str, Any]:
@@ -21,11 +22,15 @@ class CaptionImage(BaseModel):
 
     id: str = Field(min_length=1, max_length=200, description="Caller's id, echoed back.")
     path: str | None = Field(
-        default=None, description="Path of the image file; must lie inside DATA_ROOTS."
+        default=None,
+        max_length=PATH_MAX,
+        description="Path of the image file; must lie inside DATA_ROOTS.",
     )
     data: str | None = Field(default=None, description="Base64-encoded image bytes.")
     class_name: str | None = Field(
-        default=None, max_length=200, description="The image's class, for class_hint prompts."
+        default=None,
+        max_length=NAME_MAX,
+        description="The image's class (a folder name), for class_hint prompts.",
     )
 
     @model_validator(mode="after")

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
+from analysis_service.reasoners.names import MAX_NAME_CHARS
 from shared.json_types import NUMBER_NOT_TEXT, JsonBool
+from shared.paths import PATH_MAX
 
 
 class JobParameters(BaseModel):
@@ -24,7 +26,7 @@ class JobParameters(BaseModel):
     criterion: str | None = Field(
         default=None,
         min_length=1,
-        max_length=100,
+        max_length=MAX_NAME_CHARS,
         description="The one dimension to build (e.g. 'location'); skips dimension discovery.",
     )
     num_attributes: Annotated[int, Field(ge=2, le=200), NUMBER_NOT_TEXT] | None = Field(
@@ -86,14 +88,14 @@ class JobCreate(JobParameters):
     dataset_path: str | None = Field(
         default=None,
         min_length=1,
-        max_length=4096,
+        max_length=PATH_MAX,
         description="Folder with one subfolder per class; absolute, or relative to a data root.",
         examples=["/data/waterbirds"],
     )
     captions_path: str | None = Field(
         default=None,
         min_length=1,
-        max_length=4096,
+        max_length=PATH_MAX,
         description="CSV or JSONL of captions (image, label, caption) inside DATA_ROOTS: "
         "discovery without captioning. With dataset_path, rows are matched to its images.",
     )
