@@ -18,6 +18,7 @@ from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.models import Job
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
+from analysis_service.reasoners.names import name_problem
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
@@ -97,6 +98,10 @@ def _inspect_inputs(
     event loop); the job's options, and the groups of a captions file for the cost estimate.
     A folder is checked cheaply (class folders, a first image): its files are counted by the
     job, which estimates and checks the budget before any LLM call."""
+    # The criterion becomes a dimension's name: the rules of names a model proposes hold for
+    # it (its length is the schema's; the characters no JSON Schema pattern can say).
+    if body.criterion is not None and (problem := name_problem(body.criterion)):
+        raise InvalidRequest(f"criterion is not a dimension name: {problem}")
     roots = settings.data_root_paths
     parameters = body.model_dump(include=set(schemas.JobParameters.model_fields))
     options = schemas.JobOptions(**parameters)
