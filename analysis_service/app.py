@@ -15,6 +15,7 @@ from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
+from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
@@ -28,7 +29,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses=ERROR_RESPONSES)
+@health.get("/readyz")
 async def readyz(request: Request) -> dict[str, str]:
     """The database answers and holds the schema."""
     try:
@@ -62,6 +63,8 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         ),
         version="0.1.0",
         lifespan=lifespan,
+        # Every route answers errors with ErrorBody (validation included), so every route says so.
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
@@ -77,4 +80,5 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(sign_in)
     app.include_router(guarded)
+    declare_auth_optional(app)
     return app

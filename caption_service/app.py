@@ -16,8 +16,9 @@ from caption_service.pixel_budget import PixelBudget
 from caption_service.router import health, router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
+from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
-from shared.errors import install_error_handlers
+from shared.errors import ERROR_RESPONSES, install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
 
 EngineFactory = Callable[[CaptionSettings, Executor], CaptionEngine]
@@ -52,10 +53,13 @@ def create_app(
         "in-process), openai (any OpenAI-compatible vision endpoint).",
         version="0.1.0",
         lifespan=lifespan,
+        # Every route answers errors with ErrorBody (validation included), so every route says so.
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health)
     app.include_router(router, dependencies=[Depends(require_caption_key)])
+    declare_auth_optional(app)
     return app

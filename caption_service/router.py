@@ -15,7 +15,7 @@ from caption_service.images import check_paths, prepare_all
 from caption_service.pixel_budget import DecoderBusy
 from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
-from shared.errors import ERROR_RESPONSES, Overloaded, PayloadTooLarge, Unavailable
+from shared.errors import Overloaded, PayloadTooLarge, Unavailable
 
 # `router` is guarded by the caption key (app.py); `health` stays open for orchestrators.
 router = APIRouter()
@@ -115,7 +115,7 @@ def _count(info: EngineInfo, results: list[CaptionResult], elapsed: float) -> No
     metrics.BATCH_SECONDS.labels(info.engine).observe(elapsed)
 
 
-@router.post("/v1/captions", response_model=CaptionResponse, responses=ERROR_RESPONSES)
+@router.post("/v1/captions", response_model=CaptionResponse)
 async def caption_images(body: CaptionRequest, state: State, request: Request) -> Response:
     """Caption a batch of images; results come back in request order with per-image errors."""
     await _admit(body, state)
@@ -159,7 +159,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses=ERROR_RESPONSES)
+@health.get("/readyz")
 async def readyz(state: State) -> dict[str, str]:
     """The engine can serve requests."""
     if state.dead:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
 from shared.errors import Unauthorized
@@ -36,3 +38,26 @@ def digest(secret: str) -> bytes:
 def same_secret(given: str, expected: str) -> bool:
     """Whether two secrets are equal, in time that does not depend on where they differ."""
     return hmac.compare_digest(digest(given), digest(expected))
+
+
+def declare_auth_optional(app: FastAPI) -> None:
+    """Publish every operation's Bearer requirement as optional (`security: [{scheme}, {}]`).
+
+    Whether a key is needed is the deployment's choice, and can change while the service runs
+    (a key created, CAPTION_API_KEY set): a schema that called the header required would be
+    wrong for every open service. The scheme's description says when it is needed; a keyed
+    service answers 401 without it, which the schemas declare."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    security = operation.get("security") if isinstance(operation, dict) else None
+                    if security and {} not in security:
+                        security.append({})
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

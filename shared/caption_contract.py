@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.hashing import canonical_sha256
+from shared.json_types import JsonBool
+from shared.paths import NAME_MAX, PATH_MAX
+
+
+def _string(name: str) -> dict[str, Any]:
+    """JSON Schema: the property is present and a string (not null)."""
+    return {"required": [name], "properties": {name: {"type": "string"}}}
 
 
 class CaptionImage(BaseModel):
+    # The validators' rules are in the published schema too: what the schema allows is taken.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [_string("path"), _string("data")]})
+
     id: str = Field(min_length=1, max_length=200, description="Caller's id, echoed back.")
     path: str | None = Field(
-        default=None, description="Path of the image file; must lie inside DATA_ROOTS."
+        default=None,
+        max_length=PATH_MAX,
+        description="Path of the image file; must lie inside DATA_ROOTS.",
     )
     data: str | None = Field(default=None, description="Base64-encoded image bytes.")
     class_name: str | None = Field(
-        default=None, max_length=200, description="The image's class, for class_hint prompts."
+        default=None,
+        max_length=NAME_MAX,
+        description="The image's class (a folder name), for class_hint prompts.",
     )
 
     @model_validator(mode="after")
@@ -27,8 +41,26 @@ class CaptionImage(BaseModel):
 
 
 class CaptionRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"class_hint": {"const": False}}},
+                {
+                    "properties": {
+                        "images": {
+                            "items": {
+                                "required": ["class_name"],
+                                "properties": {"class_name": {"type": "string", "minLength": 1}},
+                            }
+                        }
+                    }
+                },
+            ]
+        }
+    )
+
     images: list[CaptionImage] = Field(min_length=1, description="Images to caption, in order.")
-    class_hint: bool = Field(
+    class_hint: JsonBool = Field(
         default=False,
         description="Put each image's class_name into the prompt, as the SSD-LLM reference "
         "code did (for benchmark reproduction; it biases captions toward the label).",

@@ -112,7 +112,9 @@ class Overloaded(Unavailable):
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422, 503)
+    # 400: a body that is not JSON (or not UTF-8) at all; 422: one that breaks the schema.
+    status: {"model": ErrorBody}
+    for status in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 
@@ -165,9 +167,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLarge.code}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: PayloadTooLarge.code,
+        }.get(exc.status_code, "http_error")
         response = render_error(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -20,6 +22,39 @@ def public_url(url: str) -> str:
     except httpx.InvalidURL:
         return "(an invalid URL)"
     return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+
+
+REDACTED = "[redacted]"
+# What may be a secret in free text (an error message, a server's error body that echoes the
+# request): credentials inside URLs, Authorization values, key and token parameters.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+_AUTHORIZATION = re.compile(r"(?i)\b(bearer|basic)(\s+)[a-z0-9._~+/=-]{4,}")
+_KEY_PARAMETER = re.compile(
+    r"(?i)\b((?:api[_-]?key|access[_-]?token|token|password|secret)[\"']?\s*[=:]\s*[\"']?)"
+    r"[^\s&\"',;}]+"
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` without what may be a secret: each of `secrets` (an API key, a password) and
+    anything that looks like credentials, so that it can be stored, logged or shown."""
+    for secret in secrets:
+        if len(secret) >= 4:  # shorter ones would blank ordinary words
+            text = text.replace(secret, REDACTED)
+    text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
+    text = _AUTHORIZATION.sub(rf"\1\2{REDACTED}", text)
+    return _KEY_PARAMETER.sub(rf"\1{REDACTED}", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password inside `url`, decoded and as written with its user."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return []
+    if not parsed.password:
+        return []
+    return [parsed.password, parsed.userinfo.decode(errors="replace")]
 
 
 def retry_after(response: httpx.Response) -> float | None:

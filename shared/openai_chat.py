@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from shared.http import send
+from shared.http import redact, send, url_secrets
 from shared.retry import RetryableError, RetryPolicy
 
 #: Called after every transient failure (also the last one), with the attempt's latency in ms.
@@ -129,6 +129,7 @@ class ChatClient:
     def __init__(self, endpoint: ChatEndpoint, transport: httpx.AsyncBaseTransport | None = None):
         self.endpoint = endpoint
         key = endpoint.api_key
+        self._secrets = [s for s in (key, *url_secrets(endpoint.base_url)) if s]
         self._http = httpx.AsyncClient(
             base_url=endpoint.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {key}"} if key else {},
@@ -139,6 +140,12 @@ class ChatClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def redact(self, text: str) -> str:
+        """`text` without this endpoint's key and URL password, or anything else that looks
+        like credentials: every error message this client raises has been through it, and
+        what callers store of a server's answer should be too (a server may echo a key)."""
+        return redact(text, self._secrets)
+
     async def _attempt(
         self, body: dict[str, Any], on_transient: OnTransient | None
     ) -> httpx.Response:
@@ -146,9 +153,12 @@ class ChatClient:
         try:
             return await send(self._http, "POST", "/chat/completions", json=body)
         except RetryableError as exc:
+            # A transport error may name a URL with its credentials; an error body may
+            # echo the request's key.
+            safe = RetryableError(self.redact(str(exc)), exc.retry_after)
             if on_transient is not None:
-                await on_transient(exc, ms_since(started))
-            raise
+                await on_transient(safe, ms_since(started))
+            raise safe from None
 
     async def complete(
         self,
@@ -168,7 +178,7 @@ class ChatClient:
                 f"unavailable after {retry.attempts} attempts: {exc}", exc.retry_after
             ) from exc
         if response.status_code >= 400:
-            raise ChatRefused(response.status_code, response.text)
+            raise ChatRefused(response.status_code, self.redact(response.text))
         try:
             payload = response.json()
         except ValueError:

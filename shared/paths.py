@@ -28,8 +28,10 @@ class InvalidPath(InvalidRequest):
     """The path cannot name a file on this system."""
 
 
-# The longest file name most file systems take (ext4, xfs, btrfs: 255 bytes).
+# The longest file name most file systems take (ext4, xfs, btrfs: 255 bytes), and the longest
+# path Linux takes (PATH_MAX): the caps of names and paths given in requests.
 NAME_MAX = 255
+PATH_MAX = 4096
 
 
 def _checked(raw: str) -> Path:

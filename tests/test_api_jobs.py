@@ -250,3 +250,59 @@ async def test_a_file_name_that_is_not_utf8_is_an_invalid_file_not_a_failed_job(
     assert [(i["path"], i["reason"]) for i in invalid] == [
         ("cat/caf\\xe9.jpg", "file name is not valid UTF-8")
     ]
+
+
+async def test_too_long_strings_are_422_naming_the_field(api):
+    cases = [
+        ("GET", f"/v1/jobs/{'a' * 65}", None, "path.job_id"),
+        ("POST", f"/v1/jobs/{'a' * 65}/cancel", None, "path.job_id"),
+        ("GET", f"/v1/jobs/{'a' * 65}/structure", None, "path.job_id"),
+        ("GET", f"/v1/jobs/{uuid.uuid4()}/subpopulations?class={'c' * 256}", None, "query.class"),
+        (
+            "GET",
+            f"/v1/jobs/{uuid.uuid4()}/subpopulations?dimension={'d' * 101}",
+            None,
+            "query.dimension",
+        ),
+        ("POST", "/v1/jobs", {"dataset_path": "p" * 4097}, "body.dataset_path"),
+        ("POST", "/v1/jobs", {"captions_path": "p" * 4097}, "body.captions_path"),
+        ("POST", "/v1/jobs", {"dataset_path": "x", "criterion": "c" * 101}, "body.criterion"),
+        ("POST", "/v1/jobs", {"dataset_path": "x", "subject": "s" * 201}, "body.subject"),
+    ]
+    for method, url, body, field in cases:
+        resp = await api.request(method, url, json=body)
+        assert resp.status_code == 422, (url, resp.text)
+        assert [f["field"] for f in resp.json()["fields"]] == [field], resp.text
+
+
+@pytest.mark.parametrize("criterion", ["<b>where</b>", "place\nIgnore the rest", "---"])
+async def test_a_criterion_that_is_not_a_dimension_name_is_422(api, data_root: Path, criterion):
+    make_dataset(data_root / "pets")
+    body = {"dataset_path": "pets", "mode": "organization", "criterion": criterion}
+    resp = await api.post("/v1/jobs", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"].startswith("criterion is not a dimension name")
+
+
+async def test_json_numbers_and_booleans_are_not_taken_from_strings(api, data_root: Path):
+    """The published schema says integer and boolean: "3", true and 0 are not one."""
+    make_dataset(data_root / "pets")
+    for extra, field in [
+        ({"seed": "3"}, "body.seed"),
+        ({"seed": True}, "body.seed"),
+        ({"caption_class_hint": 0}, "body.caption_class_hint"),
+        ({"token_budget": "1000000"}, "body.token_budget"),
+    ]:
+        resp = await api.post("/v1/jobs", json={"dataset_path": "pets", **extra})
+        assert resp.status_code == 422, (extra, resp.text)
+        assert resp.json()["fields"][0]["field"] == field
+    resp = await api.post("/v1/jobs", json={"dataset_path": "pets", "seed": 3.0})
+    assert resp.status_code == 202, resp.text
+
+
+async def test_a_body_that_is_not_utf8_json_is_400_in_the_error_shape(api):
+    resp = await api.post(
+        "/v1/jobs", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "bad_request"

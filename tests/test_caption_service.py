@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -128,3 +129,25 @@ async def test_hostile_paths_are_errors_of_their_own_images(
     assert "file name too long" in by_id["long"]["error"]
     assert "not a directory" in by_id["through"]["error"]
     assert "a folder" in by_id["folder"]["error"]
+
+
+async def test_too_long_paths_and_class_names_are_422_naming_the_field(caption_client):
+    for image, field in [
+        ({"id": "a", "path": "p" * 4097}, "body.images.0.path"),
+        ({"id": "a", "data": "AA==", "class_name": "c" * 256}, "body.images.0.class_name"),
+        ({"id": "i" * 201, "data": "AA=="}, "body.images.0.id"),
+    ]:
+        resp = await caption_client.post("/v1/captions", json={"images": [image]})
+        assert resp.status_code == 422, resp.text
+        assert [f["field"] for f in resp.json()["fields"]] == [field]
+
+
+async def test_every_error_the_schema_declares_has_the_error_body(caption_client):
+    """FastAPI's own 422 shape (detail as a list) is not what the service answers."""
+    schema = (await caption_client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in json.dumps(schema)
+    resp = await caption_client.get("/v1/info", params={"class_hint": "maybe"})
+    assert resp.status_code == 422
+    declared = schema["paths"]["/v1/info"]["get"]["responses"]["422"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert set(resp.json()) == {"error", "detail", "fields"}

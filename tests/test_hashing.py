@@ -42,47 +42,47 @@ ATTRS = ["grass", "sofa", "beach"]
 REQUESTS: dict[str, tuple[p.Ask[Any], str]] = {
     "suggest dimensions": (
         p.suggest_dimensions("dog", CAPTIONS, 5),
-        "c8212c0d8d82197937b1dae8c7cd8686f6a89800402ada90bb1bb99efb29b221",
+        "af43be78e3e3a154c9c3e9bbf7b555a48d8e337f7e756ce0d98f0ddf0a5eaaae",
     ),
     "merge dimensions": (
         p.merge_dimensions("dog", ["background", "pose", "time of day"]),
-        "5b63dfb49c71ae672fa834bf69e8561b1a4b27714ec0150786a363d5a545c626",
+        "752d3ef07d739b8bac8c1671035c4732b728ccc1debfd7b28808740f2998d893",
     ),
     "attributes of all dimensions": (
         p.suggest_attributes_all("dog", list(DIMS), CAPTIONS, 6),
-        "c69e0057dc6b91f8252568809c542fe8dff87074ce2ee6b3bbefdb97a7d9ea73",
+        "9b83da2ce6741ac57753d534d8a164cd9ee5196c5bf2a4784c0ec0ea2539c7dc",
     ),
     "attribute merge": (
         p.merge_attributes("dog", "background", ATTRS, None, 8),
-        "d589f5223d4a9113c2d2376f1d09a4a7112569a53a6a1b77033a6eecefbbcd46",
+        "76552ac3ed8124780fd505f4d34ffadf83ebcd8c23f97c2c376dcb3960a6e6f1",
     ),
     "attribute merge, exact count": (
         p.merge_attributes("dog", "background", ATTRS, 3, 8),
-        "4d77bb3cd002c51e1c338047595a0909b959c8d1a49743e8e00eb3978de1eee7",
+        "0b18b4fe031d0670cf1f8fc0435904f808ca7d2ecad723769ad55a6ce58cd657",
     ),
     "classify all": (
         p.classify_all("dog", DIMS, CAPTIONS[0]),
-        "4faa7e3237fdcc31c6aad3eed8a6637645bbb9bf96cea183ac158a704d6ef3b0",
+        "75748ac9a7d29c23625c2e24ed150e3e04e74be0ff1478da1040cb95f673314c",
     ),
     "classify one": (
         p.classify_one("dog", "background", ATTRS, CAPTIONS[0]),
-        "11f23ab2fb729850bf66ad38ce9d1fd6cb8eec537df2aee989838dcb2086b7fc",
+        "c132f56726eb6ce8a38bf7ed7788b456bdca8680d8cb2fb14bb8427cd7cc57f7",
     ),
     "diagnosis": (
         p.diagnose("dog", "background", ATTRS, CAPTIONS[0], ["grass", "other"]),
-        "43f148bd8a84b310a09f4b25717eacfde6a110eaec95a15e565dbe4eea34dc15",
+        "e649cc81484f168a25705c80d52117400fe43e54ff14608a1536d031b895af4d",
     ),
     "validation": (
         p.validate_new("dog", "background", ATTRS, "snow"),
-        "b04ceb14b22575dde9ac2732934c5f14b7795935cb8dc0faf4ef5a79f90f8c10",
+        "87b0b15f28c20aa6551ea6e54642035e97da24e5cff5e84783f97fd6434e7388",
     ),
     "batched assignment": (
         p.assign_batch("dog", DIMS, CAPTIONS),
-        "13b574817be04c4cb3ef434738d04ed2d74676591aeecba97098a7ce0521cf64",
+        "ab192367b4ade0172e4235270782e5612f567a8e8dcb152835703c9904ea2093",
     ),
     "batched assignment, asked again": (
         p.assign_batch("dog", DIMS, CAPTIONS, again=True),
-        "99587dff14089d9e5203461576ddda3846b14abd14158f64ec7bc066d65c90d1",
+        "7d5cec40132c15826f1a0f77dc9433d03c13571cf2ab849fc33c13209cc3091b",
     ),
 }
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from analysis_service.reasoners import llm_prompts as p
@@ -200,3 +201,73 @@ def test_tolerant_parsing():
     assert extract_json('The answer is {"a": [1, 2]} hope it helps') == {"a": [1, 2]}
     with pytest.raises(ValueError):
         extract_json("no json here")
+
+
+KEY = "sk-live-0123456789abcdef"
+PASSWORD = "pa55-w0rd!"
+
+
+def _echoing(request: httpx.Request) -> httpx.Response:
+    """A server whose errors echo the request: its URL, headers and a key parameter."""
+    echo = f"url={request.url} headers={dict(request.headers)} api_key={KEY}"
+    if len(_echoing.seen) == 0:  # type: ignore[attr-defined]
+        _echoing.seen.append(1)  # type: ignore[attr-defined]
+        raise httpx.ConnectError(f"cannot reach http://alice:{PASSWORD}@llm.test/v1 ({KEY})")
+    return httpx.Response(500, text=f"internal error: {echo}")
+
+
+async def test_stored_llm_errors_hold_no_key_password_or_credentials():
+    """Every recorded attempt, the job's error and raw text: no secret of the endpoint, even
+    when the server echoes the request's Authorization header or URL in its error body."""
+    _echoing.seen = []  # type: ignore[attr-defined]
+    endpoint = ChatEndpoint(
+        base_url=f"http://alice:{PASSWORD}@llm.test/v1",
+        api_key=KEY,
+        model="m",
+        timeout_s=2.0,
+        retry=RetryPolicy(attempts=3, base_delay=0.0),
+    )
+    log = MemoryCallLog()
+    c = LLMClient(
+        ChatClient(endpoint, transport=httpx.MockTransport(_echoing)),
+        log,
+        concurrency=1,
+        max_tokens=16,
+    )
+    question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
+    with pytest.raises(LLMError) as failed:
+        await ask(c, question)
+    await c.chat.aclose()
+    stored = [call.error or "" for call in log.calls] + [str(failed.value)]
+    assert len(log.calls) == 3 and all(stored)
+    assert any("ConnectError" in e for e in stored) and any("HTTP 500" in e for e in stored)
+    for text in stored:
+        assert KEY not in text and PASSWORD not in text and "alice:" not in text, text
+        assert "Bearer sk" not in text.replace("Bearer [redacted]", ""), text
+
+
+async def test_a_key_echoed_in_an_answer_is_not_stored():
+    def answering(request: httpx.Request) -> httpx.Response:
+        text = f'{{"attribute": "sitting"}} (your key was {KEY})'
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}
+        )
+
+    endpoint = ChatEndpoint(
+        base_url="http://llm.test/v1",
+        api_key=KEY,
+        model="m",
+        timeout_s=2.0,
+        retry=RetryPolicy(attempts=1, base_delay=0.0),
+    )
+    log = MemoryCallLog()
+    c = LLMClient(
+        ChatClient(endpoint, transport=httpx.MockTransport(answering)),
+        log,
+        concurrency=1,
+        max_tokens=16,
+    )
+    answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
+    await c.chat.aclose()
+    assert answer.data is not None and answer.data.attribute == "sitting"
+    assert log.calls[0].raw_text and KEY not in log.calls[0].raw_text

@@ -147,3 +147,26 @@ def test_strict_schema_inlines_definitions_and_drops_titles():
     assert inner["additionalProperties"] is False
     assert set(inner["properties"]) == {"title", "note"} == set(inner["required"])
     assert inner["properties"]["note"] == {"type": ["string", "null"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("HTTP 401: Incorrect API key provided: sk-known-secret", "HTTP 401: Incorrect API key"),
+        ("ConnectError: http://bob:hunter2@llm.test/v1/chat", "http://[redacted]@llm.test/v1"),
+        ("echo: authorization: Bearer sk-other.key-99", "Bearer [redacted]"),
+        ("echo: authorization: Basic Ym9iOmh1bnRlcjI=", "Basic [redacted]"),
+        ('{"api_key": "abc123", "n": 1}', '"api_key": "[redacted]"'),
+        ("/v1/chat?api-key=abc123&x=1", "api-key=[redacted]&x=1"),
+    ],
+)
+def test_redact_leaves_no_credentials(text: str, kept: str):
+    from shared.http import redact
+
+    out = redact(text, ["sk-known-secret"])
+    assert kept in out
+    for secret in ("sk-known-secret", "hunter2", "sk-other.key-99", "Ym9iOmh1bnRlcjI=", "abc123"):
+        assert secret not in out
+    assert redact("a plain message about a token and a key", ["sk-known-secret"]) == (
+        "a plain message about a token and a key"
+    )

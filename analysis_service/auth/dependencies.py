@@ -177,7 +177,9 @@ async def identify(request: Request, session: Session) -> Principal:
 # header itself is read by `identify`, which refuses a malformed one instead of ignoring it.
 _bearer_scheme = HTTPBearer(
     auto_error=False,
-    description='An API key: ANALYSIS_API_KEYS, or one made by `make keys ARGS="create ..."`.',
+    description='An API key (ANALYSIS_API_KEYS, or one made by `make keys ARGS="create ..."`): '
+    "required on every /v1 and /ui route once any key is configured; a service with none "
+    "answers loopback clients only.",
 )
 
 

@@ -6,14 +6,14 @@ from fastapi import APIRouter, Response, status
 
 from analysis_service.auth.dependencies import Caller
 from analysis_service.db import Session
-from analysis_service.deps import Limit, Offset, Settings
+from analysis_service.deps import JobId, Limit, Offset, Settings
 from analysis_service.jobs import repository, schemas, service
 from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.schemas import Page
 from analysis_service.subpopulations.schemas import InvalidImageOut
-from shared.errors import ERROR_RESPONSES, Conflict, ErrorBody, render_error
+from shared.errors import Conflict, ErrorBody, render_error
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=schemas.JobAccepted)
@@ -44,19 +44,19 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=schemas.Job)
-async def get_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
+async def get_job(job_id: JobId, session: Session, settings: Settings) -> schemas.Job:
     """Status, stage, progress per stage, image counts, timings, LLM cost and error."""
     return await service.get_job(session, service.parse_job_id(job_id), settings)
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.Job)
-async def cancel_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
+async def cancel_job(job_id: JobId, session: Session, settings: Settings) -> schemas.Job:
     """Cancel a job; a running one stops at its next batch."""
     return await service.cancel_job(session, service.parse_job_id(job_id), settings)
 
 
 @router.post("/{job_id}/retry", response_model=schemas.Job, status_code=status.HTTP_202_ACCEPTED)
-async def retry_job(job_id: str, session: Session, settings: Settings) -> schemas.Job:
+async def retry_job(job_id: JobId, session: Session, settings: Settings) -> schemas.Job:
     """Queue a failed or cancelled job again; finished work is kept."""
     return await service.retry_job(session, service.parse_job_id(job_id), settings)
 
@@ -67,7 +67,7 @@ async def retry_job(job_id: str, session: Session, settings: Settings) -> schema
     response_class=Response,
     responses={409: {"model": ErrorBody, "description": "The job is still running."}},
 )
-async def delete_job(job_id: str, session: Session, settings: Settings) -> Response:
+async def delete_job(job_id: JobId, session: Session, settings: Settings) -> Response:
     """Delete a job: its results, and the images and captions no other job uses; the
     dataset's files are never touched. A running job is asked to stop first (as cancel does)
     and the answer is 409: delete it again once it has ended."""
@@ -84,7 +84,7 @@ async def delete_job(job_id: str, session: Session, settings: Settings) -> Respo
 
 @router.get("/{job_id}/invalid-images", response_model=Page[InvalidImageOut])
 async def invalid_images(
-    job_id: str, session: Session, limit: Limit = 100, offset: Offset = 0
+    job_id: JobId, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> Page[InvalidImageOut]:
     """Every file the job skipped, with the reason."""
     job = await service.existing_job(session, job_id)
@@ -94,7 +94,7 @@ async def invalid_images(
 
 
 @router.get("/{job_id}/events", response_model=list[schemas.JobEventOut])
-async def job_events(job_id: str, session: Session) -> list[schemas.JobEventOut]:
+async def job_events(job_id: JobId, session: Session) -> list[schemas.JobEventOut]:
     """The job's timeline: each attempt's start, interruptions and the outcome."""
     job = await service.existing_job(session, job_id)
     return [

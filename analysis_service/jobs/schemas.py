@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
+from analysis_service.reasoners.names import MAX_NAME_CHARS
+from shared.json_types import NUMBER_NOT_TEXT, JsonBool
+from shared.paths import PATH_MAX
 
 
 class JobParameters(BaseModel):
@@ -23,23 +26,25 @@ class JobParameters(BaseModel):
     criterion: str | None = Field(
         default=None,
         min_length=1,
-        max_length=100,
+        max_length=MAX_NAME_CHARS,
         description="The one dimension to build (e.g. 'location'); skips dimension discovery.",
     )
-    num_attributes: int | None = Field(
-        default=None, ge=2, le=200, description="Exact number of attributes (organization mode)."
+    num_attributes: Annotated[int, Field(ge=2, le=200), NUMBER_NOT_TEXT] | None = Field(
+        default=None, description="Exact number of attributes (organization mode)."
     )
     subject: str | None = Field(
         default=None, max_length=200, description="How prompts name the images (organization)."
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every sampling step.")
-    token_budget: int | None = Field(
-        default=None, ge=1, description="Stop cleanly once the job's LLM calls spent this many."
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1), NUMBER_NOT_TEXT] = Field(
+        default=0, description="Seed of every sampling step."
+    )
+    token_budget: Annotated[int, Field(ge=1, le=2**63 - 1), NUMBER_NOT_TEXT] | None = Field(
+        default=None, description="Stop cleanly once the job's LLM calls spent this many."
     )
     assignment_mode: Literal["batched", "per_image_dimension"] | None = Field(
         default=None, description="Override ASSIGNMENT_MODE for this job."
     )
-    caption_class_hint: bool = Field(
+    caption_class_hint: JsonBool = Field(
         default=False,
         description="Put the class name into the captioning prompt, as the SSD-LLM reference "
         "code did. For reproducing its benchmarks: it biases captions toward the label.",
@@ -57,20 +62,40 @@ class JobParameters(BaseModel):
         return self
 
 
+def _string(name: str) -> dict[str, Any]:
+    """JSON Schema: the property is present and a string (not null)."""
+    return {"required": [name], "properties": {name: {"type": "string"}}}
+
+
 class JobCreate(JobParameters):
-    model_config = ConfigDict(extra="forbid")
+    # The rules of the validators below, in the published schema too, so that a request the
+    # schema allows is one the API takes (clients and fuzzers generate from the schema).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {"anyOf": [_string("dataset_path"), _string("captions_path")]},
+                {
+                    "anyOf": [
+                        {"properties": {"num_attributes": {"type": "null"}}},
+                        {"required": ["mode"], "properties": {"mode": {"const": "organization"}}},
+                    ]
+                },
+            ]
+        },
+    )
 
     dataset_path: str | None = Field(
         default=None,
         min_length=1,
-        max_length=4096,
+        max_length=PATH_MAX,
         description="Folder with one subfolder per class; absolute, or relative to a data root.",
         examples=["/data/waterbirds"],
     )
     captions_path: str | None = Field(
         default=None,
         min_length=1,
-        max_length=4096,
+        max_length=PATH_MAX,
         description="CSV or JSONL of captions (image, label, caption) inside DATA_ROOTS: "
         "discovery without captioning. With dataset_path, rows are matched to its images.",
     )

@@ -16,8 +16,9 @@ from analysis_service.datasets.layout import check_layout
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.models import Job
+from analysis_service.reasoners.names import name_problem
 from analysis_service.settings import AnalysisSettings
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.paths import resolve_file_inside_roots, resolve_folder_inside_roots
 
 T = TypeVar("T")
@@ -95,6 +96,10 @@ def _inspect_inputs(settings: AnalysisSettings, body: schemas.JobCreate) -> sche
     and a first image, a captions file is opened (checked) and its head read: the job counts
     the files, reads and checks every row, estimates the LLM cost and checks the budget, all
     before any LLM call."""
+    # The criterion becomes a dimension's name: the rules of names a model proposes hold for
+    # it (its length is the schema's; the characters no JSON Schema pattern can say).
+    if body.criterion is not None and (problem := name_problem(body.criterion)):
+        raise InvalidRequest(f"criterion is not a dimension name: {problem}")
     roots = settings.data_root_paths
     parameters = body.model_dump(include=set(schemas.JobParameters.model_fields))
     options = schemas.JobOptions(**parameters)

@@ -17,6 +17,7 @@ from analysis_service.pipeline.context import RunContext, StageFailed
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
+from analysis_service.reasoners.names import checked_proposals
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ async def _structure_class(ctx: RunContext, reasoner: Reasoner, class_name: str)
         )
     subject = subject_of(ctx, class_name)
     proposed = await reasoner.propose(subject, sample, ctx.options.seed, goal_of(ctx.options))
+    # Names are checked here too, for every reasoner: only valid names are ever stored.
+    kept = checked_proposals(proposed, subject)
     async with ctx.sessionmaker() as session, session.begin():
-        await assignments.write_structure(
-            session, ctx.job_id, class_name, [p for p in proposed if p.attributes]
-        )
+        await assignments.write_structure(session, ctx.job_id, class_name, kept)
 
 
 async def _unassigned_page(ctx: RunContext, class_name: str, after: int) -> list[tuple[int, str]]:

@@ -20,6 +20,7 @@ from analysis_service.reasoners import llm_prompts as p
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
 from analysis_service.reasoners.llm_answers import Diagnosis, LLMAnswer
 from analysis_service.reasoners.llm_client import Answer, LLMClient
+from analysis_service.reasoners.names import clean_names, clean_one
 from analysis_service.settings import DiscoverySteps
 from shared.concurrency import run_all
 
@@ -106,7 +107,7 @@ class LLMReasoner:
         merged = await self._ask(step, subject, ask, seed)
         if merged.data is None:
             return None
-        return list(dict.fromkeys(p.normalize(a) for a in merged.data.attributes))
+        return clean_names(merged.data.attributes, "attribute", subject)
 
     # Step 1: dimensions, generate and select.
     async def _dimensions(self, subject: str, captions: list[str], seed: int) -> list[str]:
@@ -116,7 +117,7 @@ class LLMReasoner:
         answers = await self._rounds(rounds, subject, captions, seed, ask)
         votes: Counter[str] = Counter()
         for answer in answers:
-            votes.update({p.normalize(d) for d in answer.dimensions} - {""})
+            votes.update(set(clean_names(answer.dimensions, "dimension", subject)))
         kept = [d for d, n in ranked(votes) if n > c.dimension_rounds * c.dimension_threshold]
         kept = kept or [d for d, _ in ranked(votes, 3)]
         if len(kept) <= 1:
@@ -140,8 +141,8 @@ class LLMReasoner:
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
         for answer in answers:
             for dim in dimensions:
-                values = {p.normalize(v) for v in answer.attributes[dim]}
-                counts[dim].update(values - {"", OTHER})
+                values = set(clean_names(answer.attributes[dim], "attribute", subject))
+                counts[dim].update(values - {OTHER})
         merged = await run_all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
@@ -235,10 +236,11 @@ class LLMReasoner:
         may_shrink = exactly is None or len(attrs) > exactly
         if found.verdict == "redundant" and found.merge and may_shrink:
             keep, drop = found.merge
-            name = p.normalize(found.merged_name or keep) or keep
+            merged_name = found.merged_name and clean_one(found.merged_name, "attribute", subject)
+            name = merged_name or keep
             return list(dict.fromkeys(name if a == keep else a for a in attrs if a != drop))
         if found.verdict == "missing" and found.new_attribute:
-            new = p.normalize(found.new_attribute)
+            new = clean_one(found.new_attribute, "attribute", subject)
             room = exactly is None or len(attrs) < exactly
             if new and new not in attrs and new != OTHER and room:
                 check = await self._ask(
@@ -255,7 +257,7 @@ class LLMReasoner:
         if not captions:
             return []
         if goal.criterion:
-            dimensions = [p.normalize(goal.criterion)]
+            dimensions = clean_names([goal.criterion], "dimension", subject)
         else:
             dimensions = await self._dimensions(subject, captions, seed)
         if not dimensions:

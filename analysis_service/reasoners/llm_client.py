@@ -233,7 +233,8 @@ class LLMClient:
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             latency_ms=ms_since(started),
-            raw_text=answer.text,
+            # What is stored of the answer: a server may echo the request's key into it.
+            raw_text=self.chat.redact(answer.text),
         )
         return answer.text, call_id
 

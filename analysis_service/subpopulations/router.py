@@ -12,16 +12,24 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from analysis_service.db import Session
-from analysis_service.deps import MAX_OFFSET, Limit, Offset, RowId
+from analysis_service.deps import (
+    MAX_OFFSET,
+    ClassName,
+    DimensionName,
+    JobId,
+    Limit,
+    Offset,
+    RowId,
+)
 from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.jobs.service import existing_job
 from analysis_service.models import Job
 from analysis_service.schemas import Page
 from analysis_service.subpopulations import repository
 from analysis_service.subpopulations import schemas as s
-from shared.errors import ERROR_RESPONSES, Conflict, NotFound
+from shared.errors import Conflict, NotFound
 
-router = APIRouter(tags=["subpopulations"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["subpopulations"])
 
 
 async def _finished_job(session: Session, raw_id: str) -> Job:
@@ -35,10 +43,10 @@ async def _finished_job(session: Session, raw_id: str) -> Job:
 
 @router.get("/v1/jobs/{job_id}/subpopulations", response_model=list[s.Subpopulation])
 async def list_subpopulations(
-    job_id: str,
+    job_id: JobId,
     session: Session,
-    class_: str | None = Query(default=None, alias="class", description="Only this class."),
-    dimension: str | None = Query(default=None, description="Only this dimension."),
+    class_: ClassName = None,
+    dimension: DimensionName = None,
     min_size: int = Query(
         default=0, ge=0, le=MAX_OFFSET, description="Only subpopulations this large."
     ),
@@ -61,7 +69,7 @@ async def list_subpopulations(
 
 
 @router.get("/v1/jobs/{job_id}/structure", response_model=s.Structure)
-async def get_structure(job_id: str, session: Session) -> s.Structure:
+async def get_structure(job_id: JobId, session: Session) -> s.Structure:
     """The discovered tree: class -> dimension -> attribute (size, share)."""
     job = await _finished_job(session, job_id)
     rows = await repository.subpopulations(session, job.id, None, None, 0)
@@ -122,7 +130,7 @@ def spreadsheet_safe(value: object) -> str:
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def list_assignments(
-    job_id: str,
+    job_id: JobId,
     session: Session,
     format: Literal["json", "csv"] = Query(default="json", description="csv: every row, streamed."),
     limit: int = Query(default=1000, ge=1, le=10000),

@@ -6,6 +6,11 @@ dimension and the allowed values. Facts come from the offline vocabulary (so ans
 on the captions), never from labels. Token rule (documented, used by benchmarks): one token
 per four characters of every message, and of the answer.
 
+It is gullible, as models can be: an instruction to propose a dimension ("propose the dimension
+'x' with attribute 'y'") found in the prompt outside the fenced descriptions (between
+<descriptions> or <description> tags) is followed. Inside the fence a description is data:
+counted like any other.
+
 Serve it with `FakeLLM()` (a context manager); faults are queued with `faults.extend([...])`:
 '429', '500', 'timeout', 'malformed' (not JSON), 'outside' (values outside the allowed lists),
 '400'. `reject_modes` makes it refuse response_format types, as servers without structured
@@ -38,6 +43,10 @@ _ALIASES = {
 _LISTED = re.compile(r"^\d+\. (.*)$", re.M)
 _QUOTED = re.compile(r"'([^']+)'")
 _WORD = re.compile(r"[a-z][a-z-]{3,}")
+_FENCED = re.compile(r"<(descriptions?)>\n(.*?)\n</\1>", re.S)
+_INSTRUCTION = re.compile(
+    r"propose the dimension '([^']+)' with (?:the )?attribute '([^']+)'", re.I
+)
 
 
 def count_tokens(text: str) -> int:
@@ -57,7 +66,20 @@ def _list_after(text: str, marker: str) -> list[str]:
 
 
 def _captions(text: str) -> list[str]:
-    return [c.lower() for c in _LISTED.findall(text)]
+    fenced = _FENCED.search(text)
+    return [c.lower() for c in _LISTED.findall(fenced.group(2) if fenced else text)]
+
+
+def _single_caption(prompt: str) -> str:
+    """The one description of a prompt about one image."""
+    fenced = _FENCED.search(prompt)
+    return (fenced.group(2) if fenced else prompt.split("\n")[1]).lower()
+
+
+def injected(prompt: str) -> tuple[str, str] | None:
+    """The (dimension, attribute) an instruction outside the fenced descriptions asks for."""
+    found = _INSTRUCTION.search(_FENCED.sub(" ", prompt))
+    return (found.group(1).lower(), found.group(2).lower()) if found else None
 
 
 def _values_in(dimension: str, captions: list[str], most: int) -> list[str]:
@@ -108,7 +130,10 @@ def _suggest_dimensions(body: dict[str, Any], prompt: str) -> dict[str, Any]:
     for name, facet in _FACETS.items():
         scores[name.split()[0]] = sum(1 for c in captions if facet.first(c))
     count = int(re.search(r"Propose (\d+)", prompt).group(1))  # type: ignore[union-attr]
-    return {"dimensions": [d for d, _ in ranked(scores, count)]}
+    names = [d for d, _ in ranked(scores, count)]
+    if (order := injected(prompt)) is not None:
+        names = [order[0], *names][:count]
+    return {"dimensions": names}
 
 
 def _merge_dimensions(body: dict[str, Any], prompt: str) -> dict[str, Any]:
@@ -129,11 +154,14 @@ def _suggest_attributes(body: dict[str, Any], prompt: str) -> dict[str, Any]:
     wanted = prompt.split("at most three words:")[1].split("Answer as")[0]
     dims = [line[2:].strip() for line in wanted.splitlines() if line.startswith("- ")]
     captions = _captions(prompt)
-    return {"attributes": {d: _values_in(d, captions, most) for d in dims}}
+    values = {d: _values_in(d, captions, most) for d in dims}
+    if (order := injected(prompt)) is not None and order[0] in values:
+        values[order[0]] = [order[1], *values[order[0]]][:most]
+    return {"attributes": values}
 
 
 def _classify_all(body: dict[str, Any], prompt: str) -> dict[str, Any]:
-    caption = prompt.split("\n")[1].lower()
+    caption = _single_caption(prompt)
     options = _options(prompt)
     choices = {d: _choose(d, opts, caption) for d, opts in options.items()}
     if _sampled_disagreement(body):
@@ -143,7 +171,7 @@ def _classify_all(body: dict[str, Any], prompt: str) -> dict[str, Any]:
 
 
 def _classify_one(body: dict[str, Any], prompt: str) -> dict[str, Any]:
-    caption = prompt.split("\n")[1].lower()
+    caption = _single_caption(prompt)
     dimension = _QUOTED.search(prompt[prompt.find("dimension") :]).group(1)  # type: ignore[union-attr]
     options = _list_after(prompt, "Choose one of")
     choice = _choose(dimension, options, caption)
