@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
@@ -62,4 +63,22 @@ def create_app(
     app.include_router(health)
     app.include_router(router, dependencies=[Depends(require_caption_key)])
     declare_auth_optional(app)
+    _publish_batch_limit(app, settings.caption_max_batch)
     return app
+
+
+def _publish_batch_limit(app: FastAPI, max_batch: int) -> None:
+    """Put CAPTION_MAX_BATCH in the published schema (maxItems of a request's images): the
+    contract's model cannot know a deployment's setting, and a client (or a fuzzer) should see
+    the limit it is held to (413 above it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            images = schema["components"]["schemas"]["CaptionRequest"]["properties"]["images"]
+            images["maxItems"] = max_batch
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

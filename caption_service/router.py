@@ -15,7 +15,7 @@ from caption_service.images import check_paths, prepare_all
 from caption_service.pixel_budget import DecoderBusy
 from caption_service.state import CaptionState
 from shared.caption_contract import CaptionRequest, CaptionResponse, CaptionResult, EngineInfo
-from shared.errors import Overloaded, PayloadTooLarge, Unavailable
+from shared.errors import InvalidRequest, Overloaded, Unavailable
 
 # `router` is guarded by the caption key (app.py); `health` stays open for orchestrators.
 router = APIRouter()
@@ -90,7 +90,8 @@ async def _admit(body: CaptionRequest, state: CaptionState) -> None:
     or does not fit in the images in flight; otherwise count it in."""
     settings = state.settings
     if len(body.images) > settings.caption_max_batch:
-        raise PayloadTooLarge(
+        # 422, like any other break of the published schema, which carries the limit.
+        raise InvalidRequest(
             f"batch of {len(body.images)} images exceeds the limit of "
             f"{settings.caption_max_batch} (CAPTION_MAX_BATCH)"
         )

@@ -57,11 +57,15 @@ async def test_empty_batch_is_422(caption_client):
     assert resp.json()["fields"][0]["field"] == "body.images"
 
 
-async def test_batch_over_limit_is_413_naming_the_limit(caption_client):
+async def test_batch_over_limit_is_422_naming_the_limit_the_schema_publishes(caption_client):
     images = [{"id": str(i), "data": "AA=="} for i in range(17)]
     resp = await caption_client.post("/v1/captions", json={"images": images})
-    assert resp.status_code == 413
+    assert resp.status_code == 422
     assert "limit of 16" in resp.json()["detail"]
+    schema = (await caption_client.get("/openapi.json")).json()
+    assert (
+        schema["components"]["schemas"]["CaptionRequest"]["properties"]["images"]["maxItems"] == 16
+    )
 
 
 async def test_path_outside_roots_is_403(caption_client, tmp_path: Path):
