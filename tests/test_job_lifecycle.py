@@ -165,6 +165,10 @@ def test_an_unexpected_database_error_is_shown_without_its_sql_or_parameters():
     shown = public_error(error)
     assert shown == "ValueError: value too long for type character varying(64)"
     assert "INSERT" not in shown and "secret" not in shown
+    unreachable = OSError("cannot reach postgresql://subpop:hunter22@db:5432/subpop, token=abc123")
+    shown = public_error(unreachable)
+    assert shown.startswith("OSError: cannot reach postgresql://") and "db:5432" in shown
+    assert "hunter22" not in shown and "abc123" not in shown
 
 
 async def _queue_entry_run_by_a_worker(sessionmaker, job_id: uuid.UUID, seconds_ago: int) -> None:

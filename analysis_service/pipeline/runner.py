@@ -26,6 +26,7 @@ from analysis_service.reasoners.budget import BudgetExceeded
 from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.llm_client import LLMError
 from analysis_service.settings import AnalysisSettings
+from shared.http import redact
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,11 @@ async def run_job(
 
 def public_error(exc: BaseException) -> str:
     """An unexpected error as the job shows it: a database error without its SQL statement and
-    parameters (they may hold paths, captions or secrets); the whole story is in the log."""
+    parameters (they may hold paths, captions or secrets), and no credentials (a connection
+    URL's password, a token); the whole story is in the log."""
     if isinstance(exc, StatementError) and exc.orig is not None:
         exc = exc.orig
-    message = str(exc).splitlines()[0] if str(exc) else ""
+    message = redact(str(exc).splitlines()[0]) if str(exc) else ""
     return f"{type(exc).__name__}: {message[:300]}"
 
 
