@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.builders import image_bytes, write_image
 
 
@@ -155,3 +157,22 @@ async def test_every_error_the_schema_declares_has_the_error_body(caption_client
     declared = schema["paths"]["/v1/info"]["get"]["responses"]["422"]
     assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert set(resp.json()) == {"error", "detail", "fields"}
+
+
+def test_base64_data_over_the_image_limit_is_refused_before_decoding(monkeypatch, tmp_path):
+    from caption_service import images as module
+    from shared.caption_contract import CaptionImage
+    from shared.imaging import ImageLimits, InvalidImage
+
+    decoded: list[int] = []
+    real = module.base64.b64decode
+    monkeypatch.setattr(
+        module.base64, "b64decode", lambda d, **kw: decoded.append(1) or real(d, **kw)
+    )
+    limits = ImageLimits(max_bytes=1000, max_pixels=10**6)
+    big = CaptionImage(id="big", data=base64.b64encode(b"x" * 2000).decode())
+    with pytest.raises(InvalidImage, match="too large.*limit 1000"):
+        module._read_bytes(big, limits, [tmp_path])
+    assert decoded == []
+    small = CaptionImage(id="small", data=base64.b64encode(b"x" * 1000).decode())
+    assert module._read_bytes(small, limits, [tmp_path]) == b"x" * 1000
