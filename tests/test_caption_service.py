@@ -171,7 +171,7 @@ def test_base64_data_over_the_image_limit_is_refused_before_decoding(monkeypatch
     )
     limits = ImageLimits(max_bytes=1000, max_pixels=10**6)
     big = CaptionImage(id="big", data=base64.b64encode(b"x" * 2000).decode())
-    with pytest.raises(InvalidImage, match="too large.*limit 1000"):
+    with pytest.raises(InvalidImage, match=r"too large.*limit 1000"):
         module._read_bytes(big, limits, [tmp_path])
     assert decoded == []
     small = CaptionImage(id="small", data=base64.b64encode(b"x" * 1000).decode())
