@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -216,24 +217,27 @@ def _echoing(request: httpx.Request) -> httpx.Response:
     return httpx.Response(500, text=f"internal error: {echo}")
 
 
+def _keyed_client(
+    base_url: str, handler: Callable[[httpx.Request], httpx.Response], attempts: int
+) -> tuple[LLMClient, MemoryCallLog]:
+    """A client sending KEY to base_url, answered by handler, and the log it records to."""
+    endpoint = ChatEndpoint(
+        base_url=base_url,
+        api_key=KEY,
+        model="m",
+        timeout_s=2.0,
+        retry=RetryPolicy(attempts=attempts, base_delay=0.0),
+    )
+    log = MemoryCallLog()
+    chat = ChatClient(endpoint, transport=httpx.MockTransport(handler))
+    return LLMClient(chat, log, concurrency=1, max_tokens=16), log
+
+
 async def test_stored_llm_errors_hold_no_key_password_or_credentials():
     """Every recorded attempt, the job's error and raw text: no secret of the endpoint, even
     when the server echoes the request's Authorization header or URL in its error body."""
     _echoing.seen = []  # type: ignore[attr-defined]
-    endpoint = ChatEndpoint(
-        base_url=f"http://alice:{PASSWORD}@llm.test/v1",
-        api_key=KEY,
-        model="m",
-        timeout_s=2.0,
-        retry=RetryPolicy(attempts=3, base_delay=0.0),
-    )
-    log = MemoryCallLog()
-    c = LLMClient(
-        ChatClient(endpoint, transport=httpx.MockTransport(_echoing)),
-        log,
-        concurrency=1,
-        max_tokens=16,
-    )
+    c, log = _keyed_client(f"http://alice:{PASSWORD}@llm.test/v1", _echoing, attempts=3)
     question = p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0])
     with pytest.raises(LLMError) as failed:
         await ask(c, question)
@@ -253,20 +257,7 @@ async def test_a_key_echoed_in_an_answer_is_not_stored():
             200, json={"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}
         )
 
-    endpoint = ChatEndpoint(
-        base_url="http://llm.test/v1",
-        api_key=KEY,
-        model="m",
-        timeout_s=2.0,
-        retry=RetryPolicy(attempts=1, base_delay=0.0),
-    )
-    log = MemoryCallLog()
-    c = LLMClient(
-        ChatClient(endpoint, transport=httpx.MockTransport(answering)),
-        log,
-        concurrency=1,
-        max_tokens=16,
-    )
+    c, log = _keyed_client("http://llm.test/v1", answering, attempts=1)
     answer = await ask(c, p.classify_one("dog", "pose", ["sitting", "lying"], CAPTIONS[0]))
     await c.chat.aclose()
     assert answer.data is not None and answer.data.attribute == "sitting"
