@@ -13,6 +13,7 @@ from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
+from analysis_service.predictions.router import router as predictions_router
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.router import router as subpopulations_router
 from shared.bearer import declare_auth_optional
@@ -76,6 +77,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded = APIRouter(dependencies=[Depends(authorize)])
     guarded.include_router(jobs_router)
     guarded.include_router(subpopulations_router)
+    guarded.include_router(predictions_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)
