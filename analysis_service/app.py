@@ -15,6 +15,7 @@ from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
 from analysis_service.predictions.router import router as predictions_router
 from analysis_service.settings import AnalysisSettings
+from analysis_service.slices.router import router as slices_router
 from analysis_service.subpopulations.router import router as subpopulations_router
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
@@ -78,6 +79,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(jobs_router)
     guarded.include_router(subpopulations_router)
     guarded.include_router(predictions_router)
+    guarded.include_router(slices_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)
