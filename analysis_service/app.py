@@ -11,6 +11,8 @@ from analysis_service.auth.dependencies import AuthGate, authorize
 from analysis_service.auth.pages import install_sign_in_redirect, pages, sign_in
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
+from analysis_service.exports.router import router as exports_router
+from analysis_service.groups.router import router as groups_router
 from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
 from analysis_service.predictions.router import router as predictions_router
@@ -80,6 +82,8 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(subpopulations_router)
     guarded.include_router(predictions_router)
     guarded.include_router(slices_router)
+    guarded.include_router(groups_router)
+    guarded.include_router(exports_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)
