@@ -27,7 +27,7 @@ from analysis_service.models import (
 )
 
 CAPTION_KEY = "synthetic"
-CHUNK = 5000
+CHUNK = 20000
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def _chunks(rows: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    # executemany: one statement compiled once, its rows sent in batches by the driver.
     for chunk in _chunks(rows):
-        await session.execute(insert(table).values(list(chunk)))
+        await session.execute(insert(table), list(chunk))
 
 
 async def _images(session: AsyncSession, dataset_id: uuid.UUID, images: list[SyntheticImage]):
@@ -62,7 +63,8 @@ async def _images(session: AsyncSession, dataset_id: uuid.UUID, images: list[Syn
             }
             for image in chunk
         ]
-        ids += list(await session.scalars(insert(Image).values(rows).returning(Image.id)))
+        returning = insert(Image).returning(Image.id, sort_by_parameter_order=True)
+        ids += list(await session.scalars(returning, rows))
     return ids
 
 
@@ -151,5 +153,5 @@ async def insert_job(
         if image.caption is not None
     ]
     for chunk in _chunks(captions):  # captions are shared by content: another job may hold one
-        await session.execute(pg_insert(Caption).values(list(chunk)).on_conflict_do_nothing())
+        await session.execute(pg_insert(Caption).on_conflict_do_nothing(), list(chunk))
     return job_id

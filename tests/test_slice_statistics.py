@@ -107,3 +107,11 @@ def test_random_errors_give_almost_no_discoveries_over_many_seeds():
         for seed in range(40)
     )
     assert with_any <= 4
+
+
+def test_a_part_of_a_failing_group_above_its_rate_by_chance_ranks_after_the_group():
+    group = Cell("kite", (("background", "water"),), 200, 80, 1000, 160)
+    part = Cell("kite", (("background", "water"), ("time", "night")), 40, 22, 1000, 160)
+    ranked = score([part, group], alpha=0.05)
+    assert ranked[1].gap > ranked[0].gap  # the part's gap is larger, by chance
+    assert [s.cell for s in ranked] == [group, part]

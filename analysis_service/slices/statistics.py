@@ -65,8 +65,9 @@ def one_sided_p(cells: list[Cell]) -> np.ndarray:
 
 
 def score(cells: list[Cell], alpha: float) -> list[ScoredSlice]:
-    """Every testable slice scored, ranked: significant ones first by gap, then the rest by
-    p-value. q-values count every testable slice given, listed or not."""
+    """Every testable slice scored, ranked: significant ones first by gap (pairs that one of
+    their attributes alone explains after the others), then the rest by p-value. q-values
+    count every testable slice given, listed or not."""
     cells = [c for c in cells if testable(c)]
     if not cells:
         return []
@@ -92,10 +93,36 @@ def score(cells: list[Cell], alpha: float) -> list[ScoredSlice]:
         )
         for i, cell in enumerate(cells)
     ]
+    explained = _explained_by_a_parent(scored)
     return sorted(
         scored,
-        key=lambda s: (not s.significant, -s.gap if s.significant else s.p_value, -s.gap),
+        key=lambda s: (
+            not s.significant,
+            s.significant and s in explained,
+            -s.gap if s.significant else s.p_value,
+            -s.gap,
+        ),
     )
+
+
+def _explained_by_a_parent(scored: list[ScoredSlice]) -> set[ScoredSlice]:
+    """Significant pairs whose error rate is one of their significant single-attribute parents'
+    (the parent's rate lies in the pair's interval): the simpler description says as much, so
+    they rank after the slices that say something new. Without this a small part of a failing
+    group, above its group's rate by chance, would outrank the group itself."""
+    singles = {
+        (s.cell.class_name, s.cell.conditions[0]): s
+        for s in scored
+        if s.significant and len(s.cell.conditions) == 1
+    }
+    explained = set()
+    for s in scored:
+        if not s.significant or len(s.cell.conditions) < 2:
+            continue
+        parents = [singles.get((s.cell.class_name, c)) for c in s.cell.conditions]
+        if any(p is not None and s.ci_low <= p.error_rate <= s.ci_high for p in parents):
+            explained.add(s)
+    return explained
 
 
 def _percent(x: float) -> str:
