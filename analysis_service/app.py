@@ -11,9 +11,13 @@ from analysis_service.auth.dependencies import AuthGate, authorize
 from analysis_service.auth.pages import install_sign_in_redirect, pages, sign_in
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
+from analysis_service.exports.router import router as exports_router
+from analysis_service.groups.router import router as groups_router
 from analysis_service.jobs.router import router as jobs_router
 from analysis_service.migrate import schema_revision
+from analysis_service.predictions.router import router as predictions_router
 from analysis_service.settings import AnalysisSettings
+from analysis_service.slices.router import router as slices_router
 from analysis_service.subpopulations.router import router as subpopulations_router
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
@@ -76,6 +80,10 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded = APIRouter(dependencies=[Depends(authorize)])
     guarded.include_router(jobs_router)
     guarded.include_router(subpopulations_router)
+    guarded.include_router(predictions_router)
+    guarded.include_router(slices_router)
+    guarded.include_router(groups_router)
+    guarded.include_router(exports_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)

@@ -274,3 +274,39 @@ class UiSession(Base):
     scope: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = _now()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PredictionSet(Base):
+    """One model's predictions (or one epoch's) on a finished job's images."""
+
+    __tablename__ = "prediction_set"
+    __table_args__ = (UniqueConstraint("job_id", "name"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+
+
+class Prediction(Base):
+    """What a model predicted for one image of the job, against the true class."""
+
+    __tablename__ = "prediction"
+    __table_args__ = (
+        Index("ix_prediction_job_id_image_id", "job_id", "image_id"),
+        # Only an image the job saw can be predicted in it; it goes with the job.
+        ForeignKeyConstraint(
+            ["job_id", "image_id"], ["job_image.job_id", "job_image.image_id"], ondelete="CASCADE"
+        ),
+    )
+    set_id: Mapped[int] = mapped_column(
+        ForeignKey("prediction_set.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    label: Mapped[str] = mapped_column(Text)
+    prediction: Mapped[str] = mapped_column(Text)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    split: Mapped[str | None] = mapped_column(Text)

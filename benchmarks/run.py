@@ -2,8 +2,10 @@
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
-comma-separated choice of caption, jobs and discovery. BENCH_QUICK=1 (`make bench-quick`):
-3000 images, no discovery cost, for before/after comparisons within minutes.
+comma-separated choice of caption, jobs, discovery and slices (a slice request and a Parquet
+export on a 100,000-image job written straight into the database: benchmarks/slices.py).
+BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices), no discovery cost, for
+before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost
+from benchmarks import captioning, discovery_cost, slices
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,9 +112,9 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery (default: all; with
-    BENCH_QUICK=1, caption and jobs: the discovery cost is a count that does not vary)."""
-    default = "caption,jobs" if QUICK else "caption,jobs,discovery"
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices (default: all;
+    with BENCH_QUICK=1, all but discovery: its cost is a count that does not vary)."""
+    default = "caption,jobs,slices" if QUICK else "caption,jobs,discovery,slices"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
 
 
@@ -125,6 +127,10 @@ def main() -> None:
         rows += captioning.run(STATE, _port)
     if "jobs" in parts:
         rows += jobs_benchmarks()
+    if "slices" in parts:
+        print("slices and exports on a large finished job ...", flush=True)
+        with _bench_database() as url:
+            rows += slices.run(url, QUICK)
     if "discovery" in parts:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")

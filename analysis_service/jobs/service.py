@@ -47,6 +47,15 @@ async def existing_job(session: AsyncSession, raw_id: str) -> Job:
     return _found(await session.get(Job, parse_job_id(raw_id)), raw_id)
 
 
+async def finished_job(session: AsyncSession, raw_id: str, what: str) -> Job:
+    """The job row of an id from a URL: 404 if there is none, 409 unless it has succeeded
+    (what: what waits for that, e.g. "subpopulations are available")."""
+    job = await existing_job(session, raw_id)
+    if job.status != lifecycle.JobStatus.SUCCEEDED:
+        raise Conflict(f"job '{raw_id}' is {job.status}; {what} once it has succeeded")
+    return job
+
+
 def to_schema(
     job: Job,
     dataset_path: str,

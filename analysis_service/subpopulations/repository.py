@@ -16,6 +16,7 @@ from analysis_service.models import (
     Image,
     Job,
     JobClass,
+    JobImage,
 )
 
 
@@ -127,3 +128,19 @@ async def count_assignments(session: AsyncSession, job_id: uuid.UUID) -> int:
         )
         or 0
     )
+
+
+async def class_names(session: AsyncSession, job_id: uuid.UUID) -> list[str]:
+    """The classes of the job's valid images, by name."""
+    rows = await session.scalars(
+        select(Image.class_name)
+        .join(JobImage, JobImage.image_id == Image.id)
+        .where(
+            JobImage.job_id == job_id,
+            Image.class_name.is_not(None),
+            Image.invalid_reason.is_(None),
+        )
+        .distinct()
+        .order_by(Image.class_name)
+    )
+    return [name for name in rows if name is not None]

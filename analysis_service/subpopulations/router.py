@@ -21,24 +21,18 @@ from analysis_service.deps import (
     Offset,
     RowId,
 )
-from analysis_service.jobs.lifecycle import JobStatus
-from analysis_service.jobs.service import existing_job
+from analysis_service.jobs.service import finished_job
 from analysis_service.models import Job
 from analysis_service.schemas import Page
 from analysis_service.subpopulations import repository
 from analysis_service.subpopulations import schemas as s
-from shared.errors import Conflict, NotFound
+from shared.errors import NotFound
 
 router = APIRouter(tags=["subpopulations"])
 
 
 async def _finished_job(session: Session, raw_id: str) -> Job:
-    job = await existing_job(session, raw_id)
-    if job.status != JobStatus.SUCCEEDED:
-        raise Conflict(
-            f"job '{raw_id}' is {job.status}; subpopulations are available once it has succeeded"
-        )
-    return job
+    return await finished_job(session, raw_id, "subpopulations are available")
 
 
 @router.get("/v1/jobs/{job_id}/subpopulations", response_model=list[s.Subpopulation])

@@ -1,0 +1,1 @@
+"""Group labels of one dimension for robust training (SubpopBench, DFR, GroupDRO)."""

@@ -1,0 +1,1 @@
+"""Predictions of a model on a finished job's images."""

@@ -1,0 +1,1 @@
+"""Slices: the subpopulations where a model errs, with intervals and controlled discoveries."""
