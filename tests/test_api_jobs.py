@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from analysis_service.app import create_app as create_analysis_app
@@ -282,6 +283,38 @@ async def test_a_criterion_that_is_not_a_dimension_name_is_422(api, data_root: P
     resp = await api.post("/v1/jobs", json=body)
     assert resp.status_code == 422, resp.text
     assert resp.json()["detail"].startswith("criterion is not a dimension name")
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "location",
+        "Größe",
+        "cafe\u0301 style",
+        "it\u2019s (day/night)",
+        "x²",
+        "日本",
+        "\x1d",
+        "_",
+        "---",
+        "\u0301",
+        "a\n",
+        "sky 😀",
+        "a;b",
+        "\u00a0a",
+    ],
+)
+async def test_the_published_criterion_pattern_is_what_the_api_takes(
+    api, data_root: Path, criterion: str
+):
+    """Clients and fuzzers generate from the schema: a criterion it allows is taken, one it
+    forbids is refused (schemathesis found U+001D, schema-valid and refused)."""
+    make_dataset(data_root / "pets")
+    published = (await api.get("/openapi.json")).json()["components"]["schemas"]["JobCreate"]
+    allowed = jsonschema_rs.validator_for(published["properties"]["criterion"]).is_valid(criterion)
+    body = {"dataset_path": "pets", "mode": "organization", "criterion": criterion}
+    resp = await api.post("/v1/jobs", json=body)
+    assert resp.status_code == (202 if allowed else 422), (allowed, resp.text)
 
 
 async def test_json_numbers_and_booleans_are_not_taken_from_strings(api, data_root: Path):

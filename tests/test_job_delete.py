@@ -16,9 +16,11 @@ from analysis_service.models import (
     Dataset,
     Dimension,
     Image,
+    Job,
     JobEvent,
     JobImage,
 )
+from analysis_service.pipeline.context import RunContext
 from tests.builders import make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, answers, run, submit
 from tests.test_job_lifecycle import _queue_entry_run_by_a_worker
@@ -129,6 +131,41 @@ async def test_deleting_a_running_job_stops_it_first(
     assert (await api.get(f"/v1/jobs/{job_id}")).status_code == 404
     # Nothing of it is left: no other job used its images or captions.
     assert await _count(sessionmaker, Image) == await _count(sessionmaker, Caption) == 0
+
+
+async def test_a_job_deleted_the_moment_it_ends_leaves_its_run_no_error(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
+):
+    """Seen on a running service: DELETE, refused with 409 while the job ran, sent again as
+    soon as the job had ended, removed the job before its run wrote the outcome's event, and
+    the run failed on the event's foreign key. The outcome's event belongs to the transaction
+    that ends the job, so no event is written after the job may be deleted."""
+    make_dataset(data_root / "pets", per_class=2)
+    job_id = await submit(api, "pets")
+    deleted = []
+    original = RunContext.event
+
+    async def event_after_a_delete(ctx: RunContext, kind: str, message: str | None = None):
+        # Whatever the run writes once its job has ended comes after the user's DELETE.
+        status = await _status(sessionmaker, job_id)
+        if status in {s.value for s in lifecycle.TERMINAL} and not deleted:
+            deleted.append((await api.delete(f"/v1/jobs/{job_id}")).status_code)
+        await original(ctx, kind, message)
+
+    monkeypatch.setattr(RunContext, "event", event_after_a_delete)
+    transport = CountingTransport(caption_app)
+    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+    if not deleted:  # nothing was written after the end: the user deletes it now
+        assert (await api.delete(f"/v1/jobs/{job_id}")).status_code == 204
+    else:
+        assert deleted == [204]
+    assert (await api.get(f"/v1/jobs/{job_id}")).status_code == 404
+    assert await _count(sessionmaker, JobEvent) == 0
+
+
+async def _status(sessionmaker, job_id: str) -> str | None:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Job.status).where(Job.id == uuid.UUID(job_id)))
 
 
 async def test_deleting_a_running_job_whose_worker_is_gone_deletes_it(

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
-from analysis_service.reasoners.names import MAX_NAME_CHARS
+from analysis_service.reasoners.names import MAX_NAME_CHARS, NAME_PATTERN
 from shared.json_types import NUMBER_NOT_TEXT, JsonBool
 from shared.paths import PATH_MAX
 
@@ -27,7 +27,11 @@ class JobParameters(BaseModel):
         default=None,
         min_length=1,
         max_length=MAX_NAME_CHARS,
-        description="The one dimension to build (e.g. 'location'); skips dimension discovery.",
+        description="The one dimension to build (e.g. 'location'); skips dimension discovery. "
+        "A short label: letters, digits, spaces and - ' & / ( ) , . _",
+        # Checked by name_problem when a job is submitted (a 422 naming the character);
+        # published so that what the schema allows is what the API takes.
+        json_schema_extra={"pattern": NAME_PATTERN},
     )
     num_attributes: Annotated[int, Field(ge=2, le=200), NUMBER_NOT_TEXT] | None = Field(
         default=None, description="Exact number of attributes (organization mode)."

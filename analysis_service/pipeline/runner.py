@@ -162,15 +162,21 @@ async def _outcome(
     return JobStatus.SUCCEEDED, None
 
 
+async def _event(session: AsyncSession, ctx: RunContext, kind: str, message: str | None) -> None:
+    await jobs.add_event(session, ctx.job_id, kind, ctx.stage, message)
+
+
 async def _requeue(ctx: RunContext) -> None:
     """The worker is stopping mid-job: hand the job back to the queue (or end it cancelled,
     when a cancel was asked for)."""
     async with ctx.sessionmaker() as session, session.begin():
         status = await lifecycle.requeue(session, ctx.job_id, ctx.attempt)
-    if status == JobStatus.QUEUED:
-        await ctx.event("interrupted", "worker stopped; job queued again")
-    elif status == JobStatus.CANCELLED:
-        await ctx.event(JobStatus.CANCELLED, "worker stopped; the cancel asked for is done")
+        # In the transaction that moved the job (see _run_claimed).
+        if status == JobStatus.QUEUED:
+            await _event(session, ctx, "interrupted", "worker stopped; job queued again")
+        elif status == JobStatus.CANCELLED:
+            message = "worker stopped; the cancel asked for is done"
+            await _event(session, ctx, JobStatus.CANCELLED, message)
 
 
 async def _run_claimed(ctx: RunContext, root: Path, transports: Transports) -> JobStatus | None:
@@ -182,8 +188,12 @@ async def _run_claimed(ctx: RunContext, root: Path, transports: Transports) -> J
         raise
     async with ctx.sessionmaker() as session, session.begin():
         status = await lifecycle.finish(session, ctx.job_id, ctx.attempt, outcome, error)
+        # The outcome's event is written in the transaction that ends the job, which holds
+        # its row: a DELETE arriving the moment the job has ended (allowed then) waits and
+        # removes both, instead of the event's insert failing on a job already gone.
+        if status == outcome:
+            await _event(session, ctx, outcome, error)
     if status == outcome:
-        await ctx.event(outcome, error)
         logger.info("job %s %s%s", ctx.job_id, outcome, f": {error}" if error else "")
     else:
         logger.warning("job %s ended %s but had become %s meanwhile", ctx.job_id, outcome, status)

@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 MAX_NAME_CHARS = 100
 #: Besides letters, combining marks and digits of any script.
 _PUNCTUATION = frozenset(" -'\u2019&/(),._")
+#: The rules of `name_problem` but the length, as a JSON Schema (ECMA-262, Unicode) pattern: what
+#: the published schema of a criterion says, so that clients and fuzzers generating from it send
+#: names the API takes. Letters, marks, digits and the punctuation above, with a letter or digit.
+_NAME_CHARS = "\\p{L}\\p{M}\\p{N} '\u2019&/(),._-"
+NAME_PATTERN = f"^[{_NAME_CHARS}]*[\\p{{L}}\\p{{N}}][{_NAME_CHARS}]*$"
 
 
 def normalize(name: str) -> str:
