@@ -24,8 +24,10 @@ def is_inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
-class InvalidPath(InvalidRequest):
-    """The path cannot name a file on this system."""
+class InvalidPath(PathNotFound):
+    """The path cannot name a file on this system (a NUL, an overlong name, an unknown '~user',
+    a symlink loop), so nothing is there: 404, saying why. Not 422: the request is well formed
+    (its schema allows any string), it names a file that does not and cannot exist."""
 
 
 # The longest file name most file systems take (ext4, xfs, btrfs: 255 bytes), and the longest

@@ -73,13 +73,13 @@ def test_file_is_not_a_folder(roots):
         ("ds/\ud800", "not valid Unicode"),
     ],
 )
-def test_paths_that_cannot_name_a_file_are_422_naming_why(roots, raw: str, says: str):
+def test_paths_that_cannot_name_a_file_are_404_naming_why(roots, raw: str, says: str):
     with pytest.raises(InvalidPath, match=says) as caught:
         resolve_inside_roots(raw, roots)
-    assert caught.value.status_code == 422
+    assert caught.value.status_code == 404
 
 
-def test_a_symlink_loop_is_422(roots):
+def test_a_symlink_loop_is_404(roots):
     (roots[0] / "loop").symlink_to(roots[0] / "loop")
     with pytest.raises(InvalidPath, match="cannot be resolved"):
         resolve_inside_roots("loop", roots)
