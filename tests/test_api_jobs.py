@@ -126,6 +126,25 @@ async def test_cancel_queued_job_then_conflict_then_retry(api, data_root: Path):
     assert (await api.post(f"/v1/jobs/{job_id}/cancel")).status_code == 409
     resp = await api.post(f"/v1/jobs/{job_id}/retry")
     assert resp.status_code == 202 and resp.json()["status"] == "queued"
+    events = (await api.get(f"/v1/jobs/{job_id}/events")).json()
+    assert [(e["kind"], e["message"]) for e in events] == [("cancelled", "cancelled before it ran")]
+
+
+async def test_a_job_cancelled_because_its_worker_is_gone_says_so_in_its_events(
+    api, data_root: Path, sessionmaker
+):
+    from analysis_service.jobs import lifecycle
+
+    make_dataset(data_root / "pets")
+    job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.claim(session, uuid.UUID(job_id)) is not None  # no worker beats
+    resp = await api.post(f"/v1/jobs/{job_id}/cancel")
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    events = (await api.get(f"/v1/jobs/{job_id}/events")).json()
+    assert [(e["kind"], e["message"]) for e in events] == [
+        ("cancelled", "cancelled: its worker was gone")
+    ]
 
 
 async def test_results_of_an_unfinished_job_are_409(api, data_root: Path):

@@ -182,10 +182,16 @@ async def _moved_view(
 async def cancel_job(
     session: AsyncSession, job_id: uuid.UUID, settings: AnalysisSettings
 ) -> schemas.Job:
-    """Queued jobs are cancelled at once; running ones stop at their next batch."""
+    """Queued jobs are cancelled at once; running ones stop at their next batch (at once
+    when their worker is gone)."""
+    was_running = await lifecycle.status_of(session, job_id) == lifecycle.JobStatus.RUNNING
     moved = await lifecycle.cancel(
         session, job_id, unattended_after_s=settings.worker_stalled_after_s
     )
+    if moved is not None and moved.status == lifecycle.JobStatus.CANCELLED:
+        # Ended here, not by a worker: the timeline says so (a worker writes its own).
+        why = "cancelled: its worker was gone" if was_running else "cancelled before it ran"
+        await repository.add_event(session, job_id, lifecycle.JobStatus.CANCELLED, moved.stage, why)
     return await _moved_view(session, job_id, settings, moved, ": it has already ended")
 
 
