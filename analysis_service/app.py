@@ -7,7 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from analysis_service.auth.dependencies import AuthGate, authorize
+from analysis_service.auth.dependencies import (
+    AuthGate,
+    authorize,
+    check_caller_of_refused_request,
+)
 from analysis_service.auth.pages import install_sign_in_redirect, pages, sign_in
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
@@ -72,7 +76,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(app)
+    install_error_handlers(app, caller_check=check_caller_of_refused_request)
     install_sign_in_redirect(app)
     app.state.auth = AuthGate(settings.env_api_keys)
     # Every route included in `guarded` needs a key when keys are configured (and write scope

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from fastapi import FastAPI, Request
@@ -143,20 +144,38 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render AppError, validation errors and stray HTTP errors as ErrorBody."""
+def _rendered(exc: AppError) -> JSONResponse:
+    return render_error(
+        exc.status_code, ErrorBody(error=exc.code, detail=exc.detail), exc.retry_after, exc.headers
+    )
+
+
+def install_error_handlers(
+    app: FastAPI, caller_check: Callable[[Request], Awaitable[None]] | None = None
+) -> None:
+    """Render AppError, validation errors and stray HTTP errors as ErrorBody.
+
+    A body is parsed before a route's dependencies run, so a request that is both unauthorised
+    and malformed would learn what is wrong with its body first: caller_check (raising the
+    AppError its authorisation would) runs before a 400 or 422 about the request is answered."""
+
+    async def refused_caller(request: Request) -> JSONResponse | None:
+        if caller_check is None:
+            return None
+        try:
+            await caller_check(request)
+        except AppError as refused:
+            return _rendered(refused)
+        return None
 
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return render_error(
-            exc.status_code,
-            ErrorBody(error=exc.code, detail=exc.detail),
-            exc.retry_after,
-            exc.headers,
-        )
+        return _rendered(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (refused := await refused_caller(request)) is not None:
+            return refused
         # The offending input is left out on purpose: it may be large or hold paths.
         fields = [
             FieldError(field=_field_name(err.get("loc", ())), message=err.get("msg", "invalid"))
@@ -167,6 +186,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and (refused := await refused_caller(request)) is not None:
+            return refused
         code = {
             400: "bad_request",
             404: "not_found",

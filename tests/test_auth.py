@@ -475,3 +475,24 @@ def test_open_mode_refusal_fails_closed_when_the_stored_keys_cannot_be_read():
     unreachable = "postgresql://nobody:x@127.0.0.1:1/nodb"
     problem = open_mode_refusal(AnalysisSettings(database_url=unreachable), "0.0.0.0", unreachable)
     assert problem and "could not be read" in problem
+
+
+async def test_a_malformed_body_is_refused_for_its_caller_first(keyed_api, sessionmaker):
+    """The body is parsed before the route's dependencies: without the check in the error
+    handler, a caller with no key would learn what is wrong with its body instead of 401."""
+    viewer = await store_key(sessionmaker, "viewer", Scope.READ)
+    malformed = {"content": b"nope", "headers": {"content-type": "application/json"}}
+    no_key = await keyed_api.post("/v1/jobs", **malformed)
+    assert no_key.status_code == 401 and "www-authenticate" in no_key.headers
+    not_utf8 = await keyed_api.post(
+        "/v1/jobs", content=b"\xff\xfe", headers={"content-type": "application/json"}
+    )
+    assert not_utf8.status_code == 401
+    read_only = await keyed_api.post(
+        "/v1/jobs", content=b"nope", headers={**malformed["headers"], **bearer(viewer)}
+    )
+    assert read_only.status_code == 403
+    writer = await keyed_api.post(
+        "/v1/jobs", content=b"nope", headers={**malformed["headers"], **bearer(ADMIN)}
+    )
+    assert writer.status_code == 422 and writer.json()["error"] == "validation_error"

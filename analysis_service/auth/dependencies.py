@@ -183,6 +183,14 @@ _bearer_scheme = HTTPBearer(
 )
 
 
+def check_scope(principal: Principal, method: str) -> None:
+    """A method that changes state (anything but GET, HEAD, OPTIONS) needs write scope."""
+    if not principal.can_write:
+        raise Forbidden(
+            f"the key '{principal.name}' is read-only; {method} needs a key with write scope"
+        )
+
+
 async def authorize(
     request: Request,
     session: Session,
@@ -198,12 +206,22 @@ async def authorize(
         check_same_origin(request)
     if principal.via == "session":
         await check_csrf(request, request.state.session_token)
-    if not principal.can_write:
-        raise Forbidden(
-            f"the key '{principal.name}' is read-only; {request.method} needs a key with write "
-            "scope"
-        )
+    check_scope(principal, request.method)
     return principal
 
 
 Caller = Annotated[Principal, Depends(authorize)]
+
+
+async def check_caller_of_refused_request(request: Request) -> None:
+    """What `authorize` decides of the caller (identity and scope; the CSRF check needs the
+    body, which is what failed), for a request refused before its dependencies ran: a body
+    that is malformed or breaks the schema. Routes that do not need a key are left alone."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not any(d.call is authorize for d in dependant.dependencies):
+        return
+    async with request.app.state.sessionmaker() as session:
+        principal = await identify(request, session)
+    if request.method not in SAFE_METHODS:
+        check_scope(principal, request.method)
