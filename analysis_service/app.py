@@ -74,7 +74,11 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         # Every route answers errors with ErrorBody (validation included), so every route says so.
         responses=ERROR_RESPONSES,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.request_body_timeout_s,
+    )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, caller_check=check_caller_of_refused_request)
     install_sign_in_redirect(app)

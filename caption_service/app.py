@@ -57,7 +57,11 @@ def create_app(
         # Every route answers errors with ErrorBody (validation included), so every route says so.
         responses=ERROR_RESPONSES,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.request_body_timeout_s,
+    )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health)

@@ -115,7 +115,7 @@ class Overloaded(Unavailable):
 ERROR_RESPONSES: dict[int | str, dict] = {
     # 400: a body that is not JSON (or not UTF-8) at all; 422: one that breaks the schema.
     status: {"model": ErrorBody}
-    for status in (400, 401, 403, 404, 409, 413, 422, 503)
+    for status in (400, 401, 403, 404, 408, 409, 413, 422, 503)
 }
 
 
@@ -192,6 +192,7 @@ def install_error_handlers(
             400: "bad_request",
             404: "not_found",
             405: "method_not_allowed",
+            408: "request_timeout",
             413: PayloadTooLarge.code,
         }.get(exc.status_code, "http_error")
         response = render_error(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
     max_image_pixels: int = Field(
         default=80_000_000, ge=1, description="Larger images are rejected (decompression bombs)."
     )
+    request_body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next part of a request body; a client that stops "
+        "sending gets 408 instead of holding its connection and request for good.",
+    )
 
     @field_validator("data_roots")
     @classmethod
