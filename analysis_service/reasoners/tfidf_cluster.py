@@ -1,13 +1,16 @@
 """The offline reasoner: groups found in the statistics of the captions, no LLM, no word lists.
 
-Organization mode (a criterion is given): captions become TF-IDF vectors (sublinear tf, words
-and word pairs), their lead sentence and the phrases that answer the criterion weighted up (see
-cues.py), reduced by LSA and grouped by spherical k-means with several restarts into exactly K
-groups (K given) or the K of best silhouette. Each group is named by its most distinctive terms
-(class-based TF-IDF, as BERTopic does) and every caption goes to its nearest group centroid.
+Organization mode (a criterion is given): captions become TF-IDF vectors (the baseline's
+weighting: raw counts, smooth IDF; terms of at least two captions and at most most of them),
+their lead sentence and the phrases that answer the criterion weighted in (see cues.py; `make
+eval` chooses both weights leave-one-set-out), reduced by LSA to unit length and grouped by
+k-means on those unit vectors with several restarts into exactly K groups (K given) or the K
+of best silhouette. Each group is named by its most distinctive terms (class-based TF-IDF, as
+BERTopic does) and every caption goes to its nearest group centroid.
 
-Per-class mode (no criterion): a dimension is a group of mutually exclusive alternatives, words
-that appear in the same kinds of sentences but rarely in the same caption (grass / snow /
+Per-class mode (no criterion): the class's main division (its captions in the same space split
+by k-means, named by their distinctive terms), then groups of mutually exclusive alternatives:
+words that appear in the same kinds of sentences but rarely in the same caption (grass / snow /
 water). Every caption takes the alternative it names (the first one, when it names several)
 and, when it names none, the alternative whose captions it is most like (nearest centroid).
 
@@ -26,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
 
@@ -34,8 +37,6 @@ from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, Imag
 from analysis_service.reasoners.cues import Focus, lead
 from analysis_service.reasoners.names import MAX_NAME_CHARS
 
-#: Words of at least two letters (no digits or underscores first: stray tokens are not names).
-TOKEN = r"(?u)\b[^\W\d_][^\W_]+\b"
 #: Words every caption of a captioner uses whatever the picture: never a group's name.
 CAPTION_WORDS = frozenset(
     "image picture photo photograph scene shows showing depicts depicting features featuring "
@@ -43,6 +44,8 @@ CAPTION_WORDS = frozenset(
 )
 STOP_WORDS = sorted(ENGLISH_STOP_WORDS | CAPTION_WORDS | {OTHER})
 NAME_JOIN = " / "
+#: The per-class dimension of the class's main split (its groups are named by their terms).
+MAIN_DIVISION = "main division"
 #: Named when a group's terms cannot tell it apart from another group (rare: identical texts).
 UNNAMED = "group"
 
@@ -51,12 +54,12 @@ UNNAMED = "group"
 class ClusterSettings:
     """The method's parameters; `make eval` chooses the organization ones leave-one-set-out."""
 
-    components: int = 50  # LSA dimensions
-    lead_weight: float = 0.5  # weight of the first sentence's terms
-    focus_weight: float = 0.5  # weight of the terms that answer the criterion
+    components: int = 100  # LSA dimensions
+    lead_weight: float = 0.25  # weight of the first sentence's terms
+    focus_weight: float = 0.0  # weight of the terms that answer the criterion
     restarts: int = 10  # k-means restarts; the best inertia is kept
-    min_df: int = 2
-    max_df: float = 0.5
+    min_df: int = 2  # captions a term must occur in (organization)
+    max_df: float = 0.8  # largest share of captions a term may occur in (organization)
     name_terms: int = 2  # terms in a group's name
     max_k: int = 12  # largest K tried when K is not given
     # Per-class mode.
@@ -67,20 +70,23 @@ class ClusterSettings:
     max_alternatives: int = 8
     max_dimensions: int = 6
     min_coverage: float = 0.2  # share of captions that must name one of a group's alternatives
+    split_groups: int = 2  # groups of the class's main split (k-means of its captions)
 
 
 def _lower(captions: list[str]) -> list[str]:
     return [c.lower() for c in captions]
 
 
-def _tfidf(settings: ClusterSettings, n: int, pairs: bool = True) -> TfidfVectorizer:
+def _tfidf(settings: ClusterSettings, n: int) -> TfidfVectorizer:
+    """Raw term counts, smooth IDF, unit rows: the baseline's weighting. Sublinear tf and word
+    pairs were measured worse on the sets with a two-way split (a few generic words then decide
+    it) and no better elsewhere. Document-frequency limits apply to samples large enough to
+    have them."""
+    large = n >= 20
     return TfidfVectorizer(
-        token_pattern=TOKEN,
         stop_words=STOP_WORDS,
-        sublinear_tf=True,
-        ngram_range=(1, 2 if pairs else 1),
-        min_df=settings.min_df if n >= 4 * settings.min_df else 1,
-        max_df=settings.max_df if n >= 20 else 1.0,
+        min_df=settings.min_df if large else 1,
+        max_df=settings.max_df if large else 1.0,
         dtype=np.float64,
     )
 
@@ -98,15 +104,14 @@ class _Space:
     ):
         self.settings = settings
         self.focus = Focus(criterion, texts)
-        self.vectorizer = _tfidf(settings, len(texts), pairs=lsa)
+        self.vectorizer = _tfidf(settings, len(texts))
         self.vectorizer.fit(texts)
         self.svd: TruncatedSVD | None = None
         if lsa:
             terms = self.tfidf(texts)
             rank = min(settings.components, terms.shape[1] - 1, terms.shape[0] - 1)
             if rank >= 2:
-                # ARPACK: the exact truncated SVD, and faster here than the randomized one.
-                self.svd = TruncatedSVD(rank, algorithm="arpack", random_state=seed).fit(terms)
+                self.svd = TruncatedSVD(rank, random_state=seed).fit(terms)
 
     def tfidf(self, texts: list[str]) -> sp.csr_matrix:
         s = self.settings
@@ -142,12 +147,13 @@ def _choose_k(vectors: np.ndarray, seed: int, settings: ClusterSettings) -> int:
     return best_k
 
 
-def _distinctive(terms: sp.csr_matrix, labels: np.ndarray, k: int) -> np.ndarray:
+def _distinctive(terms: sp.csr_matrix | np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Class-based TF-IDF: each group's term weights, against how common the term is overall."""
     member = sp.csr_matrix(
         (np.ones(len(labels)), (labels, np.arange(len(labels)))), (k, len(labels))
     )
-    per_group = np.asarray((member @ terms).todense())
+    summed = member @ terms
+    per_group = summed.toarray() if sp.issparse(summed) else np.asarray(summed)
     tf = per_group / np.maximum(per_group.sum(axis=1, keepdims=True), 1e-12)
     frequency = per_group.sum(axis=0)
     idf = np.log(1 + per_group.sum() / k / np.maximum(frequency, 1e-12))
@@ -185,40 +191,126 @@ def _group_names(weights: np.ndarray, vocabulary: np.ndarray, n_terms: int) -> l
 class _Groups:
     """A fitted dimension: the space its captions live in and one unit centroid per attribute."""
 
-    space: _Space
+    space: _Space | _ClassSpace
     centroids: np.ndarray
     #: Per-class alternatives: a caption that names one takes it; centroids only decide the rest.
     by_terms: bool = False
+    #: Into the space the centroids live in (a class's main split: its LSA), when not the same.
+    projection: np.ndarray | None = None
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
+        if self.projection is not None:
+            vectors = _unit(vectors @ self.projection)
         return np.asarray(np.argmax(vectors @ self.centroids.T, axis=1))
 
 
 # ----------------------------------------------------------------------------- per-class
+#
+# A class holds ~100 captions and a dataset may hold thousands of classes, so this half works
+# from one tokenization per caption with numpy alone: a scikit-learn estimator's fixed cost per
+# call (validation, vocabulary building) would be most of the time at this size.
+
+_ALL_WORDS = re.compile(r"[a-z]+")
+_STOP = frozenset(STOP_WORDS)
 
 
-def _alternative_groups(texts: list[str], settings: ClusterSettings, seed: int) -> list[list[str]]:
+def _tokens(texts: list[str]) -> list[list[str]]:
+    return [_ALL_WORDS.findall(text) for text in texts]
+
+
+class _ClassSpace:
+    """One class's caption vectors: TF-IDF of its content words (raw counts, smooth IDF, unit
+    rows, as the organization space), dense: a class's vocabulary is small."""
+
+    def __init__(self, tokens: list[list[str]]):
+        df: dict[str, int] = {}
+        for words in tokens:
+            for word in set(words):
+                if len(word) > 1 and word not in _STOP:
+                    df[word] = df.get(word, 0) + 1
+        floor = 2 if len(tokens) >= 8 else 1  # a word of one caption describes no group
+        kept = sorted(w for w, count in df.items() if count >= floor)
+        self.index = {w: i for i, w in enumerate(kept)}
+        self.vocabulary = np.array(kept, dtype=object)
+        counts = np.array([df[w] for w in kept], dtype=np.float64)
+        self.idf = np.log((1 + len(tokens)) / (1 + counts)) + 1
+        if not kept:
+            raise ValueError("no word occurs in more than one caption")
+
+    def counts(self, tokens: list[list[str]]) -> np.ndarray:
+        index = self.index
+        rows = [row for row, words in enumerate(tokens) for w in words if w in index]
+        columns = [index[w] for words in tokens for w in words if w in index]
+        flat = np.bincount(
+            np.asarray(rows, dtype=np.intp) * len(index) + np.asarray(columns, dtype=np.intp),
+            minlength=len(tokens) * len(index),
+        )
+        return flat.reshape(len(tokens), len(index)).astype(np.float64)
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        return self.embed(_tokens(texts))
+
+    def embed(self, tokens: list[list[str]]) -> np.ndarray:
+        return _unit(self.counts(tokens) * self.idf)
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.where(norms > 0, norms, 1.0))
+
+
+def _small_kmeans(
+    vectors: np.ndarray, k: int, seed: int, restarts: int, rounds: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical k-means (k-means++ starts, best of `restarts` by inertia) on a few hundred unit
+    vectors: (labels, unit centroids)."""
+    rng = np.random.default_rng(seed)
+    n = len(vectors)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(restarts):
+        centers = [int(rng.integers(n))]
+        for _ in range(1, k):
+            distance = np.maximum(1 - (vectors @ vectors[centers].T).max(axis=1), 0)
+            total = distance.sum()
+            p = distance / total if total > 0 else None
+            centers.append(int(rng.choice(n, p=p)))
+        centroids = vectors[centers]
+        labels = np.full(n, -1)
+        for _ in range(rounds):
+            new = np.argmax(vectors @ centroids.T, axis=1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            sums = np.eye(k)[labels].T @ vectors
+            centroids = np.where(
+                np.linalg.norm(sums, axis=1, keepdims=True) > 0, _unit(sums), centroids
+            )
+        inertia = float((1 - (vectors * centroids[labels]).sum(axis=1)).sum())
+        if best is None or inertia < best[0] - 1e-12:
+            best = (inertia, labels, centroids)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _alternative_groups(
+    tokens: list[list[str]], space: _ClassSpace, settings: ClusterSettings
+) -> list[list[str]]:
     """Groups of words that share contexts but rarely occur in the same caption."""
-    n = len(texts)
-    words = CountVectorizer(
-        token_pattern=TOKEN,
-        stop_words=STOP_WORDS,
-        binary=True,
-        min_df=max(2, int(np.ceil(settings.min_term_share * n))),
-        max_df=settings.max_term_share if n >= 20 else 1.0,
-    )
-    try:
-        present = words.fit_transform(texts).tocsc().astype(np.float64)
-    except ValueError:  # no word common enough
+    n = len(tokens)
+    present_all = space.counts(tokens) > 0
+    df_all = present_all.sum(axis=0)
+    low = max(2, int(np.ceil(settings.min_term_share * n)))
+    high = settings.max_term_share * n if n >= 20 else n
+    candidates = np.flatnonzero((df_all >= low) & (df_all <= high))
+    if len(candidates) < 2:
         return []
-    vocabulary = words.get_feature_names_out()
-    if len(vocabulary) < 2:
-        return []
-    df = np.asarray(present.sum(axis=0)).ravel()
-    together = np.asarray((present.T @ present).todense())
+    vocabulary = space.vocabulary[candidates]
+    present = present_all[:, candidates].astype(np.float64)
+    df = df_all[candidates].astype(np.float64)
+    together = present.T @ present
     expected = np.outer(df, df) / n
     exclusive = together / np.maximum(expected, 1e-12) <= settings.max_cooccurrence
-    similarity = _slot_similarity(texts, vocabulary)
+    similarity = _slot_similarity(tokens, vocabulary)
     affinity = np.where(exclusive, similarity, 0.0)
 
     groups: list[list[int]] = []
@@ -242,8 +334,7 @@ def _alternative_groups(texts: list[str], settings: ClusterSettings, seed: int) 
 
     scored = []
     for group in groups:
-        covered = present[:, group].sum(axis=1)
-        coverage = float((np.asarray(covered).ravel() > 0).mean())
+        coverage = float(present[:, group].any(axis=1).mean())
         shares = df[group] / df[group].sum()
         balance = float(-(shares * np.log(shares)).sum() / np.log(len(group)))
         if coverage >= settings.min_coverage:
@@ -253,44 +344,58 @@ def _alternative_groups(texts: list[str], settings: ClusterSettings, seed: int) 
     return [terms for _, terms in scored[: settings.max_dimensions]]
 
 
-_ALL_WORDS = re.compile(r"[a-z]+")
-
-
-def _slot_similarity(texts: list[str], vocabulary: np.ndarray) -> np.ndarray:
+def _slot_similarity(tokens: list[list[str]], vocabulary: np.ndarray) -> np.ndarray:
     """How alike the slots two words fill: cosine of their PPMI vectors over the words right
     before and after them ("on the grass", "on the couch"). Sentence-wide contexts would find
     topics instead (grass with field and running), not alternatives for one slot."""
     index = {str(w): i for i, w in enumerate(vocabulary)}
-    contexts: dict[str, int] = {}
+    contexts: dict[tuple[int, str], int] = {}
     rows: list[int] = []
     cols: list[int] = []
-    for text in texts:
-        tokens = _ALL_WORDS.findall(text)
-        for position, token in enumerate(tokens):
+    for words in tokens:
+        last = len(words) - 1
+        for position, token in enumerate(words):
             row = index.get(token)
             if row is None:
                 continue
             for offset in (-2, -1, 1):
                 at = position + offset
-                if 0 <= at < len(tokens):
+                if 0 <= at <= last:
                     rows.append(row)
-                    cols.append(contexts.setdefault(f"{offset}:{tokens[at]}", len(contexts)))
-    counts = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(vocabulary), max(len(contexts), 1))
-    )
-    counts.sum_duplicates()
+                    cols.append(contexts.setdefault((offset, words[at]), len(contexts)))
+    counts = np.zeros((len(vocabulary), max(len(contexts), 1)))
+    np.add.at(counts, (np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)), 1.0)
     total = counts.sum()
     if total == 0:
         return np.zeros((len(vocabulary), len(vocabulary)))
-    row_sum = np.asarray(counts.sum(axis=1)).ravel()
-    col_sum = np.asarray(counts.sum(axis=0)).ravel()
-    coo = counts.tocoo()
-    pmi = np.log(coo.data * total / (row_sum[coo.row] * col_sum[coo.col]))
-    ppmi = sp.csr_matrix((np.maximum(pmi, 0), (coo.row, coo.col)), shape=counts.shape)
-    ppmi = normalize(ppmi)
-    similarity = np.asarray((ppmi @ ppmi.T).todense())
+    expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / total
+    with np.errstate(divide="ignore"):
+        pmi = np.log(np.where(counts > 0, counts, 1.0) / np.maximum(expected, 1e-300))
+    ppmi = _unit(np.where(counts > 0, np.maximum(pmi, 0.0), 0.0))
+    similarity = ppmi @ ppmi.T
     np.fill_diagonal(similarity, 0)
     return similarity
+
+
+def _main_split(
+    tokens: list[list[str]], space: _ClassSpace, settings: ClusterSettings, seed: int
+) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """The class's main division: its captions in the organization space (TF-IDF, LSA, unit
+    length) grouped by spherical k-means, each group named by its distinctive terms. Returns
+    (names, projection to the LSA space, unit centroids there), or None when there is no
+    division to make."""
+    k = settings.split_groups
+    terms = space.embed(tokens)
+    if len(np.unique(terms.round(6), axis=0)) <= k:
+        return None
+    _, _, vt = np.linalg.svd(terms, full_matrices=False)
+    projection = vt[: min(settings.components, len(vt))].T
+    vectors = _unit(terms @ projection)
+    labels, centroids = _small_kmeans(vectors, k, seed, settings.restarts)
+    if len(set(labels.tolist())) < k:
+        return None
+    names = _group_names(_distinctive(terms, labels, k), space.vocabulary, settings.name_terms)
+    return names, projection, centroids
 
 
 def _dimension_name(alternatives: list[str], taken: set[str]) -> str:
@@ -313,12 +418,13 @@ def _centroids_of(
     vectors: np.ndarray, labels: list[int | None], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit mean vector of each label's captions; and which labels had any."""
-    centroids = np.zeros((k, vectors.shape[1]))
-    for row, label in zip(vectors, labels, strict=True):
+    member = np.zeros((k, len(labels)))
+    for row, label in enumerate(labels):
         if label is not None:
-            centroids[label] += row
+            member[label, row] = 1.0
+    centroids = member @ vectors
     present = np.linalg.norm(centroids, axis=1) > 0
-    return normalize(centroids), present
+    return _unit(centroids), present
 
 
 # ----------------------------------------------------------------------------- the reasoner
@@ -382,21 +488,32 @@ class TfidfClusterReasoner:
         return [DimensionProposal(dimension, names)]
 
     def _dimensions(self, subject: str, texts: list[str], seed: int) -> list[DimensionProposal]:
-        groups = _alternative_groups(texts, self.settings, seed)
+        tokens = _tokens(texts)
+        try:
+            space = _ClassSpace(tokens)
+        except ValueError:  # no word shared by two captions: nothing to divide them by
+            return []
         proposals: list[DimensionProposal] = []
         taken: set[str] = set()
-        for alternatives in groups:
+        split = _main_split(tokens, space, self.settings, seed)
+        if split is not None:
+            names, projection, centroids = split
+            name = MAIN_DIVISION
+            taken.add(name)
+            proposals.append(DimensionProposal(name, names))
+            key = (subject, name, tuple(names))
+            self._fitted[key] = _Groups(space, centroids, projection=projection)
+        vectors = space.embed(tokens)
+        for alternatives in _alternative_groups(tokens, space, self.settings):
             name = _dimension_name(alternatives, taken)
             taken.add(name)
-            proposals.append(DimensionProposal(name, alternatives))
-        if proposals:
-            space = _Space(self.settings, "", texts, seed, lsa=False)
-            vectors = space.vectors(texts)
-            for proposal in proposals:
-                named = _first_named(texts, proposal.attributes)
-                centroids, _ = _centroids_of(vectors, named, len(proposal.attributes))
-                key = (subject, proposal.name, tuple(proposal.attributes))
-                self._fitted[key] = _Groups(space, centroids, by_terms=True)
+            proposal = DimensionProposal(name, alternatives)
+            proposals.append(proposal)
+            named = _first_named(texts, alternatives)
+            centroids, _ = _centroids_of(vectors, named, len(alternatives))
+            self._fitted[(subject, name, tuple(alternatives))] = _Groups(
+                space, centroids, by_terms=True
+            )
         return proposals
 
     def assign_sync(
