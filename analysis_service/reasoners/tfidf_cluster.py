@@ -22,7 +22,9 @@ Deterministic for a given seed and sample.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,6 +34,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
+from threadpoolctl import ThreadpoolController
 
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
 from analysis_service.reasoners.cues import Focus, lead
@@ -212,6 +215,17 @@ class _Groups:
 
 _ALL_WORDS = re.compile(r"[a-z]+")
 _STOP = frozenset(STOP_WORDS)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS on one thread: a class's matrices are a few hundred rows, and a thread pool's
+    hand-offs cost more than they save (measured 2x slower on a busy 2-core machine)."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def _tokens(texts: list[str]) -> list[list[str]]:
@@ -462,7 +476,8 @@ class TfidfClusterReasoner:
             return []
         if goal.criterion:
             return self._organize(subject, goal.criterion, texts, seed, goal.num_attributes)
-        return self._dimensions(subject, texts, seed)
+        with _one_blas_thread():
+            return self._dimensions(subject, texts, seed)
 
     def _organize(
         self, subject: str, criterion: str, texts: list[str], seed: int, k: int | None
@@ -522,10 +537,11 @@ class TfidfClusterReasoner:
         texts = _lower(captions)
         answers = [ImageAnswer() for _ in texts]
         embedded: dict[int, np.ndarray] = {}  # dimensions of one class share their space
-        for dim in dimensions:
-            chosen = self._assign_dimension(subject, dim, texts, embedded)
-            for answer, value in zip(answers, chosen, strict=True):
-                answer.choose(dim.name, value, dim.attributes)
+        with _one_blas_thread():
+            for dim in dimensions:
+                chosen = self._assign_dimension(subject, dim, texts, embedded)
+                for answer, value in zip(answers, chosen, strict=True):
+                    answer.choose(dim.name, value, dim.attributes)
         return answers
 
     def _assign_dimension(
