@@ -1,11 +1,11 @@
 """`make eval`: discovery scored against ground truth on real LLaVA captions.
 
-Organization mode on cifar10, ppmi and location (clustering accuracy with Hungarian matching,
-ARI, NMI, next to the paper's numbers), and per-class mode on metashift cat and dog (how well
-the best discovered dimension recovers the true indoor/outdoor split). Jobs go through the
-product's own pipeline on an embedded Postgres under .state/eval, with whichever reasoner is
-configured: the offline one, or an LLM when LLM_BASE_URL is set (its answers are cached there,
-so a second run costs nothing).
+Without LLM_BASE_URL: the offline reasoner, leave-one-set-out, next to the TF-IDF + k-means
+baseline and the paper (benchmarks/offline_eval.py). With it, the LLM reasoner through the
+product's own pipeline on an embedded Postgres under .state/eval (its answers are cached there,
+so a second run costs nothing): organization mode on cifar10, ppmi and location (clustering
+accuracy with Hungarian matching, ARI, NMI, next to the paper's numbers), and per-class mode on
+metashift cat and dog (how well the best discovered dimension recovers indoor/outdoor).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from analysis_service.evaluation.metrics import (
 )
 from analysis_service.jobs import schemas
 from analysis_service.migrate import upgrade
+from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
 from analysis_service.settings import AnalysisSettings
 from analysis_service.subpopulations.repository import assignments_page
+from benchmarks import offline_eval
 from benchmarks.inprocess import run_to_end
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,11 +112,17 @@ async def _metashift_lines(settings: AnalysisSettings, sessionmaker) -> list[str
 
 
 async def evaluate(settings: AnalysisSettings, sessionmaker) -> list[str]:  # type: ignore[no-untyped-def]
-    reasoner = "llm:" + settings.llm_model if settings.llm_base_url else "lexicon (offline)"
-    lines = [f"reasoner: {reasoner}", ""]
+    lines = [f"reasoner: llm:{settings.llm_model}", ""]
     lines += await _organization_lines(settings, sessionmaker)
     lines.append("")
     return lines + await _metashift_lines(settings, sessionmaker)
+
+
+def _offline() -> list[str]:
+    lines = [f"reasoner: {TfidfClusterReasoner.name} (offline)", ""]
+    lines += offline_eval.organization_lines(DATA)
+    lines.append("")
+    return lines + offline_eval.per_class_lines(DATA)
 
 
 async def main_async() -> int:
@@ -125,6 +133,11 @@ async def main_async() -> int:
             file=sys.stderr,
         )
         return 2
+    if not AnalysisSettings().llm_base_url:
+        started = time.perf_counter()
+        print("\n".join(await asyncio.to_thread(_offline)))
+        print(f"\n({time.perf_counter() - started:.0f} s)")
+        return 0
     settings = AnalysisSettings(data_roots=str(DATA), state_dir=ROOT / ".state" / "eval")
     url = resolve_database_url(settings, database="subpop_eval")
     upgrade(url)

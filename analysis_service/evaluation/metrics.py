@@ -61,3 +61,8 @@ def normalized_mutual_information(truth: Sequence[str], predicted: Sequence[str]
     if h_t == 0 and h_p == 0:
         return 1.0
     return mi / ((h_t + h_p) / 2) if (h_t + h_p) > 0 else 0.0
+
+
+def purity(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    """Share of items in their cluster's majority class."""
+    return float(_contingency(truth, predicted).max(axis=0).sum() / len(truth))

@@ -1,0 +1,139 @@
+"""The statistical offline reasoner on synthetic captions whose right grouping is known."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from analysis_service.evaluation.metrics import clustering_accuracy
+from analysis_service.reasoners.base import OTHER, Goal
+from analysis_service.reasoners.names import checked_proposals, name_problem
+from analysis_service.reasoners.tfidf_cluster import (
+    MAIN_DIVISION,
+    ClusterSettings,
+    TfidfClusterReasoner,
+    _first_named,
+)
+
+PLACES = {
+    "kitchen": "stove countertop sink oven",
+    "beach": "sand waves ocean shore",
+    "forest": "trees trail moss ferns",
+}
+FILLER = "small large red blue man woman child standing sitting holding bag hat".split()
+
+
+def _place_captions(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Captions of people in one of three places, each named by its own words."""
+    rng = random.Random(seed)
+    truth, captions = [], []
+    for i in range(n):
+        place = list(PLACES)[i % len(PLACES)]
+        words = PLACES[place].split()
+        truth.append(place)
+        captions.append(
+            f"The image features a {rng.choice(FILLER)} {rng.choice(FILLER)} in a {place}. "
+            f"There is a {rng.choice(words)} and a {rng.choice(words)} near the "
+            f"{rng.choice(FILLER)}."
+        )
+    return truth, captions
+
+
+def _dog_captions(n: int, seed: int = 0) -> list[str]:
+    """Dogs on one ground each: grass, snow or couch never share a caption."""
+    rng = random.Random(seed)
+    return [
+        f"A {rng.choice(['brown', 'black', 'white'])} dog {rng.choice(['lying', 'sitting'])} on "
+        f"the {('grass', 'snow', 'couch')[i % 3]} with a {rng.choice(['ball', 'toy', 'stick'])}."
+        for i in range(n)
+    ]
+
+
+async def _organize(reasoner: TfidfClusterReasoner, captions: list[str], k: int, seed: int = 0):  # type: ignore[no-untyped-def]
+    dims = await reasoner.propose("people", captions, seed, Goal("location", k))
+    answers = await reasoner.assign("people", dims, captions)
+    return dims, [a.choices[dims[0].name] for a in answers]
+
+
+async def test_recovers_a_known_grouping_with_exactly_k_valid_names():
+    truth, captions = _place_captions(90)
+    dims, predicted = await _organize(TfidfClusterReasoner(), captions, 3)
+    assert len(dims) == 1 and len(dims[0].attributes) == 3
+    assert all(name_problem(a) is None and a != OTHER for a in dims[0].attributes)
+    assert checked_proposals(dims, "people") == dims  # nothing dropped, K groups stored
+    assert clustering_accuracy(truth, predicted) == 1.0
+    # Each group is named by its place's words.
+    for place in PLACES:
+        assert any(
+            place in a or set(a.split()) & set(PLACES[place].split()) for a in dims[0].attributes
+        )
+
+
+async def test_exactly_k_groups_for_other_k_and_every_caption_assigned():
+    _, captions = _place_captions(120, seed=3)
+    for k in (2, 5, 8):
+        dims, predicted = await _organize(TfidfClusterReasoner(), captions, k)
+        assert len(set(dims[0].attributes)) == k
+        assert set(predicted) <= set(dims[0].attributes)  # never 'other'
+
+
+async def test_same_seed_same_result_different_seed_may_differ():
+    _, captions = _place_captions(120, seed=5)
+    first = await _organize(TfidfClusterReasoner(), captions, 6, seed=7)
+    second = await _organize(TfidfClusterReasoner(), captions, 6, seed=7)
+    assert first == second
+
+
+async def test_a_resumed_job_assigns_from_the_stored_names_alone():
+    """Another process has no fitted groups in memory: the names and captions suffice."""
+    truth, captions = _place_captions(90, seed=2)
+    dims, _ = await _organize(TfidfClusterReasoner(), captions, 3)
+    fresh = TfidfClusterReasoner()
+    answers = await fresh.assign("people", dims, captions)
+    predicted = [a.choices[dims[0].name] for a in answers]
+    assert set(predicted) <= set(dims[0].attributes)
+    assert clustering_accuracy(truth, predicted) > 0.9
+
+
+async def test_k_is_chosen_when_not_given():
+    _, captions = _place_captions(90, seed=4)
+    dims = await TfidfClusterReasoner().propose("people", captions, 0, Goal("location"))
+    assert len(dims[0].attributes) == 3
+
+
+async def test_per_class_finds_mutually_exclusive_alternatives_and_assigns_everyone():
+    captions = _dog_captions(60)
+    reasoner = TfidfClusterReasoner()
+    dims = await reasoner.propose("dog", captions, 0)
+    assert dims and all(len(d.attributes) >= 2 for d in dims)
+    assert any({"grass", "snow", "couch"} <= set(d.attributes) for d in dims)
+    settings = ClusterSettings()
+    for dim in dims:
+        if dim.name == MAIN_DIVISION:
+            continue
+        present = np.array(
+            [[f" {a} " in f" {c.lower().rstrip('.')} " for a in dim.attributes] for c in captions]
+        )
+        df = present.sum(axis=0)
+        together = present.T.astype(int) @ present.astype(int)
+        expected = np.outer(df, df) / len(captions)
+        off = ~np.eye(len(df), dtype=bool)
+        assert (together[off] / expected[off] <= settings.max_cooccurrence).all()
+    answers = await reasoner.assign("dog", dims, [*captions, "A dog."])
+    for answer in answers:
+        assert all(answer.choices[d.name] in d.attributes for d in dims)
+    ground = next(d for d in dims if "grass" in d.attributes)
+    assert [a.choices[ground.name] for a in answers[:3]] == ["grass", "snow", "couch"]
+
+
+def test_first_named_alternative_wins():
+    assert _first_named(["on the snow near grass", "nothing"], ["grass", "snow"]) == [1, None]
+
+
+async def test_empty_and_wordless_input():
+    reasoner = TfidfClusterReasoner()
+    assert await reasoner.propose("x", [], 0, Goal("location", 3)) == []
+    dims = await reasoner.propose("x", ["...", "!!"], 0, Goal("location", 3))
+    assert [len(d.attributes) for d in dims] == [1]
+    assert await reasoner.propose("x", ["...", "!!"], 0) == []
