@@ -150,3 +150,12 @@ def test_names_are_short_labels_whatever_the_model_says():
     assert "at most 48 characters" in problem(a.dimensions(5), {"dimensions": [injected]})
     kept = a.dimensions(5).model_validate({"dimensions": ["background", "time of"]})
     assert kept.dimensions == ["background", "time of"]
+
+
+def test_ranked_orders_by_count_then_name():
+    from collections import Counter
+
+    from analysis_service.reasoners.base import ranked
+
+    assert ranked(Counter({"b": 2, "a": 2, "c": 3})) == [("c", 3), ("a", 2), ("b", 2)]
+    assert ranked(Counter({"b": 1, "a": 1}), 1) == [("a", 1)]

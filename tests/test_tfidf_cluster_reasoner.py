@@ -137,3 +137,28 @@ async def test_empty_and_wordless_input():
     dims = await reasoner.propose("x", ["...", "!!"], 0, Goal("location", 3))
     assert [len(d.attributes) for d in dims] == [1]
     assert await reasoner.propose("x", ["...", "!!"], 0) == []
+
+
+def test_proposals_do_not_depend_on_the_process_hash_seed():
+    """Workers differ in PYTHONHASHSEED; a resumed job must still be given the same structure."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio\n"
+        "from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner\n"
+        "from tests.test_tfidf_cluster_reasoner import _dog_captions\n"
+        "print(asyncio.run(TfidfClusterReasoner().propose('dog', _dog_captions(60), 0)))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, PYTHONHASHSEED=seed),
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1 and "Dimension" in next(iter(outputs))

@@ -9,10 +9,10 @@ import httpx
 
 from analysis_service.pipeline.context import RunContext
 from analysis_service.reasoners.base import Reasoner
-from analysis_service.reasoners.lexicon import LexiconReasoner
 from analysis_service.reasoners.llm import LLMReasoner
 from analysis_service.reasoners.llm_client import LLMClient
 from analysis_service.reasoners.llm_log import DatabaseCallLog
+from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
 from shared.openai_chat import ChatClient
 
 
@@ -21,10 +21,10 @@ async def open_reasoner(
     ctx: RunContext, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Reasoner]:
     """The job's reasoner: the LLM when LLM_BASE_URL is set (its calls logged on the job and
-    held to its token budget), else the offline lexicon reasoner."""
+    held to its token budget), else the offline statistical reasoner (tfidf-cluster-v1)."""
     settings = ctx.settings
     if not settings.llm_base_url:
-        yield LexiconReasoner()
+        yield TfidfClusterReasoner()
         return
     log = DatabaseCallLog(
         ctx.sessionmaker, ctx.job_id, ctx.options.token_budget, settings.key_daily_tokens

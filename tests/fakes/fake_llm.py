@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from analysis_service.reasoners.base import ranked
-from analysis_service.reasoners.vocabulary import VOCABULARY
 from tests.fakes.chat_server import ChatServer
+from tests.fakes.vocabulary import VOCABULARY
 
 _FACETS = {f.name: f for f in VOCABULARY}
 _ALIASES = {

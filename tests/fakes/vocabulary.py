@@ -1,4 +1,5 @@
-"""A built-in vocabulary of visual facets: dimension -> attribute -> phrases that signal it.
+"""A vocabulary of visual facets (dimension -> attribute -> phrases that signal it) from which
+the fake LLM answers as a model that reads captions would.
 
 Phrases are regular expressions matched on lower-cased captions at word boundaries. The
 vocabulary covers the words image captioners use for setting, background, light, weather,
