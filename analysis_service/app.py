@@ -23,6 +23,7 @@ from analysis_service.predictions.router import router as predictions_router
 from analysis_service.settings import AnalysisSettings
 from analysis_service.slices.router import router as slices_router
 from analysis_service.subpopulations.router import router as subpopulations_router
+from analysis_service.tail.router import router as tail_router
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
@@ -92,6 +93,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(slices_router)
     guarded.include_router(groups_router)
     guarded.include_router(exports_router)
+    guarded.include_router(tail_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)

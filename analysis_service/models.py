@@ -310,3 +310,17 @@ class Prediction(Base):
     correct: Mapped[bool] = mapped_column(Boolean)
     confidence: Mapped[float | None] = mapped_column(Float)
     split: Mapped[str | None] = mapped_column(Text)
+
+
+class TailPrompt(Base):
+    """A prompt an LLM wrote for generating more images of one rare subpopulation (an
+    attribute of a finished job); it goes with the job."""
+
+    __tablename__ = "tail_prompt"
+    attribute_id: Mapped[int] = mapped_column(
+        ForeignKey("attribute.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

@@ -113,8 +113,9 @@ class NotAFile(InvalidRequest):
     """The path is a folder, not a file."""
 
 
-def resolve_file_inside_roots(raw: str, roots: list[Path]) -> Path:
+def resolve_file_inside_roots(raw: str, roots: list[Path], what: str) -> Path:
+    """`what`: the file expected, for the message (e.g. "a CSV or JSONL file of captions")."""
     path = resolve_inside_roots(raw, roots)
     if not path.is_file():
-        raise NotAFile(f"path '{raw}' is {_kind(path)}; expected a CSV or JSONL file of captions")
+        raise NotAFile(f"path '{raw}' is {_kind(path)}; expected {what}")
     return path

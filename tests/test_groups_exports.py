@@ -140,3 +140,14 @@ async def test_parquet_streams_in_row_groups(api, sessionmaker, monkeypatch):
     resp = await api.get(f"/v1/jobs/{job}/export")
     parquet = pq.ParquetFile(io.BytesIO(resp.content))
     assert parquet.metadata.num_rows == 20 and parquet.metadata.num_row_groups == 3
+
+
+async def test_a_prediction_set_named_like_a_formula_is_escaped_in_csv_headers(api, job):
+    rows = [{"image": m.relpath, "prediction": m.class_name} for m in _images()]
+    body = {"predictions": rows, "name": "=HYPERLINK(1)"}
+    assert (await api.post(f"/v1/jobs/{job}/predictions", json=body)).status_code == 201
+    text = (await api.get(f"/v1/jobs/{job}/export?format=csv")).text
+    header = next(csv.reader(io.StringIO(text)))
+    assert header[-2:] == ["'=HYPERLINK(1)_prediction", "'=HYPERLINK(1)_correct"]
+    jsonl = (await api.get(f"/v1/jobs/{job}/export?format=jsonl")).text.splitlines()
+    assert "=HYPERLINK(1)_prediction" in json.loads(jsonl[0])  # JSON keeps the raw name

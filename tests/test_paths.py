@@ -95,8 +95,8 @@ def test_a_fifo_is_named_as_what_it_is_for_a_folder_or_a_captions_file(roots):
     fifo = roots[0] / "captions.csv"
     os.mkfifo(fifo)
     with pytest.raises(NotAFile, match="FIFO, socket or device"):
-        resolve_file_inside_roots(str(fifo), roots)
+        resolve_file_inside_roots(str(fifo), roots, "a file of captions")
     with pytest.raises(NotAFolder, match="FIFO, socket or device"):
         resolve_folder_inside_roots(str(fifo), roots)
-    with pytest.raises(NotAFile, match="is a folder"):
-        resolve_file_inside_roots(str(roots[0] / "ds"), roots)
+    with pytest.raises(NotAFile, match="is a folder; expected a file of captions"):
+        resolve_file_inside_roots(str(roots[0] / "ds"), roots, "a file of captions")

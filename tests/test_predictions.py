@@ -172,7 +172,8 @@ async def test_paths_outside_the_roots_folders_and_missing_files(api, job, data_
     assert outside.status_code == 403
     (data_root / "folder").mkdir()
     folder = await api.post(post, json={"predictions_path": "folder"})
-    assert folder.status_code == 422 and "folder" in folder.json()["detail"]
+    assert folder.status_code == 422
+    assert "is a folder; expected a CSV or JSONL file of predictions" in folder.json()["detail"]
     assert (await api.post(post, json={"predictions_path": "nope.csv"})).status_code == 404
 
 

@@ -1,4 +1,4 @@
-"""Encoders of row streams: CSV (cells a spreadsheet would run are escaped), JSONL, and
+"""Encoders of row streams: CSV (cells and headers a spreadsheet would run are escaped), JSONL, and
 Parquet written one row group at a time into a buffer that is drained after each, so a job of
 any size streams with one batch in memory."""
 
@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis_service.subpopulations.router import spreadsheet_safe
+from shared.spreadsheet import spreadsheet_safe
 
 BATCH_ROWS = 5000
 CHUNK_BYTES = 64 * 1024
@@ -23,7 +23,7 @@ CHUNK_BYTES = 64 * 1024
 async def csv_chunks(header: list[str], rows: AsyncIterator[list[object]]) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow([spreadsheet_safe(v) for v in header])
     async for row in rows:
         writer.writerow([spreadsheet_safe(v) for v in row])
         if buffer.tell() > CHUNK_BYTES:

@@ -117,7 +117,9 @@ def _inspect_inputs(settings: AnalysisSettings, body: schemas.JobCreate) -> sche
         check_layout(root)
         options.dataset_path = str(root)
     if body.captions_path is not None:
-        path = resolve_file_inside_roots(body.captions_path, roots)
+        path = resolve_file_inside_roots(
+            body.captions_path, roots, "a CSV or JSONL file of captions"
+        )
         with open_captions_file(path, roots) as opened:
             check_head(opened, path.name)
         options.captions_path = str(path)

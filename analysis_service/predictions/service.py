@@ -18,7 +18,7 @@ from analysis_service.predictions import reader, repository, schemas
 from analysis_service.predictions.reader import PredictionRow, PredictionsError, Problems
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.files import UnreadableFile, open_inside_roots
-from shared.paths import resolve_inside_roots
+from shared.paths import resolve_file_inside_roots
 
 WHAT = "predictions are taken"
 
@@ -51,7 +51,7 @@ async def prediction_set(session: AsyncSession, job: Job, set_id: int) -> Predic
 
 def _open_path(raw: str, roots: list[Path]) -> tuple[BinaryIO, reader.Format]:
     """The checked open file of a path inside the data roots (touches the disk: in a thread)."""
-    path = resolve_inside_roots(raw, roots)
+    path = resolve_file_inside_roots(raw, roots, "a CSV or JSONL file of predictions")
     try:
         opened = open_inside_roots(path, roots)
     except UnreadableFile as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.pipeline.context import RunContext
 from analysis_service.reasoners.base import Reasoner
@@ -13,7 +15,30 @@ from analysis_service.reasoners.llm import LLMReasoner
 from analysis_service.reasoners.llm_client import LLMClient
 from analysis_service.reasoners.llm_log import DatabaseCallLog
 from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
+from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import ChatClient
+
+
+@asynccontextmanager
+async def open_llm_client(
+    settings: AnalysisSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    token_budget: int | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[LLMClient]:
+    """The configured LLM (LLM_BASE_URL must be set), its calls logged on the job, answered
+    from the cache when asked before, and held to the job's token budget and its API key's
+    daily cap."""
+    log = DatabaseCallLog(sessionmaker, job_id, token_budget, settings.key_daily_tokens)
+    await log.load_spent()
+    chat = ChatClient(settings.llm_endpoint, transport=transport)
+    try:
+        yield LLMClient(
+            chat, log, concurrency=settings.llm_concurrency, max_tokens=settings.llm_max_tokens
+        )
+    finally:
+        await chat.aclose()
 
 
 @asynccontextmanager
@@ -26,15 +51,6 @@ async def open_reasoner(
     if not settings.llm_base_url:
         yield TfidfClusterReasoner()
         return
-    log = DatabaseCallLog(
-        ctx.sessionmaker, ctx.job_id, ctx.options.token_budget, settings.key_daily_tokens
-    )
-    await log.load_spent()
-    chat = ChatClient(settings.llm_endpoint, transport=transport)
-    client = LLMClient(
-        chat, log, concurrency=settings.llm_concurrency, max_tokens=settings.llm_max_tokens
-    )
-    try:
-        yield LLMReasoner(client, settings.discovery_steps(ctx.options.assignment_mode))
-    finally:
-        await chat.aclose()
+    budget = ctx.options.token_budget
+    async with open_llm_client(settings, ctx.sessionmaker, ctx.job_id, budget, transport) as llm:
+        yield LLMReasoner(llm, settings.discovery_steps(ctx.options.assignment_mode))

@@ -34,6 +34,8 @@ class Step(StrEnum):
     ATTRIBUTES = "attributes"
     REFINEMENT = "refinement"
     ASSIGNMENT = "assignment"
+    #: Not discovery: a prompt for generating images of a rare subpopulation (tail.service).
+    TAIL_PROMPT = "tail_prompt"
 
 
 def _rng(*parts: object) -> random.Random:

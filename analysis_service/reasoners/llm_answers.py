@@ -10,6 +10,7 @@ values to merge) are validators here; they never show in the schema.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -245,3 +246,31 @@ def assignments(dims: Mapping[str, list[str]], captions: int) -> type[Assignment
     row = _answer(CaptionValues, values=conlist(value, min_length=k, max_length=k))
     rows = conlist(row, min_length=captions, max_length=captions)
     return _answer(Assignments, answers=rows)
+
+
+#: The longest image-generation prompt kept: text-to-image models read about 77 tokens
+#: (CLIP's context), so a longer one would be cut by the model anyway.
+MAX_IMAGE_PROMPT_CHARS = 400
+
+
+def _image_prompt(value: str) -> str:
+    """One line of plain text: an answer is untrusted (it may echo a caption's instructions)
+    and is stored and shown as a prompt, so control and format characters are refused."""
+    if not value.strip():
+        raise PydanticCustomError("blank", "must be a non-empty string")
+    if len(value) > MAX_IMAGE_PROMPT_CHARS:
+        raise PydanticCustomError(
+            "too_long", "must be at most {most} characters", {"most": MAX_IMAGE_PROMPT_CHARS}
+        )
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise PydanticCustomError(
+            "control_characters", "must be one line without control characters"
+        )
+    return value.strip()
+
+
+class ImagePrompt(LLMAnswer):
+    """A prompt for a text-to-image model that shows one subpopulation."""
+
+    schema_name = "image_prompt"
+    prompt: Annotated[str, AfterValidator(_image_prompt)]

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 from analysis_service.reasoners import llm_answers as answers
 from analysis_service.reasoners.base import OTHER
+from analysis_service.reasoners.names import MAX_NAME_CHARS
 
 SYSTEM = (
     "You analyse the descriptions of images in a dataset to find how the images differ. "
@@ -22,6 +23,8 @@ SYSTEM = (
 MAX_CAPTION_CHARS = 1000
 #: The subject (a class folder's name, or the subject a job gives) is cut to this many.
 MAX_SUBJECT_CHARS = 255
+#: Dimension and attribute names are stored only as short labels (names.py); cut again here.
+NAME_CHARS = MAX_NAME_CHARS
 
 
 A = TypeVar("A", bound=answers.LLMAnswer)
@@ -189,3 +192,28 @@ def assign_batch(
     if again:
         user += " An earlier answer used values outside these lists: use only the listed ones."
     return Ask(_messages(user), answers.assignments(dimensions, len(captions)))
+
+
+def image_prompt(
+    subject: str, dimension: str, attribute: str, others: list[str], captions: list[str]
+) -> Ask[answers.ImagePrompt]:
+    """A text-to-image prompt for a rare subpopulation, from descriptions of the few images
+    it has (when it has any) and the dimension's more common values it must not look like."""
+    subject = _subject(subject)
+    dimension, attribute = one_line(dimension, NAME_CHARS), one_line(attribute, NAME_CHARS)
+    others = [one_line(o, NAME_CHARS) for o in others]
+    seen = (
+        f"Descriptions of some of these images:\n{_listing(captions)}\n\n"
+        if captions
+        else "The dataset has no such image yet.\n\n"
+    )
+    unlike = f" (its other values: {others})" if others else ""
+    user = (
+        f"In a dataset of images of {subject}, few images have the {dimension} '{attribute}'"
+        f"{unlike}; more are wanted.\n{seen}"
+        f"Write a prompt for a text-to-image model that generates a new, realistic photo of "
+        f"{subject} whose {dimension} is clearly '{attribute}', with varied, natural details. "
+        f"One line of at most {answers.MAX_IMAGE_PROMPT_CHARS} characters, describing only "
+        'what the image shows. Answer as {"prompt": "..."}.'
+    )
+    return Ask(_messages(user), answers.ImagePrompt)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from analysis_service.deps import (
     Offset,
     RowId,
 )
+from analysis_service.exports.writers import csv_chunks
 from analysis_service.jobs.service import finished_job
 from analysis_service.models import Job
 from analysis_service.schemas import Page
@@ -107,15 +106,6 @@ async def subpopulation_images(
 
 
 CSV_COLUMNS = ["image", "class", "dimension", "attribute", "note"]
-# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: formula-like cells get a leading quote, as
-    OWASP advises. JSON carries the raw values, for programs."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @router.get(
@@ -135,20 +125,12 @@ async def list_assignments(
     if format == "csv":
         result = await repository.stream_assignments(session, job.id)
 
-        async def lines() -> AsyncIterator[str]:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(CSV_COLUMNS)
+        async def cells() -> AsyncIterator[list[object]]:
             async for row in result:
-                writer.writerow([spreadsheet_safe(v) for v in row])
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
+                yield list(row)
 
         return StreamingResponse(
-            lines(),
+            csv_chunks(CSV_COLUMNS, cells()),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="assignments-{job.id}.csv"'},
         )

@@ -1,0 +1,1 @@
+"""Rare subpopulations: the tail of each dimension, with prompts for generating more."""
