@@ -21,6 +21,7 @@ from analysis_service.migrate import upgrade
 from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
+from tests.fakes.fake_llm import FakeLLM
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
 
@@ -113,3 +114,10 @@ async def sessionmaker(database_url: str) -> AsyncIterator:
     engine = make_engine(database_url)
     yield make_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    """The fake LLM, an OpenAI-compatible server on loopback, for one test."""
+    with FakeLLM() as server:
+        yield server

@@ -46,12 +46,6 @@ class MemoryCallLog:
         self.accepted[self.calls[call_id].request_hash] = data
 
 
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
-
-
 def client(server: FakeLLM, log: MemoryCallLog, retries: int = 3) -> LLMClient:
     endpoint = ChatEndpoint(
         base_url=server.base_url,

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from analysis_service.models import Assignment, Attribute, LLMCall
 from tests.builders import make_dataset
 from tests.fakes import fake_llm
-from tests.fakes.fake_llm import FakeLLM
 from tests.pipeline_helpers import run
 
 SETTINGS = ["background", "pose"]
@@ -37,12 +36,6 @@ def write_csv(path: Path, rows=ROWS, header=("animals", "img_name", "caption")) 
         writer.writerow(header)
         writer.writerows(rows)
     return path
-
-
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture

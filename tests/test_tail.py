@@ -11,7 +11,6 @@ from analysis_service.app import create_app
 from analysis_service.models import Job, LLMCall, TailPrompt
 from analysis_service.reasoners import llm_answers
 from benchmarks.synthetic_job import SyntheticImage, insert_job
-from tests.fakes.fake_llm import FakeLLM
 
 # Per class, 40 images: background water 30, grass 8, snow 2; time of day day 39, other 1.
 LAYOUT = [("water", 30), ("grass", 8), ("snow", 2)]
@@ -40,12 +39,6 @@ def _images() -> list[SyntheticImage]:
 async def _job(sessionmaker, status: str = "succeeded") -> str:
     async with sessionmaker() as session, session.begin():
         return str(await insert_job(session, _images(), status=status))
-
-
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture
