@@ -52,8 +52,11 @@ class BodyLimitMiddleware:
             nonlocal received, body_done
             if body_done:  # what follows is the wait for a disconnect: no deadline
                 return await receive()
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a cancellation
+            # of the caller that arrives as the body does, leaving the task running on.
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, detail=self.slow) from None
             if message["type"] == "http.request":
