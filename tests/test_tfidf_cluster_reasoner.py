@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
@@ -12,6 +13,7 @@ from analysis_service.reasoners.names import checked_proposals, name_problem
 from analysis_service.reasoners.tfidf_cluster import (
     MAIN_DIVISION,
     ClusterSettings,
+    RestartChoice,
     TfidfClusterReasoner,
     _first_named,
 )
@@ -229,3 +231,18 @@ async def test_per_class_main_division_needs_something_to_divide():
     """Identical captions have no division: no main-division dimension is proposed."""
     dims = await TfidfClusterReasoner().propose("cat", ["A cat on a couch."] * 20, 0)
     assert all(d.name != MAIN_DIVISION for d in dims)
+
+
+@pytest.mark.parametrize("choice", ["silhouette", "inertia"])
+async def test_either_restart_choice_gives_exactly_k_groups_deterministically(
+    choice: RestartChoice,
+):
+    truth, captions = _place_captions(120, seed=6)
+    reasoner = TfidfClusterReasoner(ClusterSettings(restart_choice=choice))
+    dims, predicted = await _organize(reasoner, captions, 3, seed=2)
+    assert len(set(dims[0].attributes)) == 3
+    assert clustering_accuracy(truth, predicted) == 1.0
+    assert await _organize(reasoner, captions, 3, seed=2) == (dims, predicted)
+    for k in (2, 5):
+        dims, predicted = await _organize(reasoner, captions, k, seed=2)
+        assert len(set(dims[0].attributes)) == k and set(predicted) <= set(dims[0].attributes)
