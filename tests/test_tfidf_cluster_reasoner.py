@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
@@ -12,6 +13,7 @@ from analysis_service.reasoners.names import checked_proposals, name_problem
 from analysis_service.reasoners.tfidf_cluster import (
     MAIN_DIVISION,
     ClusterSettings,
+    RestartChoice,
     TfidfClusterReasoner,
     _first_named,
 )
@@ -162,3 +164,85 @@ def test_proposals_do_not_depend_on_the_process_hash_seed():
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1 and "Dimension" in next(iter(outputs))
+
+
+def _cat_captions(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Cats indoors (two in three) or outdoors, each side described by its own words, with
+    words shared by both sides around them."""
+    rng = random.Random(seed)
+    sides = {
+        "indoor": "couch sofa blanket carpet pillow bed".split(),
+        "outdoor": "grass garden tree fence sidewalk bushes".split(),
+    }
+    truth, captions = [], []
+    for i in range(n):
+        side = "outdoor" if i % 3 == 2 else "indoor"
+        words = sides[side]
+        truth.append(side)
+        captions.append(
+            f"The image features a {rng.choice(['black', 'white', 'gray', 'tabby'])} cat "
+            f"{rng.choice(['resting', 'sitting', 'looking'])} on the {rng.choice(words)} near "
+            f"the {rng.choice(words)}. The cat looks {rng.choice(['calm', 'curious', 'alert'])}."
+        )
+    return truth, captions
+
+
+async def test_per_class_main_division_splits_the_class_in_two_and_assigns_everyone():
+    truth, captions = _cat_captions(90)
+    reasoner = TfidfClusterReasoner()
+    dims = await reasoner.propose("cat", captions, 0)
+    main = [d for d in dims if d.name == MAIN_DIVISION]
+    assert len(main) == 1 and len(main[0].attributes) == 2
+    assert checked_proposals(dims, "cat") == dims
+    division = main[0]
+    assert all(name_problem(a) is None and a != OTHER for a in division.attributes)
+    answers = await reasoner.assign("cat", dims, captions)
+    predicted = [a.choices[MAIN_DIVISION] for a in answers]
+    assert set(predicted) == set(division.attributes)  # both sides used, never 'other'
+    assert clustering_accuracy(truth, predicted) == 1.0
+    # Each side is named by its own words, not the other side's.
+    indoor_words = set("couch sofa blanket carpet pillow bed".split())
+    outdoor_words = set("grass garden tree fence sidewalk bushes".split())
+    for side, own, theirs in (
+        ("indoor", indoor_words, outdoor_words),
+        ("outdoor", outdoor_words, indoor_words),
+    ):
+        name = next(p for p, t in zip(predicted, truth, strict=True) if t == side)
+        assert set(name.split(" / ")) & own and not set(name.split(" / ")) & theirs
+    # A caption of neither side still gets one of the two.
+    extra = await reasoner.assign("cat", main, ["A cat.", "..."])
+    assert all(a.choices[MAIN_DIVISION] in division.attributes for a in extra)
+
+
+async def test_per_class_main_division_is_deterministic_and_survives_a_resume():
+    truth, captions = _cat_captions(90, seed=4)
+    first = await TfidfClusterReasoner().propose("cat", captions, 3)
+    second = await TfidfClusterReasoner().propose("cat", captions, 3)
+    assert first == second
+    main = [d for d in first if d.name == MAIN_DIVISION]
+    # Another process has no fitted groups in memory: the names and captions suffice.
+    answers = await TfidfClusterReasoner().assign("cat", main, captions)
+    predicted = [a.choices[MAIN_DIVISION] for a in answers]
+    assert set(predicted) <= set(main[0].attributes)
+    assert clustering_accuracy(truth, predicted) > 0.9
+
+
+async def test_per_class_main_division_needs_something_to_divide():
+    """Identical captions have no division: no main-division dimension is proposed."""
+    dims = await TfidfClusterReasoner().propose("cat", ["A cat on a couch."] * 20, 0)
+    assert all(d.name != MAIN_DIVISION for d in dims)
+
+
+@pytest.mark.parametrize("choice", ["silhouette", "inertia"])
+async def test_either_restart_choice_gives_exactly_k_groups_deterministically(
+    choice: RestartChoice,
+):
+    truth, captions = _place_captions(120, seed=6)
+    reasoner = TfidfClusterReasoner(ClusterSettings(restart_choice=choice))
+    dims, predicted = await _organize(reasoner, captions, 3, seed=2)
+    assert len(set(dims[0].attributes)) == 3
+    assert clustering_accuracy(truth, predicted) == 1.0
+    assert await _organize(reasoner, captions, 3, seed=2) == (dims, predicted)
+    for k in (2, 5):
+        dims, predicted = await _organize(reasoner, captions, k, seed=2)
+        assert len(set(dims[0].attributes)) == k and set(predicted) <= set(dims[0].attributes)
