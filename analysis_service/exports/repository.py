@@ -1,7 +1,9 @@
 """Every SQL statement of exports. A job's images are read a page at a time in image order, and
 each page's attributes and predictions by range scans of the same image ids on their (job,
-image) indexes: plans that stay short whether or not the planner has statistics of freshly
-written tables, with no per-image subquery and no JSON to decode."""
+image) indexes: no per-image subquery and no JSON to decode. Pages are ranges of image ids
+counted out once: a range's plan stays short even when the planner has no statistics of
+freshly written tables (taken for empty, a LIMIT page was planned as a sort of every image
+after it, for every page)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,27 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+PAGE_ENDS = text(
+    """
+    SELECT image_id FROM (
+        SELECT image_id, row_number() OVER (ORDER BY image_id) AS n, count(*) OVER () AS total
+        FROM job_image WHERE job_id = :job_id
+    ) ranked
+    WHERE n % :size = 0 OR n = total
+    ORDER BY image_id
+    """
+)
 IMAGE_PAGE = text(
     """
     SELECT i.id, i.relpath, i.class_name, c.text
     FROM job_image ji
     JOIN image i ON i.id = ji.image_id
     LEFT JOIN caption c ON c.content_hash = i.content_hash AND c.caption_key = :caption_key
-    WHERE ji.job_id = :job_id AND ji.image_id > :after
+    WHERE ji.job_id = :job_id AND ji.image_id > :after AND ji.image_id <= :last
+        -- Said of both tables, so that either scan is a range.
+        AND i.id > :after AND i.id <= :last
         AND i.invalid_reason IS NULL AND ji.caption_error IS NULL
     ORDER BY ji.image_id
-    LIMIT :limit
     """
 )
 ATTRIBUTE_NAMES = text(
@@ -58,11 +71,17 @@ async def attribute_names(session: AsyncSession, job_id: uuid.UUID) -> dict[int,
     return {attribute_id: (dimension, name) for attribute_id, dimension, name in rows}
 
 
+async def page_ends(session: AsyncSession, job_id: uuid.UUID, size: int) -> list[int]:
+    """The last image id of each run of `size` of the job's images, in image order."""
+    rows = await session.scalars(PAGE_ENDS, {"job_id": job_id, "size": size})
+    return list(rows)
+
+
 async def image_page(
-    session: AsyncSession, job_id: uuid.UUID, caption_key: str | None, after: int, limit: int
+    session: AsyncSession, job_id: uuid.UUID, caption_key: str | None, after: int, last: int
 ) -> list[ImageRow]:
-    """The next `limit` exported images after image id `after`: (id, path, class, caption)."""
-    params = {"job_id": job_id, "caption_key": caption_key, "after": after, "limit": limit}
+    """The exported images with ids after `after` up to `last`: (id, path, class, caption)."""
+    params = {"job_id": job_id, "caption_key": caption_key, "after": after, "last": last}
     rows = await session.execute(IMAGE_PAGE, params)
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 

@@ -18,8 +18,9 @@ Batch = list[list[object]]
 async def batches(
     session: AsyncSession, job: Job, dimensions: list[str], set_ids: list[int], size: int
 ) -> AsyncIterator[Batch]:
-    """The job's exported images, `size` at a time in image order; a dimension an image's
-    class lacks, or a set without an answer for it, is None."""
+    """The job's exported images in image order, a batch per `size` of its images (fewer
+    where some are left out); a dimension an image's class lacks, or a set without an answer
+    for it, is None."""
     column_of = {name: k for k, name in enumerate(dimensions)}
     # attribute id -> (its dimension's column, its name): the pivot is a lookup per assignment.
     cell_of = {
@@ -31,23 +32,27 @@ async def batches(
     }
     set_column = {set_id: k for k, set_id in enumerate(set_ids)}
     after = 0
-    while page := await repository.image_page(session, job.id, job.caption_key, after, size):
+    for last in await repository.page_ends(session, job.id, size):
+        page = await repository.image_page(session, job.id, job.caption_key, after, last)
+        after = last
+        if not page:  # every image of the range left out: no empty row group
+            continue
         ids = [row[0] for row in page]
-        first, after = ids[0], ids[-1]
+        first, final = ids[0], ids[-1]
         at = {image_id: k for k, image_id in enumerate(ids)}
         count = len(ids)
         dims: Batch = [[None] * count for _ in dimensions]
         for image_id, attribute_id in await repository.assignments_between(
-            session, job.id, first, after
+            session, job.id, first, final
         ):
-            # Images between first and last that the export leaves out have no row here.
+            # Images of the range that the export leaves out have no row here.
             k = at.get(image_id)
             if k is not None and (cell := cell_of.get(attribute_id)) is not None:
                 dims[cell[0]][k] = cell[1]
         answers: Batch = [[None] * count for _ in range(2 * len(set_ids))]
         if set_ids:
             for image_id, set_id, prediction, correct in await repository.predictions_between(
-                session, job.id, set_ids, first, after
+                session, job.id, set_ids, first, final
             ):
                 if (k := at.get(image_id)) is not None:
                     column = 2 * set_column[set_id]
@@ -59,5 +64,3 @@ async def batches(
             *dims,
             *answers,
         ]
-        if count < size:
-            return
