@@ -151,3 +151,57 @@ async def test_a_prediction_set_named_like_a_formula_is_escaped_in_csv_headers(a
     assert header[-2:] == ["'=HYPERLINK(1)_prediction", "'=HYPERLINK(1)_correct"]
     jsonl = (await api.get(f"/v1/jobs/{job}/export?format=jsonl")).text.splitlines()
     assert "=HYPERLINK(1)_prediction" in json.loads(jsonl[0])  # JSON keeps the raw name
+
+
+async def test_pages_of_the_export_keep_each_images_own_cells(api, sessionmaker, monkeypatch):
+    """Pages smaller than the job, images left out between others (a caption error, an
+    invalid file) and a second set answering only some images: every row still carries its
+    own image's attributes and answers, as the job stored them."""
+    from sqlalchemy import select, update
+
+    from analysis_service.exports import writers
+    from analysis_service.models import Image, JobImage
+
+    monkeypatch.setattr(writers, "BATCH_ROWS", 3)
+    images = _images()
+    async with sessionmaker() as session, session.begin():
+        job_id = await insert_job(session, images)
+        found = await session.execute(
+            select(Image.relpath, Image.id)
+            .join(JobImage, JobImage.image_id == Image.id)
+            .where(JobImage.job_id == job_id)
+        )
+        ids = {relpath: image_id for relpath, image_id in found}
+        await session.execute(
+            update(JobImage)
+            .where(JobImage.job_id == job_id, JobImage.image_id == ids["cat/4.jpg"])
+            .values(caption_error="unreadable")
+        )
+        await session.execute(
+            update(Image).where(Image.id == ids["dog/2.jpg"]).values(invalid_reason="truncated")
+        )
+    job = str(job_id)
+    await _predict(api, job)
+    some = [
+        {"image": m.relpath, "prediction": "cat"} for m in images if m.relpath.endswith("1.jpg")
+    ]
+    resp = await api.post(f"/v1/jobs/{job}/predictions", json={"predictions": some, "name": "m2"})
+    assert resp.status_code == 201, resp.text
+
+    table = pq.read_table(io.BytesIO((await api.get(f"/v1/jobs/{job}/export")).content))
+    rows = {r["file_name"]: r for r in table.to_pylist()}
+    expected = {m.relpath for m in images} - {"cat/4.jpg", "dog/2.jpg"}
+    assert rows.keys() == expected
+    for m in images:
+        if m.relpath not in expected:
+            continue
+        row = rows[m.relpath]
+        assert row["class"] == m.class_name and row["caption"] == m.caption
+        assert row["background"] == m.attributes["background"]
+        assert row["pose"] == m.attributes.get("pose")
+        answered = m.relpath.endswith("1.jpg")
+        assert row["m2_prediction"] == ("cat" if answered else None)
+        assert row["m2_correct"] == ((m.class_name == "cat") if answered else None)
+    assert [r["file_name"] for r in table.to_pylist()] == [
+        m.relpath for m in images if m.relpath in expected
+    ]  # image order, as inserted

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncResult
 
 from analysis_service.db import Session
 from analysis_service.deps import JobId
-from analysis_service.exports import repository, writers
+from analysis_service.exports import repository, service, writers
 from analysis_service.jobs.service import finished_job
 from analysis_service.predictions import repository as predictions
 from analysis_service.subpopulations.service import class_structure
@@ -22,19 +20,6 @@ MEDIA = {
     "csv": "text/csv",
     "jsonl": "application/jsonl",
 }
-
-
-async def _rows(
-    result: AsyncResult, dimensions: list[str], set_ids: list[str]
-) -> AsyncIterator[list[object]]:
-    """Each image's row in the export's column order (empty where its class lacks one)."""
-    async for relpath, class_name, caption, dims, preds in result:
-        dims, preds = dims or {}, preds or {}
-        row: list[object] = [relpath, class_name, caption, *(dims.get(d) for d in dimensions)]
-        for set_id in set_ids:
-            prediction, correct = preds.get(set_id, (None, None))
-            row += [prediction, correct]
-        yield row
 
 
 @router.get(
@@ -58,13 +43,15 @@ async def export(
     sets = await predictions.list_sets(session, job.id)
     names = [s.name or f"predictions_{s.id}" for s in sets]
     header, schema = writers.header_and_types(dimensions, names)
-    rows = _rows(
-        await repository.stream_rows(session, job.id), dimensions, [str(s.id) for s in sets]
-    )
+    await repository.snapshot(session)
+    # A page of images is a Parquet row group; sets posted from here on are not in the header.
+    batches = service.batches(session, job, dimensions, [s.id for s in sets], writers.BATCH_ROWS)
     body = (
-        writers.parquet_chunks(schema, rows)
+        writers.parquet_chunks(schema, batches)
         if format == "parquet"
-        else (writers.csv_chunks if format == "csv" else writers.jsonl_chunks)(header, rows)
+        else (writers.csv_chunks if format == "csv" else writers.jsonl_chunks)(
+            header, writers.rows_of(batches)
+        )
     )
     filename = f"export-{job.id}.{format}"
     return StreamingResponse(

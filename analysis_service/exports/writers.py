@@ -71,29 +71,29 @@ class _Sink(io.RawIOBase):
 
 
 async def parquet_chunks(
-    schema: pa.Schema, rows: AsyncIterator[list[object]]
+    schema: pa.Schema, batches: AsyncIterator[list[list[object]]]
 ) -> AsyncIterator[bytes]:
-    """Row groups of BATCH_ROWS rows, each encoded in a thread and sent as soon as written."""
+    """A row group per batch of columns, each encoded in a thread and sent as soon as written."""
     sink = _Sink()
     writer = pq.ParquetWriter(sink, schema)
     try:
-        batch: list[list[object]] = []
-        async for row in rows:
-            batch.append(row)
-            if len(batch) >= BATCH_ROWS:
-                await asyncio.to_thread(_write, writer, schema, batch)
-                yield sink.drain()
-                batch = []
-        if batch:
-            await asyncio.to_thread(_write, writer, schema, batch)
+        async for columns in batches:
+            await asyncio.to_thread(_write, writer, schema, columns)
+            yield sink.drain()
     finally:
         await asyncio.to_thread(writer.close)
     yield sink.drain()
 
 
-def _write(writer: pq.ParquetWriter, schema: pa.Schema, rows: list[list[object]]) -> None:
-    columns = list(zip(*rows, strict=True))
+def _write(writer: pq.ParquetWriter, schema: pa.Schema, columns: list[list[object]]) -> None:
     writer.write_batch(pa.record_batch(columns, schema=schema))
+
+
+async def rows_of(batches: AsyncIterator[list[list[object]]]) -> AsyncIterator[list[object]]:
+    """The rows of batches of columns, for the row-wise encoders."""
+    async for columns in batches:
+        for row in zip(*columns, strict=True):
+            yield list(row)
 
 
 def header_and_types(dimensions: Iterable[str], sets: Iterable[str]) -> tuple[list[str], pa.Schema]:

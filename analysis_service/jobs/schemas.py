@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analysis_service.jobs.lifecycle import JobStatus, Stage, StageState
+from analysis_service.predictions.schemas import PredictionSetBrief
 from analysis_service.reasoners.names import MAX_NAME_CHARS, NAME_PATTERN
 from shared.json_types import NUMBER_NOT_TEXT, JsonBool
 from shared.paths import PATH_MAX
@@ -148,6 +149,37 @@ class StageProgress(BaseModel):
     finished_at: datetime | None = None
 
 
+# How many prediction sets a job's view lists (the newest): enough to pick one, bounded so that
+# a job with many sets still answers a poll quickly.
+LATEST_SETS = 20
+
+
+class JobLinks(BaseModel):
+    """Where a succeeded job's results are read and acted on (paths on this API)."""
+
+    structure: str = Field(description="The discovered tree: class, dimension, attributes.")
+    predictions: str = Field(
+        description="POST a model's predictions here (GET lists them); slices need one."
+    )
+    groups: str = Field(
+        description="Group labels for robust training: a URI template; fill in `{dimension}` "
+        "with a dimension of the structure."
+    )
+    export: str = Field(
+        description="One row per image as Parquet; `format=csv` or `format=jsonl` for others."
+    )
+    tail: str = Field(description="Rare subpopulations with prompts for generating more.")
+
+
+class JobPredictions(BaseModel):
+    """The job's prediction sets as its view shows them: the newest few and how many."""
+
+    total: int = Field(description="Sets the job has; `links.predictions` lists them all.")
+    latest: list[PredictionSetBrief] = Field(
+        description=f"The newest sets, newest first, at most {LATEST_SETS}."
+    )
+
+
 class Job(BaseModel):
     id: uuid.UUID
     status: JobStatus
@@ -178,6 +210,12 @@ class Job(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None = Field(description="From start to finish (or to now).")
+    links: JobLinks | None = Field(
+        default=None, description="What to do next with the results; null until it succeeded."
+    )
+    predictions: JobPredictions | None = Field(
+        default=None, description="Its prediction sets; null until it succeeded."
+    )
 
 
 class JobAccepted(BaseModel):

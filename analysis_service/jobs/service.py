@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +16,9 @@ from analysis_service.datasets.captions_file import check_head, open_captions_fi
 from analysis_service.datasets.layout import check_layout
 from analysis_service.jobs import lifecycle, repository, schemas
 from analysis_service.llm_calls import repository as llm_calls
-from analysis_service.models import Job
+from analysis_service.models import Job, PredictionSet
+from analysis_service.predictions import repository as predictions
+from analysis_service.predictions.schemas import PredictionSetBrief, accuracy
 from analysis_service.reasoners.names import name_problem
 from analysis_service.settings import AnalysisSettings
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -56,17 +59,51 @@ async def finished_job(session: AsyncSession, raw_id: str, what: str) -> Job:
     return job
 
 
+Sets = tuple[list[PredictionSet], int]
+
+
+def _links(job_id: uuid.UUID) -> schemas.JobLinks:
+    base = f"/v1/jobs/{job_id}"
+    return schemas.JobLinks(
+        structure=f"{base}/structure",
+        predictions=f"{base}/predictions",
+        groups=f"{base}/groups?dimension={{dimension}}",
+        export=f"{base}/export?format=parquet",
+        tail=f"{base}/tail",
+    )
+
+
+def _predictions(job_id: uuid.UUID, sets: Sets | None) -> schemas.JobPredictions:
+    latest, total = sets or ([], 0)
+    return schemas.JobPredictions(
+        total=total,
+        latest=[
+            PredictionSetBrief(
+                id=s.id,
+                name=s.name,
+                rows=s.rows,
+                accuracy=accuracy(s.rows, s.errors),
+                slices_url=f"/v1/jobs/{job_id}/slices?{urlencode({'predictions': s.id})}",
+            )
+            for s in latest
+        ],
+    )
+
+
 def to_schema(
     job: Job,
     dataset_path: str,
     caption_info: dict | None,
     spent: dict | None,
+    sets: Sets | None,
     settings: AnalysisSettings,
 ) -> schemas.Job:
+    """The public view of a job; sets: its newest prediction sets and how many it has."""
     end = job.finished_at or (datetime.now(UTC) if job.started_at else None)
     duration = (end - job.started_at).total_seconds() if end and job.started_at else None
     engine = f"{caption_info['engine']}/{caption_info['model']}" if caption_info else None
     options = schemas.JobOptions.model_validate(job.options or {})
+    succeeded = job.status == lifecycle.JobStatus.SUCCEEDED
     return schemas.Job(
         id=job.id,
         status=lifecycle.JobStatus(job.status),
@@ -96,6 +133,8 @@ def to_schema(
         started_at=job.started_at,
         finished_at=job.finished_at,
         duration_s=duration,
+        links=_links(job.id) if succeeded else None,
+        predictions=_predictions(job.id, sets) if succeeded else None,
     )
 
 
@@ -154,7 +193,15 @@ async def list_jobs(
     """A page of job views, newest first, and how many jobs there are."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
     spent = await llm_calls.llm_spent(session, [r[0].id for r in rows])
-    return [to_schema(*r, spent.get(r[0].id), settings) for r in rows], total
+    sets = await _latest_sets(session, [r[0] for r in rows])
+    return [to_schema(*r, spent.get(r[0].id), sets.get(r[0].id), settings) for r in rows], total
+
+
+async def _latest_sets(session: AsyncSession, jobs: list[Job]) -> dict[uuid.UUID, Sets]:
+    """The newest prediction sets of the succeeded ones of jobs (only they can have any), in
+    one query for all of them."""
+    succeeded = [j.id for j in jobs if j.status == lifecycle.JobStatus.SUCCEEDED]
+    return await predictions.latest_sets(session, succeeded, schemas.LATEST_SETS)
 
 
 async def get_job(
@@ -163,7 +210,8 @@ async def get_job(
     """The public view of a job: the same for GET, cancel and retry."""
     found = _found(await repository.get_job(session, job_id), job_id)
     spent = (await llm_calls.llm_spent(session, [job_id])).get(job_id)
-    return to_schema(*found, spent, settings)
+    sets = (await _latest_sets(session, [found[0]])).get(job_id)
+    return to_schema(*found, spent, sets, settings)
 
 
 async def _moved_view(

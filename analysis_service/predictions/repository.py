@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from analysis_service.models import Image, JobImage, PredictionSet
 from analysis_service.predictions.reader import MAX_LISTED, PredictionRow
@@ -149,6 +150,38 @@ async def list_sets(session: AsyncSession, job_id: uuid.UUID) -> list[Prediction
         select(PredictionSet).where(PredictionSet.job_id == job_id).order_by(PredictionSet.id)
     )
     return list(rows)
+
+
+async def latest_sets(
+    session: AsyncSession, job_ids: list[uuid.UUID], per_job: int
+) -> dict[uuid.UUID, tuple[list[PredictionSet], int]]:
+    """Per job, its newest per_job sets (newest first) and how many sets it has, for a whole
+    page of jobs in one query. It reads the sets' stored counts, never the predictions, so a
+    job view polled often costs an index lookup per job. Jobs without sets are absent."""
+    if not job_ids:
+        return {}
+    job = PredictionSet.job_id
+    ranked = (
+        select(
+            PredictionSet,
+            func.row_number()
+            .over(partition_by=job, order_by=PredictionSet.id.desc())
+            .label("rank"),
+            func.count().over(partition_by=job).label("total"),
+        )
+        .where(PredictionSet.job_id.in_(job_ids))
+        .subquery()
+    )
+    ranked_set = aliased(PredictionSet, ranked)
+    rows = await session.execute(
+        select(ranked_set, ranked.c.total)
+        .where(ranked.c.rank <= per_job)
+        .order_by(ranked.c.job_id, ranked.c.id.desc())
+    )
+    found: dict[uuid.UUID, tuple[list[PredictionSet], int]] = {}
+    for found_set, total in rows:
+        found.setdefault(found_set.job_id, ([], int(total)))[0].append(found_set)
+    return found
 
 
 async def get_set(session: AsyncSession, job_id: uuid.UUID, set_id: int) -> PredictionSet | None:

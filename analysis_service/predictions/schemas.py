@@ -17,6 +17,11 @@ MAX_INLINE_ROWS = 100_000
 PATH_CHARS = 4096
 
 
+def accuracy(rows: int, errors: int) -> float:
+    """Share of a set's rows predicted right (0 for a set without rows)."""
+    return (rows - errors) / rows if rows else 0.0
+
+
 class PredictionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,3 +69,13 @@ class PredictionSetOut(BaseModel):
     errors: int = Field(description="Rows whose prediction is not the true class.")
     accuracy: float = Field(description="Share of rows predicted right.")
     created_at: datetime
+
+
+class PredictionSetBrief(BaseModel):
+    """A prediction set as a job's view names it, with where to look at its errors."""
+
+    id: int = Field(description="Use as `predictions` in /slices, /groups and /export.")
+    name: str | None
+    rows: int = Field(description="Rows read.")
+    accuracy: float = Field(description="Share of rows predicted right.")
+    slices_url: str = Field(description="Where this set's model errs most (GET).")

@@ -34,7 +34,7 @@ def to_schema(found: PredictionSet) -> schemas.PredictionSetOut:
         rows=found.rows,
         matched=found.rows,
         errors=found.errors,
-        accuracy=(found.rows - found.errors) / found.rows if found.rows else 0.0,
+        accuracy=schemas.accuracy(found.rows, found.errors),
         created_at=found.created_at,
     )
 
