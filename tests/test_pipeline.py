@@ -239,3 +239,20 @@ async def test_two_runners_of_one_job_never_overlap(
     assert sorted(outcomes, key=str) == [None, "succeeded"]
     job = (await api.get(f"/v1/jobs/{job_id}")).json()
     assert job["attempts"] == 1
+
+
+async def test_a_finished_job_leaves_planner_statistics_for_what_it_wrote(
+    api, analysis_settings, sessionmaker, caption_app, dataset
+):
+    """Slices, groups and exports aggregate right after a job: the bulk-written tables must not
+    look empty to the planner until autovacuum comes."""
+    job_id = await submit(api, str(dataset))
+    await run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app))
+    async with sessionmaker() as session:
+        analyzed = await session.scalars(
+            text(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                "AND relname IN ('image', 'job_image', 'caption', 'assignment')"
+            )
+        )
+        assert set(analyzed) == {"image", "job_image", "caption", "assignment"}

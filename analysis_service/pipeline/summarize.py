@@ -16,6 +16,7 @@ async def update_counts(ctx: RunContext) -> None:
 async def run(ctx: RunContext) -> None:
     await ctx.start_stage(Stage.SUMMARIZE, unit="classes")
     async with ctx.sessionmaker() as session, session.begin():
+        await assignments.analyze_assignments(session)
         await assignments.update_sizes(session, ctx.job_id)
         await jobs.update_counts(session, ctx.job_id)
     await ctx.finish_stage(Stage.SUMMARIZE)

@@ -131,6 +131,9 @@ async def staged_problems(
     return found
 
 
+ANALYZE_PREDICTIONS = text("ANALYZE prediction")
+
+
 async def store(
     session: AsyncSession, job_id: uuid.UUID, dataset_id: uuid.UUID, name: str | None
 ) -> PredictionSet:
@@ -142,6 +145,9 @@ async def store(
     await session.execute(STORE, params)
     new.rows, new.errors = (await session.execute(COUNTS, {"set_id": new.id})).one()
     await session.flush()
+    # Slices read the set right after it is stored; until autovacuum gets to it the planner
+    # would take a bulk-filled table for nearly empty.
+    await session.execute(ANALYZE_PREDICTIONS)
     return new
 
 
