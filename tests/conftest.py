@@ -22,6 +22,7 @@ from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
 from tests.fakes.fake_llm import FakeLLM
+from tests.pipeline_helpers import api_client
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
 
@@ -102,11 +103,8 @@ async def caption_client(caption_app) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def api(analysis_settings: AnalysisSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_analysis_app(analysis_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            yield client
+    async with api_client(create_analysis_app(analysis_settings)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import urlencode
 
 import httpx
+from fastapi import FastAPI
 
 from analysis_service.pipeline.runner import run_job
 
@@ -67,3 +69,16 @@ async def answers(api, job_id: str) -> dict[str, bytes]:
     for sub in (await api.get(f"{base}/subpopulations")).json():
         await get(f"/v1/subpopulations/{sub['id']}/images", limit=1000)
     return got
+
+
+@asynccontextmanager
+async def api_client(
+    app: FastAPI, base_url: str = "http://api.test", **client_options
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app in process, the app started (its lifespan) for the block."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=base_url, **client_options
+        ) as client:
+            yield client

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from analysis_service.models import Assignment, Attribute, LLMCall
 from tests.builders import make_dataset
 from tests.fakes import fake_llm
-from tests.pipeline_helpers import run
+from tests.pipeline_helpers import api_client, run
 
 SETTINGS = ["background", "pose"]
 ROWS = [
@@ -57,15 +57,10 @@ def llm_settings(analysis_settings, llm):
 
 @pytest.fixture
 async def llm_api(llm_settings):
-    import httpx
-
     from analysis_service.app import create_app
 
-    app = create_app(llm_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            yield client
+    async with api_client(create_app(llm_settings)) as client:
+        yield client
 
 
 async def submit(api, **body) -> str:
@@ -416,7 +411,6 @@ async def test_a_keys_daily_token_cap_spans_its_jobs_and_spares_other_keys(
     """Job A of key 'team' spends what it spends; with KEY_DAILY_TOKENS a little above that,
     job B of the same key stops once the two together would pass it, while a stored key with
     its own, larger cap runs its job."""
-    import httpx
     from pydantic import SecretStr
 
     from analysis_service.app import create_app
@@ -427,17 +421,12 @@ async def test_a_keys_daily_token_cap_spans_its_jobs_and_spares_other_keys(
     write_csv(data_root / "caps.csv")
 
     async def job_of(key: str, settings, seed: int) -> tuple[str, dict]:
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://api.test", headers=headers
-            ) as api:
-                # Another seed each time: no answer comes from the cache for free.
-                job_id = await submit(api, captions_path="caps.csv", seed=seed)
-                status = await run(job_id, settings, sessionmaker, None)
-                return status, (await api.get(f"/v1/jobs/{job_id}")).json()
+        headers = {"Authorization": f"Bearer {key}"}
+        async with api_client(create_app(settings), headers=headers) as api:
+            # Another seed each time: no answer comes from the cache for free.
+            job_id = await submit(api, captions_path="caps.csv", seed=seed)
+            status = await run(job_id, settings, sessionmaker, None)
+            return status, (await api.get(f"/v1/jobs/{job_id}")).json()
 
     uncapped = llm_settings.model_copy(
         update={"analysis_api_keys": SecretStr(f"team:{team}"), "llm_max_tokens": 256}

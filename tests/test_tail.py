@@ -3,7 +3,6 @@ template prompts; an LLM writes richer ones on POST, stored, costed on the job a
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -11,6 +10,7 @@ from analysis_service.app import create_app
 from analysis_service.models import Job, LLMCall, TailPrompt
 from analysis_service.reasoners import llm_answers
 from benchmarks.synthetic_job import SyntheticImage, insert_job
+from tests.pipeline_helpers import api_client
 
 # Per class, 40 images: background water 30, grass 8, snow 2; time of day day 39, other 1.
 LAYOUT = [("water", 30), ("grass", 8), ("snow", 2)]
@@ -55,11 +55,8 @@ def llm_settings(analysis_settings, llm):
 
 @pytest.fixture
 async def llm_api(llm_settings):
-    app = create_app(llm_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            yield client
+    async with api_client(create_app(llm_settings)) as client:
+        yield client
 
 
 async def test_the_tail_lists_rare_attributes_rarest_first_with_template_prompts(api, sessionmaker):
