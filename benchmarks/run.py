@@ -29,13 +29,17 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, slices
+from benchmarks import captioning, discovery_cost, offline_speed, queries, slices
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state" / "bench"
 # Smaller sizes for before/after comparisons within minutes (`make bench-quick`).
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+UVICORN = [
+    *(sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"),
+    *("--log-level", "warning"),
+]
 
 
 def _port() -> int:
@@ -116,7 +120,9 @@ def _parts() -> set[str]:
     """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, offline
     (default: all; with BENCH_QUICK=1, all but discovery: its cost is a count that does not
     vary)."""
-    default = "caption,jobs,slices,offline" if QUICK else "caption,jobs,discovery,slices,offline"
+    default = "caption,jobs,slices,queries,offline"
+    if not QUICK:
+        default += ",discovery"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
 
 
@@ -133,6 +139,10 @@ def main() -> None:
         print("slices and exports on a large finished job ...", flush=True)
         with _bench_database() as url:
             rows += slices.run(url, QUICK)
+    if "queries" in parts:
+        print("query latency on a big finished job ...", flush=True)
+        with _bench_database() as url:
+            rows += queries.run(url, QUICK, _api)
     if "discovery" in parts:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
@@ -156,6 +166,20 @@ def _bench_database() -> Iterator[str]:
 
 
 @contextmanager
+def _api(url: str) -> Iterator[str]:
+    """The analysis API alone on a free port, as `make serve` runs it: its base URL."""
+    port = _port()
+    env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
+    api = _spawn([*UVICORN, "--port", str(port), "analysis_service.app:create_app"], env, "api.log")
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(30)
+
+
+@contextmanager
 def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The caption service and the analysis API on free ports: (API base URL, environment
     for workers)."""
@@ -167,13 +191,11 @@ def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
         LOG_LEVEL="WARNING",
         CAPTION_URLS=f"http://127.0.0.1:{cport}",
     )
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
-    uvicorn += ["--log-level", "warning"]
     caption = _spawn(
-        [*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
+        [*UVICORN, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
     )
     api = _spawn(
-        [*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
+        [*UVICORN, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
     )
     try:
         _wait_ready(f"http://127.0.0.1:{cport}/readyz")

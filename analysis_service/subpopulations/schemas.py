@@ -68,3 +68,15 @@ class AssignmentRow(BaseModel):
     dimension: str
     attribute: str
     note: str | None = Field(default=None, description="Why 'other' was forced, if it was.")
+
+
+class AssignmentPage(BaseModel):
+    """A page of assignment rows: by offset (with the total), or after a cursor."""
+
+    items: list[AssignmentRow]
+    total: int = Field(description="Assignment rows of the job over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(
+        description="Pass as `after` (with offset 0) for the next page; null on the last."
+    )
