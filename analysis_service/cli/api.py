@@ -3,7 +3,6 @@ two errors: the API said no (ApiError, its body kept as is) or could not be reac
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +17,6 @@ TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An export streams while the server reads pages of images: allow long gaps between chunks,
 # and an upload as long as the file takes to send.
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
-# The API commits a request's transaction just after it has sent the answer (its session is
-# request-scoped), so what a write made can be missing from a read sent at once: a 404 within
-# this long after a write is asked again.
-SETTLE_S = 2.0
 
 
 class ApiError(Exception):
@@ -75,7 +70,6 @@ class Api:
         self.base_url = check_url(base_url)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=TIMEOUT)
-        self._settle_until = 0.0
 
     def __enter__(self) -> Api:
         return self
@@ -98,18 +92,8 @@ class Api:
         return response
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        request = self._http.build_request(method, path, **kwargs)
-        while True:
-            try:
-                response = self._send(request)
-            except ApiError as exc:
-                if method != "GET" or exc.status != 404 or time.monotonic() > self._settle_until:
-                    raise
-                time.sleep(0.1)
-                continue
-            if method != "GET":
-                self._settle_until = time.monotonic() + SETTLE_S
-            return response
+        # The API commits a write before it answers: a read sent right after sees it.
+        return self._send(self._http.build_request(method, path, **kwargs))
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/jobs", json=body).json()

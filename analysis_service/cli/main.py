@@ -82,10 +82,10 @@ def _show_end(api: Api, out: Output, job: dict[str, Any]) -> None:
         out.out.print(job_panel(job))
 
 
-def _follow(api: Api, out: Output, job_id: str, interval: float, retried: bool = False) -> NoReturn:
+def _follow(api: Api, out: Output, job_id: str, interval: float) -> NoReturn:
     """Watch the job to its end, show the outcome (the tree when it succeeded), exit by it."""
     try:
-        job = watch(api, job_id, out, interval, retried)
+        job = watch(api, job_id, out, interval)
     except KeyboardInterrupt:
         out.note(f"stopped watching; the job goes on: subpop status {job_id} --watch")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -221,7 +221,7 @@ def retry(
     with session(api, key, as_json) as (client, out):
         job = client.retry(job_id)
         if watch:
-            _follow(client, out, job["id"], interval, retried=True)
+            _follow(client, out, job["id"], interval)
         out.json(job) if as_json else out.line(f"job {job['id']} queued again")
 
 

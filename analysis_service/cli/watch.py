@@ -18,25 +18,16 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from analysis_service.cli.api import SETTLE_S, Api
+from analysis_service.cli.api import Api
 from analysis_service.cli.render import STAGES, Output, progress_count
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 Job = dict[str, Any]
 
 
-def _poll(
-    api: Api, job_id: str, interval: float, seen: Callable[[Job], None], settle_s: float
-) -> Job:
-    # Right after a retry the job can still show how it ended before (see api.SETTLE_S): an
-    # end is taken for the answer once the job was seen not ended, or settle_s has passed.
-    settle_until = time.monotonic() + settle_s
+def _poll(api: Api, job_id: str, interval: float, seen: Callable[[Job], None]) -> Job:
     while True:
         job = api.job(job_id)
-        if job["status"] in TERMINAL and time.monotonic() < settle_until:
-            time.sleep(min(interval, 0.1))
-            continue
-        settle_until = 0.0
         seen(job)
         if job["status"] in TERMINAL:
             return job
@@ -107,13 +98,12 @@ class _Lines:
         self.out.line(line.rstrip())
 
 
-def watch(api: Api, job_id: str, out: Output, interval: float, retried: bool = False) -> Job:
-    """Poll the job until it has ended; its last view. retried: it was just queued again."""
-    settle_s = SETTLE_S if retried else 0.0
+def watch(api: Api, job_id: str, out: Output, interval: float) -> Job:
+    """Poll the job until it has ended; its last view."""
     if out.as_json:
-        return _poll(api, job_id, interval, lambda job: None, settle_s)
+        return _poll(api, job_id, interval, lambda job: None)
     if not out.out.is_terminal:
-        return _poll(api, job_id, interval, _Lines(out), settle_s)
+        return _poll(api, job_id, interval, _Lines(out))
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -121,4 +111,4 @@ def watch(api: Api, job_id: str, out: Output, interval: float, retried: bool = F
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=out.out, refresh_per_second=4) as progress:
-        return _poll(api, job_id, interval, _Bars(progress), settle_s)
+        return _poll(api, job_id, interval, _Bars(progress))
