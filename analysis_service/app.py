@@ -24,6 +24,8 @@ from analysis_service.settings import AnalysisSettings
 from analysis_service.slices.router import router as slices_router
 from analysis_service.subpopulations.router import router as subpopulations_router
 from analysis_service.tail.router import router as tail_router
+from analysis_service.thumbnails.router import router as thumbnails_router
+from analysis_service.thumbnails.service import Thumbnails
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
@@ -59,6 +61,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.thumbnails = Thumbnails(settings)
         try:
             yield
         finally:
@@ -94,6 +97,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(groups_router)
     guarded.include_router(exports_router)
     guarded.include_router(tail_router)
+    guarded.include_router(thumbnails_router)
     guarded.include_router(pages)
     app.include_router(health)
     app.include_router(sign_in)
