@@ -62,11 +62,14 @@ async def image_thumbnail(
 ) -> Response:
     """A JPEG thumbnail of an image, EXIF-oriented, made from its file in the dataset as long
     as that file is still the one the job's scan saw."""
-    checked = await thumbnails.check(session, image_id, size)
+    wanted = await thumbnails.find(session, image_id, size)
     # The database is done with: its connection goes back to the pool before the file work
     # (a grid asks for dozens of thumbnails at once, most of them waiting for a decode).
     await session.commit()
-    headers = {"ETag": checked.etag, "Cache-Control": CACHE_CONTROL}
-    if if_none_match is not None and _matches(if_none_match, checked.etag):
+    headers = {"ETag": wanted.etag, "Cache-Control": CACHE_CONTROL}
+    # Even a 304 first checks the file: a browser is never told a gone file's copy is good.
+    fresh = if_none_match is not None and _matches(if_none_match, wanted.etag)
+    jpeg = await thumbnails.jpeg(wanted, body=not fresh)
+    if jpeg is None:
         return Response(status_code=304, headers=headers)
-    return Response(await thumbnails.jpeg(checked), media_type="image/jpeg", headers=headers)
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
