@@ -40,14 +40,17 @@ def _matches(if_none_match: str, etag: str) -> bool:
         304: {"description": "Not modified: the If-None-Match tag is this thumbnail's."},
         404: {
             "model": ErrorBody,
-            "description": "No such image, its file is gone, or it has "
-            "none (error `file_gone`, `no_image_file`).",
+            "description": "No such image (`not_found`), its file is gone (`file_gone`), or "
+            "it has none: imported from a captions file (`no_image_file`).",
         },
-        410: {"model": ErrorBody, "description": "The file changed since it was scanned."},
+        410: {
+            "model": ErrorBody,
+            "description": "The file changed since it was scanned (`file_changed`).",
+        },
         422: {
             "model": ErrorBody,
-            "description": "The image cannot be shown (error "
-            "`invalid_image`, with the reason), or a size not offered.",
+            "description": "The image cannot be shown (`invalid_image`, with the reason), "
+            "or a size not offered (`validation_error`).",
         },
     },
 )
