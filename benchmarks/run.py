@@ -2,11 +2,18 @@
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
-comma-separated choice of caption, jobs, discovery, slices (a slice request and a Parquet
-export on a 100,000-image job written straight into the database: benchmarks/slices.py) and
-offline (the offline reasoner's speed on synthetic captions). BENCH_QUICK=1 (`make
-bench-quick`): 3000 images (10,000 for slices), no discovery cost, for
-before/after comparisons within minutes.
+comma-separated choice of
+- caption, jobs: the caption path, and jobs end to end;
+- discovery: the LLM cost of discovery on real captions;
+- slices: a slice request and a Parquet export on a 100,000-image job written straight into
+  the database (benchmarks/slices.py);
+- queries: latency and throughput of the job view, the subpopulation list and an image page
+  of a 1,000,000-image job (benchmarks/queries.py);
+- offline: the offline reasoner's speed on synthetic captions;
+- thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
+  (benchmarks/thumbnails.py).
+BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices and thumbnails, 100,000 for
+queries), no discovery cost, for before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, queries, slices
+from benchmarks import captioning, discovery_cost, offline_speed, queries, slices, thumbnails
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,10 +124,10 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, offline
-    (default: all; with BENCH_QUICK=1, all but discovery: its cost is a count that does not
-    vary)."""
-    default = "caption,jobs,slices,queries,offline"
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, queries,
+    offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery: its cost is a
+    count that does not vary)."""
+    default = "caption,jobs,slices,queries,offline,thumbnails"
     if not QUICK:
         default += ",discovery"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
@@ -150,6 +157,10 @@ def main() -> None:
     if "offline" in parts:
         print("offline reasoner speed on synthetic captions ...", flush=True)
         rows += offline_speed.run()
+    if "thumbnails" in parts:
+        print("thumbnails, and the first grid on a large job ...", flush=True)
+        with _bench_database() as url:
+            rows += thumbnails.run(url, STATE, QUICK)
     width = max(len(label) for label, _ in rows)
     print(f"\nbenchmarks (cpu cores: {os.cpu_count()}{', quick mode' if QUICK else ''})")
     for label, value in rows:
