@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import inspect
 import json
 from pathlib import Path
 
@@ -12,15 +10,15 @@ import httpx
 import pytest
 
 from caption_service.app import create_app
-from caption_service.engines.vllm_engine import (
-    VllmEngine,
-    build_sampling_params,
-    engine_args,
-    sampling_kwargs,
-)
+from caption_service.engines.vllm_engine import VllmEngine, build_sampling_params, engine_args
 from caption_service.settings import DEFAULT_INSTRUCTION, CaptionSettings
 from tests.builders import write_image
-from tests.fakes.fake_vllm import FakeAsyncLLM, FakeOutputKind, FakeSamplingParams
+from tests.fakes.fake_vllm import (
+    FakeAsyncLLM,
+    FakeOutputKind,
+    FakeSamplingParams,
+    QueueOverflowError,
+)
 
 
 def fake_params(settings: CaptionSettings) -> FakeSamplingParams:
@@ -214,25 +212,43 @@ def test_engine_args_set_the_batching_limits(settings):
     assert args["model"] == "llava-hf/llava-1.5-7b-hf" and args["enforce_eager"] is True
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
-def test_real_vllm_classes_and_parameter_names(settings):
-    from vllm import SamplingParams
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.sampling_params import RequestOutputKind
-    from vllm.v1.engine.async_llm import AsyncLLM
-    from vllm.v1.engine.exceptions import EngineDeadError
+async def _caption_one(fake: FakeAsyncLLM, settings, data_root) -> httpx.Response:
+    app = app_with(fake, settings)
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        return await client.post("/v1/captions", json={"images": images(data_root, 2)})
 
-    fields = set(inspect.signature(AsyncEngineArgs).parameters)
-    assert set(engine_args(settings)) <= fields
-    params = build_sampling_params(settings, SamplingParams, RequestOutputKind)
-    assert params.max_tokens == 40 and params.temperature == 0.0
-    assert params.output_kind == RequestOutputKind.FINAL_ONLY
-    for name in ("generate", "abort", "check_health", "shutdown", "from_engine_args"):
-        assert hasattr(AsyncLLM, name)
-    assert set(inspect.signature(AsyncLLM.generate).parameters) >= {
-        "prompt",
-        "sampling_params",
-        "request_id",
-    }
-    assert EngineDeadError.__name__ == "EngineDeadError"
-    assert sampling_kwargs(settings)["temperature"] == 0.0
+
+@pytest.mark.parametrize("reason", ["abort", "error"])
+async def test_request_ended_by_the_engine_is_503_not_a_caption(settings, data_root, reason):
+    # vLLM ends requests of a paused engine with "abort" and a retryable failure with "error":
+    # storing their (empty) text as a caption would keep it for good.
+    fake = FakeAsyncLLM()
+    fake.end_with = reason
+    resp = await _caption_one(fake, settings, data_root)
+    assert resp.status_code == 503 and reason in resp.json()["detail"]
+    assert int(resp.headers["retry-after"]) >= 1
+
+
+async def test_engine_queue_full_is_503_with_retry_after(settings, data_root):
+    fake = FakeAsyncLLM()
+    fake.refusal = QueueOverflowError("The engine is currently busy")
+    resp = await _caption_one(fake, settings, data_root)
+    assert resp.status_code == 503 and "busy" in resp.json()["detail"]
+    assert int(resp.headers["retry-after"]) >= 1
+
+
+async def test_refused_prompt_is_a_per_image_error(settings, data_root):
+    fake = FakeAsyncLLM()
+    fake.refusal = ValueError("prompt is longer than the maximum model length")
+    resp = await _caption_one(fake, settings, data_root)
+    assert resp.status_code == 200
+    errors = [r["error"] for r in resp.json()["results"]]
+    assert all(e and "maximum model length" in e for e in errors)
+
+
+async def test_empty_caption_is_an_error(settings, data_root):
+    fake = FakeAsyncLLM(caption_tokens=0)
+    resp = await _caption_one(fake, settings, data_root)
+    results = resp.json()["results"]
+    assert resp.status_code == 200 and all(r["caption"] is None for r in results)
+    assert all("empty caption" in r["error"] for r in results)

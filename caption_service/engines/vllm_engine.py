@@ -11,16 +11,29 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from http import HTTPStatus
+from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
 
 from caption_service import prompts
-from caption_service.engines.base import EngineDead, EngineOutput, RequestPerImage
+from caption_service.engines.base import (
+    EngineDead,
+    EngineOutput,
+    EngineUnavailable,
+    RequestPerImage,
+)
 from caption_service.settings import CaptionSettings
 from shared.caption_contract import EngineInfo
 
 logger = logging.getLogger(__name__)
+
+#: Finish reasons of a finished caption. vLLM also ends a request with "abort" (the engine
+#: was paused, or the request aborted elsewhere) and "error" (a retryable engine-side
+#: failure): neither is a caption of the image, and the request may be retried.
+CAPTION_FINISH_REASONS = frozenset({"stop", "length", "repetition"})
+RETRY_FINISH_REASONS = frozenset({"abort", "error"})
+RETRY_AFTER_S = 5.0
 
 
 class AsyncLLMLike(Protocol):
@@ -71,9 +84,62 @@ def build_sampling_params(
     return sampling_params_cls(**sampling_kwargs(settings), output_kind=output_kind_enum.FINAL_ONLY)
 
 
+class VllmApi(NamedTuple):
+    AsyncLLM: Any
+    AsyncEngineArgs: Any
+    SamplingParams: Any
+    RequestOutputKind: Any
+
+
+def vllm_api() -> VllmApi:
+    """The vLLM classes this engine uses, imported only when the engine is chosen."""
+    from vllm import SamplingParams
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.sampling_params import RequestOutputKind
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return VllmApi(AsyncLLM, AsyncEngineArgs, SamplingParams, RequestOutputKind)
+
+
 def _is_engine_dead(exc: BaseException) -> bool:
     # Matched by name so this module imports without vllm (tests use a fake engine).
     return any(cls.__name__ == "EngineDeadError" for cls in type(exc).__mro__)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """vLLM's errors carry the HTTP status its own server answers them with; 503 means busy or
+    paused (QueueOverflowError, MaxQueuedTokensError, RetryableRequestError): retry later,
+    the image is not at fault."""
+    return any(
+        getattr(exc, name, None) == HTTPStatus.SERVICE_UNAVAILABLE
+        for name in ("http_status", "status_code")
+    )
+
+
+def llava_request(image: Image.Image, instruction: str) -> dict[str, Any]:
+    """One image's prompt as vLLM takes it: a TextPrompt dict (no "type" key, which would
+    make vLLM read it as an already rendered input)."""
+    return {"prompt": prompts.llava_prompt(instruction), "multi_modal_data": {"image": image}}
+
+
+def engine_output(final: Any) -> EngineOutput:
+    """Our output from the final RequestOutput of one request."""
+    if final is None or not final.outputs:
+        return EngineOutput(caption=None, error="the engine returned no output")
+    completion = final.outputs[0]
+    reason = completion.finish_reason
+    if reason in RETRY_FINISH_REASONS:
+        raise EngineUnavailable(f"vLLM ended the request ({reason})", retry_after=RETRY_AFTER_S)
+    if reason not in CAPTION_FINISH_REASONS:
+        return EngineOutput(caption=None, error=f"the engine stopped with {reason!r}")
+    if not completion.text.strip():
+        return EngineOutput(caption=None, error="empty caption from the engine")
+    return EngineOutput(
+        caption=completion.text.strip(),
+        prompt_tokens=len(final.prompt_token_ids or []),
+        output_tokens=len(completion.token_ids),
+        finish_reason=reason,
+    )
 
 
 class VllmEngine(RequestPerImage):
@@ -93,13 +159,9 @@ class VllmEngine(RequestPerImage):
 
     @classmethod
     def from_settings(cls, settings: CaptionSettings) -> VllmEngine:
-        from vllm import SamplingParams
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings)))
-        params = build_sampling_params(settings, SamplingParams, RequestOutputKind)
+        api = vllm_api()
+        engine = api.AsyncLLM.from_engine_args(api.AsyncEngineArgs(**engine_args(settings)))
+        params = build_sampling_params(settings, api.SamplingParams, api.RequestOutputKind)
         return cls(engine, settings, lambda: params)
 
     def info(self, class_hint: bool = False) -> EngineInfo:
@@ -114,7 +176,7 @@ class VllmEngine(RequestPerImage):
 
     async def _one(self, image: Image.Image, instruction: str) -> EngineOutput:
         request_id = f"caption-{uuid.uuid4().hex}"
-        prompt = {"prompt": prompts.llava_prompt(instruction), "multi_modal_data": {"image": image}}
+        prompt = llava_request(image, instruction)
         final = None
         try:
             async for output in self._engine.generate(prompt, self._make_params(), request_id):
@@ -126,16 +188,10 @@ class VllmEngine(RequestPerImage):
         except Exception as exc:
             if _is_engine_dead(exc):
                 raise EngineDead(f"vLLM engine died: {exc}") from exc
+            if _is_transient(exc):
+                raise EngineUnavailable(f"vLLM: {exc}", retry_after=RETRY_AFTER_S) from exc
             return EngineOutput(caption=None, error=f"generation failed: {exc}")
-        if final is None or not final.outputs:
-            return EngineOutput(caption=None, error="the engine returned no output")
-        completion = final.outputs[0]
-        return EngineOutput(
-            caption=completion.text.strip(),
-            prompt_tokens=len(final.prompt_token_ids or []),
-            output_tokens=len(completion.token_ids),
-            finish_reason=completion.finish_reason,
-        )
+        return engine_output(final)
 
     async def check_health(self) -> None:
         if self._engine.errored:

@@ -13,6 +13,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 IMAGE_TOKENS = 576
@@ -20,6 +21,12 @@ IMAGE_TOKENS = 576
 
 class EngineDeadError(Exception):
     """Named like vllm.v1.engine.exceptions.EngineDeadError, which callers match by name."""
+
+
+class QueueOverflowError(Exception):
+    """Like vllm.exceptions.QueueOverflowError: carries the HTTP status vLLM's server sends."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 @dataclass
@@ -80,6 +87,10 @@ class FakeAsyncLLM:
         self.peak_in_flight = 0
         self.errored = False
         self.shut_down = False
+        #: Raised by every generate call (vLLM's admission and validation errors).
+        self.refusal: Exception | None = None
+        #: Ends every request with this finish reason and no tokens ("abort", "error").
+        self.end_with: str | None = None
         self._waiting: list[_Sequence] = []
         self._running: list[_Sequence] = []
         self._scheduler: asyncio.Task | None = None
@@ -111,6 +122,8 @@ class FakeAsyncLLM:
     ) -> AsyncIterator[FakeRequestOutput]:
         if self.errored:
             raise EngineDeadError("engine core died")
+        if self.refusal is not None:
+            raise self.refusal
         self._validate(prompt)
         self.calls.append((prompt, sampling_params, request_id))
         self.in_flight += 1
@@ -129,17 +142,15 @@ class FakeAsyncLLM:
             self.in_flight -= 1
         text = caption_for(prompt["multi_modal_data"]["image"], self.caption_tokens)
         max_tokens = getattr(sampling_params, "kwargs", {}).get("max_tokens")
-        words = text.split()[: max_tokens or None]
+        words = [] if self.end_with else text.split()[: max_tokens or None]
+        reason = "length" if max_tokens and len(text.split()) > max_tokens else "stop"
         yield FakeRequestOutput(
             request_id=request_id,
             prompt=prompt["prompt"],
             prompt_token_ids=list(range(len(prompt["prompt"].split()) + IMAGE_TOKENS)),
             outputs=[
                 FakeCompletionOutput(
-                    0,
-                    " " + " ".join(words) + " ",
-                    list(range(len(words))),
-                    "length" if max_tokens and len(text.split()) > max_tokens else "stop",
+                    0, " " + " ".join(words) + " ", list(range(len(words))), self.end_with or reason
                 )
             ],
         )
