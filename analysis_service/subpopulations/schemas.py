@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analysis_service.schemas import Page
+
 
 class Subpopulation(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
@@ -50,6 +52,12 @@ class SubpopulationImage(BaseModel):
     path: str = Field(description="Path relative to the dataset root.")
     class_: str = Field(alias="class")
     caption: str | None
+
+
+class SubpopulationImagePage(Page[SubpopulationImage]):
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page (by image id); null on the last page."
+    )
 
 
 class InvalidImageOut(BaseModel):
