@@ -25,6 +25,9 @@ from analysis_service.settings import AnalysisSettings
 from analysis_service.slices.router import router as slices_router
 from analysis_service.subpopulations.router import router as subpopulations_router
 from analysis_service.tail.router import router as tail_router
+from analysis_service.thumbnails.router import router as thumbnails_router
+from analysis_service.thumbnails.service import Thumbnails
+from shared.api_docs import install_api_docs
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, Unavailable, install_error_handlers
@@ -60,6 +63,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.thumbnails = Thumbnails(settings)
         try:
             yield
         finally:
@@ -67,6 +71,9 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Subpopulation discovery",
+        # Served from local assets by install_api_docs: FastAPI's pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
         description=(
             "POST a folder of images sorted by class, poll the job, and query the "
             "subpopulations discovered in each class: class -> dimension -> attribute -> images."
@@ -95,9 +102,11 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(groups_router)
     guarded.include_router(exports_router)
     guarded.include_router(tail_router)
+    guarded.include_router(thumbnails_router)
     guarded.include_router(explorer_router)
     app.include_router(health)
     app.include_router(sign_in)
     app.include_router(guarded)
     declare_auth_optional(app)
+    install_api_docs(app)
     return app

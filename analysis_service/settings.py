@@ -44,6 +44,12 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     state_dir: Path = Field(
         default=Path(".state"), description="Where the embedded Postgres lives."
     )
+    thumbnail_cache_bytes: int = Field(
+        default=1 << 30,
+        ge=1 << 20,
+        description="Disk the thumbnail cache under STATE_DIR may use; past it the least "
+        "recently read thumbnails are removed.",
+    )
     caption_urls: str = Field(
         default="http://127.0.0.1:8001",
         description="Comma-separated caption service base URLs; batches are spread over them.",

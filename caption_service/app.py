@@ -17,6 +17,7 @@ from caption_service.pixel_budget import PixelBudget
 from caption_service.router import health, router
 from caption_service.settings import CaptionSettings
 from caption_service.state import CaptionState
+from shared.api_docs import install_api_docs
 from shared.bearer import declare_auth_optional
 from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, install_error_handlers
@@ -50,6 +51,9 @@ def create_app(
 
     app = FastAPI(
         title="Caption service",
+        # Served from local assets by install_api_docs: FastAPI's pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
         description="Images in, captions out. Engines: pixel (CPU, offline), vllm (LLaVA-1.5 "
         "in-process), openai (any OpenAI-compatible vision endpoint).",
         version="0.1.0",
@@ -67,6 +71,7 @@ def create_app(
     app.include_router(health)
     app.include_router(router, dependencies=[Depends(require_caption_key)])
     declare_auth_optional(app)
+    install_api_docs(app)
     _publish_batch_limit(app, settings.caption_max_batch)
     return app
 

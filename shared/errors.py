@@ -78,6 +78,13 @@ class Forbidden(AppError):
     code = "forbidden"
 
 
+class Gone(AppError):
+    """The resource existed and is no longer available as it was."""
+
+    status_code = 410
+    code = "gone"
+
+
 class InvalidRequest(AppError):
     """The request cannot be processed."""
 

@@ -26,6 +26,14 @@ class UnreadableFile(ValueError):
     """Why a user's file cannot be read; the message is shown as the file's reason."""
 
 
+class MissingFile(UnreadableFile):
+    """The file (or a folder on its path) does not exist: never was, or is gone."""
+
+
+def _unreadable(exc: Exception) -> type[UnreadableFile]:
+    return MissingFile if isinstance(exc, FileNotFoundError) else UnreadableFile
+
+
 def _why(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
@@ -70,7 +78,7 @@ def open_inside_roots(path: Path, roots: list[Path]) -> BinaryIO:
         real = path.resolve(strict=True)
         reason = special_file_reason(os.stat(real).st_mode)
     except (OSError, RuntimeError, ValueError) as exc:
-        raise UnreadableFile(f"cannot read the file: {_why(exc)}") from None
+        raise _unreadable(exc)(f"cannot read the file: {_why(exc)}") from None
     if not is_inside(real, roots):
         raise UnreadableFile(OUTSIDE_ROOTS)
     if reason is not None:
@@ -78,7 +86,7 @@ def open_inside_roots(path: Path, roots: list[Path]) -> BinaryIO:
     try:
         fd = os.open(real, _OPEN_FLAGS)
     except OSError as exc:
-        raise UnreadableFile(f"cannot open the file: {_why(exc)}") from None
+        raise _unreadable(exc)(f"cannot open the file: {_why(exc)}") from None
     opened = os.fdopen(fd, "rb")
     try:
         if (reason := special_file_reason(os.fstat(fd).st_mode)) is not None:

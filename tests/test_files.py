@@ -73,3 +73,15 @@ def test_a_file_over_the_limit_is_refused(root: Path):
     (root / "big.jpg").write_bytes(b"x" * 11)
     with pytest.raises(UnreadableFile, match="too large"):
         read_inside_roots(root / "big.jpg", [root], 10)
+
+
+def test_a_missing_file_says_so_by_its_type(root: Path, tmp_path: Path):
+    with pytest.raises(files.MissingFile, match="no such file"):
+        open_inside_roots(root / "never.jpg", [root])
+    (root / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    with pytest.raises(files.MissingFile):
+        open_inside_roots(root / "dangling.jpg", [root])
+    (root / "dir").mkdir()
+    with pytest.raises(UnreadableFile) as refused:
+        open_inside_roots(root / "dir", [root])
+    assert not isinstance(refused.value, files.MissingFile)

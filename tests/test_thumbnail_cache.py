@@ -1,0 +1,41 @@
+"""The thumbnail cache on disk: whole files or none, and bounded."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from analysis_service.thumbnails.cache import ThumbnailCache
+
+HASHES = [f"{i:064x}" for i in range(12)]
+
+
+def _cached_bytes(cache: ThumbnailCache) -> int:
+    return sum(p.stat().st_size for p in cache.root.rglob("*.jpg"))
+
+
+def test_an_entry_is_read_back_and_no_temporary_file_is_left(tmp_path: Path):
+    cache = ThumbnailCache(tmp_path, max_bytes=1 << 20)
+    assert cache.read(HASHES[0], 256) is None
+    cache.write(HASHES[0], 256, b"jpeg bytes")
+    assert cache.read(HASHES[0], 256) == b"jpeg bytes"
+    assert cache.read(HASHES[0], 128) is None  # each size is its own entry
+    assert [p.name for p in cache.root.rglob("*") if p.is_file()] == [f"{HASHES[0]}-256.jpg"]
+
+
+def test_past_its_limit_the_least_recently_read_entries_are_removed(tmp_path: Path):
+    cache = ThumbnailCache(tmp_path, max_bytes=10_000)
+    for i, content_hash in enumerate(HASHES[:9]):
+        cache.write(content_hash, 256, b"x" * 1000)
+        os.utime(cache.path(content_hash, 256), (1000 + i, 1000 + i))  # made and read long ago
+    os.utime(cache.path(HASHES[0], 256), (5000, 1000))  # the oldest, but read since
+    for content_hash in HASHES[9:]:  # 12,000 bytes: over the limit
+        cache.write(content_hash, 256, b"x" * 1000)
+    deadline = time.monotonic() + 10
+    while cache.path(HASHES[1], 256).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cache.read(HASHES[1], 256) is None
+    assert cache.read(HASHES[0], 256) is not None
+    assert all(cache.read(h, 256) is not None for h in HASHES[9:])
+    assert _cached_bytes(cache) <= 10_000
