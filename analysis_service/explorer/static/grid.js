@@ -97,24 +97,31 @@ export function imageCard({ imageId, path, caption, hasImages, extra = null, cls
   return figure;
 }
 
-// A thumbnail that did not load: ask the API why (the error body says), and show that instead.
+// A thumbnail that did not load: ask the API why (its error body says) and show that instead.
 async function unavailable(img, imageId, caption) {
-  let reason = 'The thumbnail could not be loaded.';
-  let status = 0;
+  let body = null;
   try {
-    const response = await fetch(thumbnail(imageId), { credentials: 'same-origin' });
-    status = response.status;
-    const body = await response.json().catch(() => null);
-    if (body && body.detail) reason = body.detail;
+    body = await (await fetch(thumbnail(imageId), { credentials: 'same-origin' })).json();
   } catch {
-    // the reason above stands
+    // no reason to show beyond the default
   }
-  const lead = { 410: 'Changed since the scan', 422: 'Cannot be shown', 403: 'Outside the data roots', 404: 'No image file' }[status];
-  const box = el('div', { class: 'thumb placeholder', role: 'img', 'aria-label': reason });
-  box.append(el('strong', {}, lead || 'Unavailable'), el('span', {}, reason));
-  if (status === 404 && caption) box.append(el('p', { class: 'caption' }, caption));
+  const code = body && body.error;
+  const lead = LEADS[code] || 'Unavailable';
+  const reason = (body && body.detail) || 'The thumbnail could not be loaded.';
+  const box = el('div', { class: 'thumb placeholder', role: 'img', 'aria-label': `${lead}: ${reason}` });
+  box.append(el('strong', {}, lead), el('span', {}, reason));
+  if (code === 'no_image_file' && caption) box.append(el('p', { class: 'caption' }, caption));
   img.closest('.thumb').replaceWith(box);
 }
+
+// What a thumbnail's error code says, in a word or two above the API's reason.
+const LEADS = {
+  no_image_file: 'No image file',
+  file_gone: 'File gone',
+  file_changed: 'Changed since the scan',
+  invalid_image: 'Cannot be shown',
+  forbidden: 'Outside the data roots',
+};
 
 let dialog = null;
 

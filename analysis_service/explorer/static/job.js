@@ -62,12 +62,14 @@ function apply() {
 
 function waiting(box) {
   const why = TERMINAL.has(job.status) ? `It ended ${job.status}.` : 'This page updates when it does.';
-  clear(box, el('div', { class: 'card' }, el('p', { class: 'muted' }, `Results appear once the job has succeeded. ${why}`)));
+  const note = el('p', { class: 'muted' }, `Results appear once the job has succeeded. ${why}`);
+  clear(box, box.classList.contains('card') ? note : el('div', { class: 'card' }, note));
 }
 
 function showStructure(params) {
   if (job.status !== 'succeeded') {
     clear($('tree'), el('h2', {}, 'Structure'), el('p', { class: 'muted' }, 'Discovered once the job has succeeded.'));
+    waiting($('grid'));
     return;
   }
   const raw = params.get('subpopulation');

@@ -9,6 +9,7 @@ import { errorNote } from './widgets.js';
 
 const SHOWN = 100;
 const reports = new Map(); // the slices of a set and options, asked once per page view
+let drawing = 0; // the latest render: an earlier one still waiting on the API gives way to it
 
 // The slice a URL names (its class and one or two conditions), or null.
 export function sliceOf(params) {
@@ -34,11 +35,13 @@ const sameSlice = (row, slice) => {
 };
 
 export async function renderSlices(container, { job, params, navigate, hasImages, canWrite }) {
+  const mine = ++drawing;
   let sets;
   try {
     sets = await api(`/v1/jobs/${job.id}/predictions`);
+    if (mine !== drawing) return;
   } catch (error) {
-    clear(container, el('h2', {}, 'Slices'), errorNote(error));
+    if (mine === drawing) clear(container, el('h2', {}, 'Slices'), errorNote(error));
     return;
   }
   if (!sets.length) {
@@ -72,16 +75,27 @@ export async function renderSlices(container, { job, params, navigate, hasImages
       reports.set(key, api(`/v1/jobs/${job.id}/slices${query({ predictions: setId, max_conditions: pairs ? 2 : 1, limit: SHOWN })}`));
     }
     report = await reports.get(key);
+    if (mine !== drawing) return;
   } catch (error) {
     reports.clear();
-    clear(tableSlot, errorNote(error));
+    if (mine === drawing) clear(tableSlot, errorNote(error));
     return;
   }
   clear(tableSlot, sliceTable(report, slice, (row) => set({ ...sliceParams(row), errors_only: errorsOnly ? '1' : null })));
   if (slice) {
     const row = report.items.find((r) => sameSlice(r, slice)) || null;
     openSliceGrid(gridBox, { job, setId, slice, row, errorsOnly, hasImages, set });
+    gridBox.scrollIntoView({ block: 'start' });
   }
+}
+
+// Each condition as its dimension (muted) and attribute, joined by "and".
+function describe(conditions) {
+  return conditions.flatMap(([dimension, attribute], i) => [
+    i ? el('span', { class: 'muted' }, ' and ') : null,
+    el('span', { class: 'dim-name' }, `${dimension}: `),
+    attribute,
+  ]);
 }
 
 function sliceTable(report, selected, onChoose) {
@@ -97,7 +111,7 @@ function sliceTable(report, selected, onChoose) {
 }
 
 function sliceRow(row, scale, current, onChoose) {
-  const conditions = row.conditions.map((c) => `${c.dimension} = ${c.attribute}`).join(' & ');
+  const conditions = describe(row.conditions.map((c) => [c.dimension, c.attribute]));
   return el('tr', { class: `${row.significant ? 'significant' : ''}${current ? ' current' : ''}`.trim(), 'aria-current': current ? 'true' : null },
     el('td', {}, el('button', { type: 'button', class: 'link slice', onclick: () => onChoose(row), title: row.description },
       el('strong', {}, row.class), ' · ', conditions)),
@@ -126,7 +140,7 @@ function openSliceGrid(box, { job, setId, slice, row, errorsOnly, hasImages, set
   const conditions = [[slice.dimension, slice.attribute], [slice.dimension2, slice.attribute2]].filter(([d]) => d);
   const only = el('input', { type: 'checkbox', checked: errorsOnly, onchange: () => set({ ...slice, errors_only: only.checked ? '1' : null }) });
   const heading = el('div', { class: 'heading' },
-    el('h2', {}, slice.class, ' · ', conditions.map(([d, a]) => `${d} = ${a}`).join(' & ')),
+    el('h2', {}, slice.class, ' · ', describe(conditions)),
     el('label', { class: 'inline' }, only, ' only the wrong ones'));
   const total = row ? (errorsOnly ? row.errors : row.size) : null;
   const path = `/v1/jobs/${job.id}/slices/images`;
