@@ -54,7 +54,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+async def get_streaming_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The same, living until the response's body has been sent."""
+    async for session in get_session(request):
+        yield session
+
+
+# Committed when the route returns, before its answer is sent: a client that reads right after
+# a write it was answered for sees it (a commit after the answer lets a fast client get 404
+# for the job it was just given).
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# For routes whose body streams from the database after they return (exports, CSV streams):
+# their session must outlive the route. They only read. (A callable of its own: FastAPI shares
+# a dependency's value within a request by callable.)
+StreamingSession = Annotated[AsyncSession, Depends(get_streaming_session)]
 
 
 def with_database(url: str, name: str) -> str:

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import httpx
 
 from analysis_service.auth.keys import env_key_secrets
+from analysis_service.demo_links import next_steps
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.launcher import LauncherSettings, port_in_use
 from analysis_service.sample_data import make_sample_dataset
@@ -321,6 +322,7 @@ def run(dataset: Path | None) -> int:
                 f"\nexplore: curl {base}/v1/jobs/{job['id']}/subpopulations   "
                 f"(API docs: {base}/docs)"
             )
+            print("\n".join(next_steps(settings, base, job["id"], server is not None, extra_root)))
             return 0
         except DemoFailed as exc:
             print(exc, file=sys.stderr)

@@ -118,6 +118,11 @@ class Job(Base):
     reasoner: Mapped[str | None] = mapped_column(String(64))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     llm_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Running totals of its llm_call rows, added to as each call is recorded (same
+    # transaction), so polling a job never sums its calls.
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    llm_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    llm_completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The API key (by name) that submitted it; None in open mode. Spending is summed by it.

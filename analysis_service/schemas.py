@@ -14,3 +14,13 @@ class Page(BaseModel, Generic[T]):
     total: int = Field(description="Number of items over all pages.")
     limit: int
     offset: int
+
+
+class CursorPage(BaseModel, Generic[T]):
+    """A keyset page: what follows it is asked for with `after=next`."""
+
+    items: list[T]
+    limit: int
+    next: str | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )

@@ -2,11 +2,18 @@
 
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
-comma-separated choice of caption, jobs, discovery, slices (a slice request and a Parquet
-export on a 100,000-image job written straight into the database: benchmarks/slices.py) and
-offline (the offline reasoner's speed on synthetic captions). BENCH_QUICK=1 (`make
-bench-quick`): 3000 images (10,000 for slices), no discovery cost, for
-before/after comparisons within minutes.
+comma-separated choice of
+- caption, jobs: the caption path, and jobs end to end;
+- discovery: the LLM cost of discovery on real captions;
+- slices: a slice request and a Parquet export on a 100,000-image job written straight into
+  the database (benchmarks/slices.py);
+- queries: latency and throughput of the job view, the subpopulation list and an image page
+  of a 1,000,000-image job (benchmarks/queries.py);
+- offline: the offline reasoner's speed on synthetic captions;
+- thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
+  (benchmarks/thumbnails.py).
+BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices and thumbnails, 100,000 for
+queries), no discovery cost, for before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, slices
+from benchmarks import captioning, discovery_cost, offline_speed, queries, slices, thumbnails
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state" / "bench"
 # Smaller sizes for before/after comparisons within minutes (`make bench-quick`).
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+UVICORN = [
+    *(sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"),
+    *("--log-level", "warning"),
+]
 
 
 def _port() -> int:
@@ -113,10 +124,12 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, offline
-    (default: all; with BENCH_QUICK=1, all but discovery: its cost is a count that does not
-    vary)."""
-    default = "caption,jobs,slices,offline" if QUICK else "caption,jobs,discovery,slices,offline"
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, queries,
+    offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery: its cost is a
+    count that does not vary)."""
+    default = "caption,jobs,slices,queries,offline,thumbnails"
+    if not QUICK:
+        default += ",discovery"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
 
 
@@ -133,6 +146,10 @@ def main() -> None:
         print("slices and exports on a large finished job ...", flush=True)
         with _bench_database() as url:
             rows += slices.run(url, QUICK)
+    if "queries" in parts:
+        print("query latency on a big finished job ...", flush=True)
+        with _bench_database() as url:
+            rows += queries.run(url, QUICK, _api)
     if "discovery" in parts:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
@@ -140,6 +157,10 @@ def main() -> None:
     if "offline" in parts:
         print("offline reasoner speed on synthetic captions ...", flush=True)
         rows += offline_speed.run()
+    if "thumbnails" in parts:
+        print("thumbnails, and the first grid on a large job ...", flush=True)
+        with _bench_database() as url:
+            rows += thumbnails.run(url, STATE, QUICK)
     width = max(len(label) for label, _ in rows)
     print(f"\nbenchmarks (cpu cores: {os.cpu_count()}{', quick mode' if QUICK else ''})")
     for label, value in rows:
@@ -156,6 +177,20 @@ def _bench_database() -> Iterator[str]:
 
 
 @contextmanager
+def _api(url: str) -> Iterator[str]:
+    """The analysis API alone on a free port, as `make serve` runs it: its base URL."""
+    port = _port()
+    env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
+    api = _spawn([*UVICORN, "--port", str(port), "analysis_service.app:create_app"], env, "api.log")
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(30)
+
+
+@contextmanager
 def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The caption service and the analysis API on free ports: (API base URL, environment
     for workers)."""
@@ -167,13 +202,11 @@ def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
         LOG_LEVEL="WARNING",
         CAPTION_URLS=f"http://127.0.0.1:{cport}",
     )
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
-    uvicorn += ["--log-level", "warning"]
     caption = _spawn(
-        [*uvicorn, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
+        [*UVICORN, "--port", str(cport), "caption_service.app:create_app"], env, "caption.log"
     )
     api = _spawn(
-        [*uvicorn, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
+        [*UVICORN, "--port", str(aport), "analysis_service.app:create_app"], env, "api.log"
     )
     try:
         _wait_ready(f"http://127.0.0.1:{cport}/readyz")

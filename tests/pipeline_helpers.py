@@ -66,7 +66,7 @@ async def answers(api, job_id: str) -> dict[str, bytes]:
     await get(f"{base}/assignments", format="csv")
     await get(f"{base}/subpopulations")
     await get(f"{base}/subpopulations", **{"class": "cat", "min_size": 1})
-    for sub in (await api.get(f"{base}/subpopulations")).json():
+    for sub in (await api.get(f"{base}/subpopulations")).json()["items"]:
         await get(f"/v1/subpopulations/{sub['id']}/images", limit=1000)
     return got
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -14,8 +15,9 @@ import jsonschema_rs
 import pytest
 
 from analysis_service.app import create_app as create_analysis_app
-from analysis_service.models import LLMCall
+from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.pipeline.runner import run_job
+from analysis_service.reasoners.llm_client import CallRecord
 from tests.builders import make_dataset, write_image
 from tests.pipeline_helpers import submit
 
@@ -179,18 +181,9 @@ async def test_cancel_and_retry_answer_the_same_view_as_get(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
             job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
+            call = CallRecord("dimensions", None, "0" * 64, "some-llm", "json_schema", 120, 30)
             async with sessionmaker() as session, session.begin():
-                session.add(
-                    LLMCall(
-                        job_id=uuid.UUID(job_id),
-                        step="dimensions",
-                        request_hash="0" * 64,
-                        model="some-llm",
-                        mode="json_schema",
-                        prompt_tokens=120,
-                        completion_tokens=30,
-                    )
-                )
+                await llm_calls.record(session, uuid.UUID(job_id), asdict(call))
             for action in ("cancel", "retry"):
                 moved = (await api.post(f"/v1/jobs/{job_id}/{action}")).json()
                 viewed = (await api.get(f"/v1/jobs/{job_id}")).json()

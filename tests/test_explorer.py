@@ -26,7 +26,7 @@ async def _job(sessionmaker) -> str:
 async def _subpopulations(api, job: str) -> list[dict]:
     resp = await api.get(f"/v1/jobs/{job}/subpopulations")
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    return resp.json()["items"]
 
 
 def _csp(resp) -> dict[str, str]:

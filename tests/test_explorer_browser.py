@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from analysis_service.app import create_app as create_analysis_app
 from analysis_service.database_admin import scratch_database
@@ -30,6 +25,7 @@ from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
 from tests.builders import make_dataset
+from tests.loopback import Loopback
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 KEY = "browser-" + "b" * 32
@@ -53,34 +49,6 @@ MISSING = _browser_missing()
 if MISSING and os.environ.get("REQUIRE_BROWSER") == "1":
     raise RuntimeError(f"REQUIRE_BROWSER=1 but {MISSING}")
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
-
-
-class Loopback:
-    """An app served by uvicorn on 127.0.0.1 in a thread, for the duration of a block."""
-
-    def __init__(self, app: FastAPI):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Loopback:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.url} did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
 
 
 @dataclass
@@ -107,17 +75,6 @@ def _captions_file(root: Path) -> None:
     (root / "caps.csv").write_text("\n".join(lines) + "\n")
 
 
-async def _visible(http: httpx.AsyncClient, url: str) -> None:
-    """Wait for a job the API has answered 202 for: uvicorn sends the answer before the request's
-    session has committed (FastAPI runs the exit code of a yield dependency after the answer)."""
-    for _ in range(100):
-        resp = await http.get(url, headers={"Authorization": f"Bearer {KEY}"})
-        if resp.status_code == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never appeared")
-
-
 async def _run_jobs(settings: AnalysisSettings, url: str, root: Path) -> tuple[str, str]:
     """Both jobs submitted over HTTP and run to the end in process, with the real caption app."""
     caption_app = create_caption_app(CaptionSettings(data_roots=str(root), caption_workers=2))
@@ -130,7 +87,6 @@ async def _run_jobs(settings: AnalysisSettings, url: str, root: Path) -> tuple[s
             )
             assert resp.status_code == 202, resp.text
             job = uuid.UUID(resp.json()["id"])
-            await _visible(http, f"{url}/v1/jobs/{job}")
             transport = httpx.ASGITransport(app=caption_app)
             status = await run_job(
                 job, settings, make_sessionmaker(engine), caption_transport=transport

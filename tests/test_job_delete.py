@@ -46,7 +46,7 @@ async def test_deleting_a_finished_job_removes_what_only_it_used(
     transport = CountingTransport(caption_app)
     job_a = await submit(api, "pets")
     assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
-    subpops_a = (await api.get(f"/v1/jobs/{job_a}/subpopulations")).json()
+    subpops_a = (await api.get(f"/v1/jobs/{job_a}/subpopulations")).json()["items"]
     # Job B sees one file changed and one added: A alone used the old version of the first.
     write_image(root / "cat" / "00.jpg", color=(250, 10, 10), bottom=(250, 250, 0))
     write_image(root / "dog" / "new.jpg", color=(5, 5, 5), marker=4242)

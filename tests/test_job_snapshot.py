@@ -18,7 +18,7 @@ from tests.pipeline_helpers import CountingTransport, answers, run, submit
 async def captions_by_path(api, job_id: str) -> dict[str, str]:
     """Each assigned image's caption and class, as the job shows them."""
     found = {}
-    for sub in (await api.get(f"/v1/jobs/{job_id}/subpopulations")).json():
+    for sub in (await api.get(f"/v1/jobs/{job_id}/subpopulations")).json()["items"]:
         page = (await api.get(f"/v1/subpopulations/{sub['id']}/images?limit=1000")).json()
         found |= {item["path"]: f"{item['class']}: {item['caption']}" for item in page["items"]}
     return found

@@ -7,7 +7,7 @@ import uuid
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
-from analysis_service.llm_calls.repository import llm_spent
+from analysis_service.llm_calls.repository import job_spent
 from analysis_service.reasoners.llm_client import CallRecord
 from analysis_service.reasoners.llm_log import DatabaseCallLog
 
@@ -40,7 +40,5 @@ async def test_spent_tokens_carry_over_and_answers_are_shared(sessionmaker):
     assert await other.lookup("h1") == {"dimensions": ["pose"]}
 
     async with sessionmaker() as session:
-        spent = await llm_spent(session, [first, second])
-    assert spent == {
-        first: {"calls": 2, "prompt_tokens": 100, "completion_tokens": 20, "tokens": 120}
-    }
+        assert await job_spent(session, first) == (2, 120)
+        assert await job_spent(session, second) == (0, 0)

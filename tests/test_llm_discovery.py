@@ -112,8 +112,8 @@ async def test_a_repeated_job_pays_nothing(llm_api, llm_settings, sessionmaker, 
     assert len(llm.requests) == sent
     job = (await llm_api.get(f"/v1/jobs/{second}")).json()
     assert job["llm"]["spent"]["calls"] == 0
-    s1 = (await llm_api.get(f"/v1/jobs/{first}/subpopulations")).json()
-    s2 = (await llm_api.get(f"/v1/jobs/{second}/subpopulations")).json()
+    s1 = (await llm_api.get(f"/v1/jobs/{first}/subpopulations")).json()["items"]
+    s2 = (await llm_api.get(f"/v1/jobs/{second}/subpopulations")).json()["items"]
     strip = lambda rows: [(r["class"], r["dimension"], r["attribute"], r["size"]) for r in rows]  # noqa: E731
     assert strip(s1) == strip(s2)
 

@@ -117,3 +117,39 @@ def test_downgrade_folds_image_versions_into_one_row_per_file(database_url):
     engine.dispose()
     upgrade(database_url)
     assert _diff(database_url) == []
+
+
+def test_upgrade_fills_jobs_llm_totals_from_their_calls(database_url):
+    """Jobs from before 0009 show what their call log says they spent."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    command.downgrade(alembic_config(database_url), "0008")
+    with engine.begin() as conn:
+        ds = conn.scalar(
+            text(
+                "INSERT INTO dataset (id, root_path) VALUES (gen_random_uuid(), '/d') RETURNING id"
+            )
+        )
+        job = conn.scalar(
+            text(
+                "INSERT INTO job (id, dataset_id, status, options, progress, images, valid, "
+                "invalid, cancel_requested, attempts) VALUES (gen_random_uuid(), :ds, "
+                "'succeeded', '{}', '{}', 1, 1, 0, false, 1) RETURNING id"
+            ),
+            {"ds": ds},
+        )
+        for prompt, completion in ((100, 20), (None, None), (50, 5)):
+            conn.execute(
+                text(
+                    "INSERT INTO llm_call (job_id, step, request_hash, model, mode, "
+                    "prompt_tokens, completion_tokens) VALUES (:j, 'dimensions', :h, 'm', 'json', "
+                    ":p, :c)"
+                ),
+                {"j": job, "h": "0" * 64, "p": prompt, "c": completion},
+            )
+    upgrade(database_url)
+    with engine.connect() as conn:
+        totals = conn.execute(
+            text("SELECT llm_calls, llm_prompt_tokens, llm_completion_tokens FROM job")
+        ).one()
+    engine.dispose()
+    assert tuple(totals) == (3, 150, 25)

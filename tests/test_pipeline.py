@@ -98,18 +98,22 @@ async def test_queries_filter_and_list_images_with_captions(
 ):
     job_id = await submit(api, str(dataset))
     await run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app))
-    subpops = (await api.get(f"/v1/jobs/{job_id}/subpopulations")).json()
+    subpops = (await api.get(f"/v1/jobs/{job_id}/subpopulations")).json()["items"]
     assert {"id", "class", "dimension", "attribute", "size", "share"} <= set(subpops[0])
-    cats = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"class": "cat"})).json()
+    cats = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"class": "cat"})).json()[
+        "items"
+    ]
     assert cats and {s["class"] for s in cats} == {"cat"}
     dim = cats[0]["dimension"]
     one_dim = (
         await api.get(
             f"/v1/jobs/{job_id}/subpopulations", params={"class": "cat", "dimension": dim}
         )
-    ).json()
+    ).json()["items"]
     assert {s["dimension"] for s in one_dim} == {dim}
-    big = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"min_size": 3})).json()
+    big = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"min_size": 3})).json()[
+        "items"
+    ]
     assert all(s["size"] >= 3 for s in big) and len(big) < len(subpops)
 
     largest = max(cats, key=lambda s: s["size"])

@@ -39,3 +39,16 @@ def test_past_its_limit_the_least_recently_read_entries_are_removed(tmp_path: Pa
     assert cache.read(HASHES[0], 256) is not None
     assert all(cache.read(h, 256) is not None for h in HASHES[9:])
     assert _cached_bytes(cache) <= 10_000
+
+
+def test_what_an_earlier_process_left_counts_toward_the_limit(tmp_path: Path):
+    earlier = ThumbnailCache(tmp_path, max_bytes=1 << 20)
+    for content_hash in HASHES[:11]:
+        earlier.write(content_hash, 256, b"x" * 1000)
+    cache = ThumbnailCache(tmp_path, max_bytes=10_000)
+    cache.write(HASHES[11], 256, b"x" * 1000)  # its first write: the 11,000 bytes found count
+    deadline = time.monotonic() + 10
+    while _cached_bytes(cache) > 10_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _cached_bytes(cache) <= 10_000
+    assert cache.read(HASHES[11], 256) is not None

@@ -117,7 +117,7 @@ async def test_exif_orientation_is_applied(thumbs, job):
     image = _picture(await thumbs.get(_url(ids[TURNED], 64)))
     assert image.size == (43, 64)  # portrait, as a viewer shows it
     # The blue left half of the stored pixels is on top once turned clockwise.
-    red, green, blue = image.convert("RGB").getpixel((21, 5))
+    red, _, blue = image.convert("RGB").getpixel((21, 5))
     assert blue > 150 and red < 100
 
 

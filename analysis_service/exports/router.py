@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from analysis_service.db import Session
+from analysis_service.db import StreamingSession
 from analysis_service.deps import JobId
 from analysis_service.exports import repository, service, writers
 from analysis_service.jobs.service import finished_job
@@ -29,7 +29,7 @@ MEDIA = {
 )
 async def export(
     job_id: JobId,
-    session: Session,
+    session: StreamingSession,
     format: Annotated[
         Literal["parquet", "csv", "jsonl"], Query(description="The file format.")
     ] = "parquet",

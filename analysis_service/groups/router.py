@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from analysis_service.db import Session
+from analysis_service.db import StreamingSession
 from analysis_service.deps import MAX_ID, ClassName, JobId, Limit
 from analysis_service.exports.writers import csv_chunks
 from analysis_service.groups import repository, schemas, service
@@ -26,7 +26,7 @@ router = APIRouter(tags=["groups"])
 )
 async def groups(
     job_id: JobId,
-    session: Session,
+    session: StreamingSession,
     dimension: Annotated[
         str, Query(min_length=1, max_length=MAX_NAME_CHARS, description="The attribute `a`.")
     ],

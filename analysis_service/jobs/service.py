@@ -15,7 +15,6 @@ from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.captions_file import check_head, open_captions_file
 from analysis_service.datasets.layout import check_layout
 from analysis_service.jobs import lifecycle, repository, schemas
-from analysis_service.llm_calls import repository as llm_calls
 from analysis_service.models import Job, PredictionSet
 from analysis_service.predictions import repository as predictions
 from analysis_service.predictions.schemas import PredictionSetBrief, accuracy
@@ -94,7 +93,6 @@ def to_schema(
     job: Job,
     dataset_path: str,
     caption_info: dict | None,
-    spent: dict | None,
     sets: Sets | None,
     settings: AnalysisSettings,
 ) -> schemas.Job:
@@ -123,7 +121,12 @@ def to_schema(
         llm=schemas.LLMUsage(
             model=settings.llm_in_use,
             estimate=job.llm_estimate,
-            spent=schemas.LLMSpent(**(spent or {})),
+            spent=schemas.LLMSpent(
+                calls=job.llm_calls,
+                prompt_tokens=job.llm_prompt_tokens,
+                completion_tokens=job.llm_completion_tokens,
+                tokens=job.llm_prompt_tokens + job.llm_completion_tokens,
+            ),
             budget=options.token_budget,
         ),
         error=job.error,
@@ -192,9 +195,8 @@ async def list_jobs(
 ) -> tuple[list[schemas.Job], int]:
     """A page of job views, newest first, and how many jobs there are."""
     rows, total = await repository.list_jobs(session, limit, offset, status)
-    spent = await llm_calls.llm_spent(session, [r[0].id for r in rows])
     sets = await _latest_sets(session, [r[0] for r in rows])
-    return [to_schema(*r, spent.get(r[0].id), sets.get(r[0].id), settings) for r in rows], total
+    return [to_schema(*r, sets.get(r[0].id), settings) for r in rows], total
 
 
 async def _latest_sets(session: AsyncSession, jobs: list[Job]) -> dict[uuid.UUID, Sets]:
@@ -209,9 +211,8 @@ async def get_job(
 ) -> schemas.Job:
     """The public view of a job: the same for GET, cancel and retry."""
     found = _found(await repository.get_job(session, job_id), job_id)
-    spent = (await llm_calls.llm_spent(session, [job_id])).get(job_id)
     sets = (await _latest_sets(session, [found[0]])).get(job_id)
-    return to_schema(*found, spent, sets, settings)
+    return to_schema(*found, sets, settings)
 
 
 async def _moved_view(

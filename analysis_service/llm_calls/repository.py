@@ -1,5 +1,6 @@
 """Every SQL statement on the llm_call table: the LLM client's call log and answer cache
-(reasoners/llm_log.py), and what each job spent (the job view)."""
+(reasoners/llm_log.py), and what each job spent (running totals on the job row, which the job
+view reads without touching the calls)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,19 @@ async def lookup(session: AsyncSession, request_hash: str) -> Any | None:
 
 
 async def record(session: AsyncSession, job_id: uuid.UUID, call: Mapping[str, Any]) -> int:
-    """Store one call of a job (its llm_call columns in `call`); its id."""
+    """Store one call of a job (its llm_call columns in `call`) and add it to the job's running
+    totals in the same transaction; its id."""
     call_id = await session.scalar(
         insert(LLMCall).values(job_id=job_id, **call).returning(LLMCall.id)
+    )
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            llm_calls=Job.llm_calls + 1,
+            llm_prompt_tokens=Job.llm_prompt_tokens + (call.get("prompt_tokens") or 0),
+            llm_completion_tokens=Job.llm_completion_tokens + (call.get("completion_tokens") or 0),
+        )
     )
     return int(call_id or 0)
 
@@ -42,27 +53,16 @@ async def accept(session: AsyncSession, call_id: int, data: Any) -> None:
     await session.execute(update(LLMCall).where(LLMCall.id == call_id).values(response=data))
 
 
-async def llm_spent(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
-    """Calls and tokens per job, from the call log; jobs without calls are left out."""
-    if not job_ids:
-        return {}
-    prompt = func.coalesce(func.sum(LLMCall.prompt_tokens), 0)
-    completion = func.coalesce(func.sum(LLMCall.completion_tokens), 0)
-    rows = await session.execute(
-        select(LLMCall.job_id, func.count(), prompt, completion)
-        .where(LLMCall.job_id.in_(job_ids))
-        .group_by(LLMCall.job_id)
-    )
-    return {
-        job_id: {
-            "calls": calls,
-            "prompt_tokens": int(p or 0),
-            "completion_tokens": int(c or 0),
-            "tokens": int(p or 0) + int(c or 0),
-        }
-        for job_id, calls, p, c in rows
-        if job_id is not None
-    }
+async def job_spent(session: AsyncSession, job_id: uuid.UUID) -> tuple[int, int]:
+    """Calls and tokens (prompt and completion) one job has spent so far: its running totals."""
+    row = (
+        await session.execute(
+            select(Job.llm_calls, Job.llm_prompt_tokens + Job.llm_completion_tokens).where(
+                Job.id == job_id
+            )
+        )
+    ).first()
+    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 
 async def key_spent(session: AsyncSession, key_name: str) -> int:

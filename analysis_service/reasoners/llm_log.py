@@ -35,8 +35,7 @@ class DatabaseCallLog:
         """Start from what earlier attempts of the job already spent, and from what the jobs
         of its API key spent in the last 24 hours when that key has a daily cap."""
         async with self._sessionmaker() as session:
-            spent = (await llm_calls.llm_spent(session, [self._job_id])).get(self._job_id)
-            self.calls, self.budget.spent = (spent["calls"], spent["tokens"]) if spent else (0, 0)
+            self.calls, self.budget.spent = await llm_calls.job_spent(session, self._job_id)
             if (name := await llm_calls.key_of_job(session, self._job_id)) is not None:
                 cap = await keys.daily_tokens_of(session, name) or self._key_daily_tokens
                 if cap:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select
+from sqlalchemy import Row, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 
 from analysis_service.models import (
@@ -19,21 +19,10 @@ from analysis_service.models import (
     JobImage,
 )
 
-
-def _subpopulation_query() -> Any:
-    return (
-        select(
-            Attribute.id,
-            Dimension.class_name,
-            Dimension.name.label("dimension"),
-            Attribute.name.label("attribute"),
-            Attribute.is_other,
-            Attribute.size,
-            Attribute.share,
-        )
-        .join(Dimension, Dimension.id == Attribute.dimension_id)
-        .order_by(Dimension.class_name, Dimension.position, Attribute.position)
-    )
+#: The order of subpopulations, and the key of a page's last one (its cursor): class, then
+#: the dimensions and attributes in the order discovery gave them.
+SUBPOPULATION_ORDER = (Dimension.class_name, Dimension.position, Attribute.position, Attribute.id)
+SUBPOPULATION_KEY = (str, int, int, int)
 
 
 async def subpopulations(
@@ -42,22 +31,47 @@ async def subpopulations(
     class_name: str | None,
     dimension: str | None,
     min_size: int,
+    limit: int | None = None,
+    after: tuple | None = None,
 ) -> list[Row]:
-    query = _subpopulation_query().where(Attribute.job_id == job_id, Attribute.size >= min_size)
+    """The job's subpopulations in SUBPOPULATION_ORDER, from after that key, at most limit;
+    each row ends with its key (class_name, dimension_position, position, id)."""
+    query = (
+        select(
+            Attribute.id,
+            Dimension.class_name,
+            Dimension.name.label("dimension"),
+            Attribute.name.label("attribute"),
+            Attribute.is_other,
+            Attribute.size,
+            Attribute.share,
+            Dimension.position.label("dimension_position"),
+            Attribute.position,
+        )
+        .join(Dimension, Dimension.id == Attribute.dimension_id)
+        .where(Attribute.job_id == job_id, Attribute.size >= min_size)
+        .order_by(*SUBPOPULATION_ORDER)
+        .limit(limit)
+    )
     if class_name is not None:
         query = query.where(Dimension.class_name == class_name)
     if dimension is not None:
         query = query.where(Dimension.name == dimension)
+    if after is not None:
+        query = query.where(tuple_(*SUBPOPULATION_ORDER) > tuple_(*after))
     return list((await session.execute(query)).all())
 
 
-async def class_sizes(session: AsyncSession, job_id: uuid.UUID) -> dict[str, int]:
-    rows = await session.execute(
-        select(JobClass.class_name, JobClass.images)
-        .where(JobClass.job_id == job_id)
-        .order_by(JobClass.class_name)
-    )
-    return {name: images for name, images in rows}
+async def class_sizes(
+    session: AsyncSession, job_id: uuid.UUID, class_name: str | None = None
+) -> dict[str, int]:
+    """Images of each class of the job (of that one class only, given one), by name."""
+    query = select(JobClass.class_name, JobClass.images).where(JobClass.job_id == job_id)
+    if class_name is not None:
+        query = query.where(JobClass.class_name == class_name)
+    return {
+        name: images for name, images in await session.execute(query.order_by(JobClass.class_name))
+    }
 
 
 async def subpopulation_job(session: AsyncSession, attribute_id: int) -> Row | None:
@@ -70,8 +84,13 @@ async def subpopulation_job(session: AsyncSession, attribute_id: int) -> Row | N
     ).first()
 
 
+#: The order of a subpopulation's images and their cursor: the image id, as the
+#: (attribute_id, image_id) index holds them.
+IMAGE_KEY = (int,)
+
+
 def images_page(
-    attribute_id: int, caption_key: str | None, limit: int, offset: int, after: int | None
+    attribute_id: int, caption_key: str | None, limit: int, offset: int, after: tuple | None
 ) -> Any:
     """A page of the subpopulation's images by image id: those after an image id (keyset: the
     (attribute_id, image_id) index finds the page at any depth), less the first `offset`."""
@@ -87,7 +106,7 @@ def images_page(
         .limit(limit)
         .offset(offset or None)
     )
-    return query if after is None else query.where(Assignment.image_id > after)
+    return query if after is None else query.where(Assignment.image_id > after[0])
 
 
 async def images_of(
@@ -96,7 +115,7 @@ async def images_of(
     caption_key: str | None,
     limit: int,
     offset: int = 0,
-    after: int | None = None,
+    after: tuple | None = None,
 ) -> list[Row]:
     query = images_page(attribute_id, caption_key, limit, offset, after)
     return list((await session.execute(query)).all())
@@ -139,14 +158,40 @@ async def stream_assignments(session: AsyncSession, job_id: uuid.UUID) -> AsyncR
 async def assignments_page(
     session: AsyncSession, job_id: uuid.UUID, limit: int | None, offset: int = 0
 ) -> list[Row]:
-    """A page of the job's assignment rows (all of them with limit None)."""
+    """A page of the job's assignment rows in path order (all of them with limit None)."""
     return list((await session.execute(_assignments(job_id).limit(limit).offset(offset))).all())
 
 
+#: The order of the API's JSON assignment pages and their cursor: image, then dimension, as
+#: the assignment table's primary key (job, image, dimension) holds them, so a page is a range
+#: of that index wherever it starts, where path order sorts every row of the job per page.
+ASSIGNMENT_KEY = (int, int)
+
+
+async def assignments_keyset_page(
+    session: AsyncSession, job_id: uuid.UUID, limit: int, offset: int, after: tuple | None
+) -> list[Row]:
+    """A page of the job's assignment rows in image, dimension order, from after that key
+    (image id, dimension id) or offset; each row ends with its key."""
+    query = (
+        _assignments(job_id)
+        .add_columns(Assignment.image_id, Assignment.dimension_id)
+        .order_by(None)
+        .order_by(Assignment.image_id, Assignment.dimension_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if after is not None:
+        query = query.where(tuple_(Assignment.image_id, Assignment.dimension_id) > tuple_(*after))
+    return list((await session.execute(query)).all())
+
+
 async def count_assignments(session: AsyncSession, job_id: uuid.UUID) -> int:
+    """Assignment rows of a finished job: the sum of its attributes' sizes, which are counted
+    from the assignments when they are written, so a page does not count millions of rows."""
     return int(
         await session.scalar(
-            select(func.count()).select_from(Assignment).where(Assignment.job_id == job_id)
+            select(func.coalesce(func.sum(Attribute.size), 0)).where(Attribute.job_id == job_id)
         )
         or 0
     )

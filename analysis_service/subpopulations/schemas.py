@@ -55,8 +55,10 @@ class SubpopulationImage(BaseModel):
 
 
 class SubpopulationImagePage(Page[SubpopulationImage]):
-    next_after: int | None = Field(
-        description="Pass as `after` for the next page (by image id); null on the last page."
+    """A page of a subpopulation's images by image id: by offset, or after a cursor."""
+
+    next: str | None = Field(
+        description="Pass as `after` (with offset 0) for the next page; null on the last."
     )
 
 
@@ -76,3 +78,15 @@ class AssignmentRow(BaseModel):
     dimension: str
     attribute: str
     note: str | None = Field(default=None, description="Why 'other' was forced, if it was.")
+
+
+class AssignmentPage(BaseModel):
+    """A page of assignment rows: by offset (with the total), or after a cursor."""
+
+    items: list[AssignmentRow]
+    total: int = Field(description="Assignment rows of the job over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(
+        description="Pass as `after` (with offset 0) for the next page; null on the last."
+    )

@@ -5,9 +5,11 @@ picture in two datasets or jobs is made once, and a changed file (a new hash) ne
 stale entry. Files are written to a temporary name and renamed, so a reader sees a whole
 thumbnail or none, also across processes. Blocking: call from a worker thread.
 
-The cache is bounded: each process counts what it writes on top of what it found on disk,
-and past the limit one background pass removes the least recently read files (by access
-time; where the file system does not keep it, the oldest written) down to PRUNE_TO of it.
+The cache is bounded: each process counts what it writes on top of what it found on disk
+(counted in the background after its first write), and past the limit one background pass
+removes the least recently read files (by access time; where the file system does not keep
+it, the oldest written) down to PRUNE_TO of it. The count is approximate (several processes
+share the folder, files written during a pass): the pass recounts.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ThumbnailCache:
         self.root = root / RENDITION
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._used: int | None = None  # bytes on disk, measured at the first write
+        self._used = 0  # bytes on disk, as far as this process knows
+        self._measured = False
         self._pruning = False
 
     def path(self, content_hash: str, size: int) -> Path:
@@ -59,14 +62,28 @@ class ThumbnailCache:
 
     def _count(self, written: int) -> None:
         with self._lock:
-            if self._used is None:
-                self._used = sum(size for _, size, _ in self._entries())
-            else:
-                self._used += written
-            if self._used <= self.max_bytes or self._pruning:
-                return
-            self._pruning = True
-        threading.Thread(target=self._prune, name="thumbnail-prune", daemon=True).start()
+            self._used += written
+            first, self._measured = not self._measured, True
+            over = self._used > self.max_bytes and not self._pruning
+            self._pruning = self._pruning or over
+        if first:  # what earlier runs left: counted in the background, not by this request
+            threading.Thread(target=self._measure, name="thumbnail-measure", daemon=True).start()
+        if over:
+            threading.Thread(target=self._prune, name="thumbnail-prune", daemon=True).start()
+
+    def _measure(self) -> None:
+        try:
+            found = sum(size for _, size, _ in self._entries())
+        except OSError:
+            logger.exception("measuring the thumbnail cache failed")
+            return
+        with self._lock:
+            # Files written meanwhile may be counted twice: the cache is pruned a little early.
+            self._used += found
+            over = self._used > self.max_bytes and not self._pruning
+            self._pruning = self._pruning or over
+        if over:
+            self._prune()
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         """(last read, size, path) of every cached thumbnail."""

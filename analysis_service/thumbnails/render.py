@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from PIL import Image
+
 from shared.errors import Forbidden, Gone, InvalidRequest, NotFound
 from shared.files import OUTSIDE_ROOTS, MissingFile, UnreadableFile, open_inside_roots
 from shared.imaging import ImageLimits, InvalidImage, open_image, rgb_of
@@ -96,12 +98,24 @@ def _scanned_bytes(file: ScannedFile, roots: list[Path]) -> bytes:
     return data
 
 
+def _draft(image: Image.Image, size: int) -> None:
+    """Have a JPEG decoded at the smallest of 1/2 to 1/8 scale that still covers the
+    thumbnail. The box is the one the thumbnail fills, not size x size: a 640x480 photo
+    decodes at 320x240 for 256x192. (rgb_of's own square box would decode it whole; a second
+    draft call is ignored.)"""
+    longest = max(image.size)
+    if image.format == "JPEG" and longest > size:
+        box = (max(1, image.width * size // longest), max(1, image.height * size // longest))
+        image.draft("RGB", box)
+
+
 def render(file: ScannedFile, roots: list[Path], limits: ImageLimits, size: int) -> bytes:
     """A JPEG of the scanned bytes, EXIF-oriented, fitting size x size (never enlarged)."""
     data = _scanned_bytes(file, roots)
     try:
-        # JPEGs decode straight at 1/2 to 1/8 scale (draft), so a large photo costs little.
-        image = rgb_of(open_image(data, limits), max_side=size)
+        image = open_image(data, limits)
+        _draft(image, size)
+        image = rgb_of(image, max_side=size)
     except InvalidImage as exc:
         raise UndecodableImage(f"image '{file.relpath}' cannot be shown: {exc}") from None
     out = io.BytesIO()

@@ -40,14 +40,17 @@ def _matches(if_none_match: str, etag: str) -> bool:
         304: {"description": "Not modified: the If-None-Match tag is this thumbnail's."},
         404: {
             "model": ErrorBody,
-            "description": "No such image, its file is gone, or it has "
-            "none (error `file_gone`, `no_image_file`).",
+            "description": "No such image (`not_found`), its file is gone (`file_gone`), or "
+            "it has none: imported from a captions file (`no_image_file`).",
         },
-        410: {"model": ErrorBody, "description": "The file changed since it was scanned."},
+        410: {
+            "model": ErrorBody,
+            "description": "The file changed since it was scanned (`file_changed`).",
+        },
         422: {
             "model": ErrorBody,
-            "description": "The image cannot be shown (error "
-            "`invalid_image`, with the reason), or a size not offered.",
+            "description": "The image cannot be shown (`invalid_image`, with the reason), "
+            "or a size not offered (`validation_error`).",
         },
     },
 )
@@ -62,11 +65,14 @@ async def image_thumbnail(
 ) -> Response:
     """A JPEG thumbnail of an image, EXIF-oriented, made from its file in the dataset as long
     as that file is still the one the job's scan saw."""
-    checked = await thumbnails.check(session, image_id, size)
+    wanted = await thumbnails.find(session, image_id, size)
     # The database is done with: its connection goes back to the pool before the file work
     # (a grid asks for dozens of thumbnails at once, most of them waiting for a decode).
     await session.commit()
-    headers = {"ETag": checked.etag, "Cache-Control": CACHE_CONTROL}
-    if if_none_match is not None and _matches(if_none_match, checked.etag):
+    headers = {"ETag": wanted.etag, "Cache-Control": CACHE_CONTROL}
+    # Even a 304 first checks the file: a browser is never told a gone file's copy is good.
+    fresh = if_none_match is not None and _matches(if_none_match, wanted.etag)
+    jpeg = await thumbnails.jpeg(wanted, body=not fresh)
+    if jpeg is None:
         return Response(status_code=304, headers=headers)
-    return Response(await thumbnails.jpeg(checked), media_type="image/jpeg", headers=headers)
+    return Response(jpeg, media_type="image/jpeg", headers=headers)

@@ -34,8 +34,8 @@ class NoImageFile(NotFound):
 
 
 @dataclass(frozen=True)
-class Checked:
-    """An image whose file is still the one its scan saw, and the thumbnail asked of it."""
+class Wanted:
+    """A thumbnail asked for: of which file (as scanned), at which size."""
 
     file: ScannedFile
     size: ThumbnailSize
@@ -58,9 +58,9 @@ class Thumbnails:
         # and a grid of cold thumbnails cannot take every thread of the pool.
         self._decodes = anyio.Semaphore(os.cpu_count() or 2)
 
-    async def check(self, session: AsyncSession, image_id: int, size: ThumbnailSize) -> Checked:
-        """The image's file as scanned, checked on disk (inside the roots, same size and
-        modification time); the errors say why there is no thumbnail."""
+    async def find(self, session: AsyncSession, image_id: int, size: ThumbnailSize) -> Wanted:
+        """The image's file as its scan recorded it; the errors say why there is no thumbnail
+        to make. The file itself is checked by `jpeg`."""
         found = await repository.image_file(session, image_id)
         if found is None:
             raise NotFound(f"image {image_id} not found")
@@ -78,25 +78,30 @@ class Thumbnails:
             found.mtime_ns,
             found.content_hash,
         )
-        await anyio.to_thread.run_sync(render.check, file, self.roots)
-        return Checked(file, size)
+        return Wanted(file, size)
 
-    async def jpeg(self, checked: Checked) -> bytes:
-        """The thumbnail's bytes: from the cache, else made (and cached)."""
-        cached = await anyio.to_thread.run_sync(self._cached, checked)
-        if cached is not None:
+    async def jpeg(self, wanted: Wanted, *, body: bool = True) -> bytes | None:
+        """Check that the file is still the one scanned (inside the roots, same size and
+        modification time: a stat, even when the thumbnail is cached), then its thumbnail:
+        from the cache, else made (and cached). None when the body is not wanted (304)."""
+        cached = await anyio.to_thread.run_sync(self._checked_and_cached, wanted, body)
+        if cached is not None or not body:
             return cached
         # Not cancelled midway: a thread runs to its end, so the slot is held as long.
         async with self._decodes:
-            return await anyio.to_thread.run_sync(self._made, checked)
+            return await anyio.to_thread.run_sync(self._made, wanted)
 
-    def _cached(self, checked: Checked) -> bytes | None:
-        return self.cache.read(checked.file.content_hash, checked.size)
+    def _checked_and_cached(self, wanted: Wanted, body: bool) -> bytes | None:
+        render.check(wanted.file, self.roots)
+        return self._cached(wanted) if body else None
 
-    def _made(self, checked: Checked) -> bytes:
+    def _cached(self, wanted: Wanted) -> bytes | None:
+        return self.cache.read(wanted.file.content_hash, wanted.size)
+
+    def _made(self, wanted: Wanted) -> bytes:
         # Another request may have made it while this one waited for a slot.
-        if (cached := self._cached(checked)) is not None:
+        if (cached := self._cached(wanted)) is not None:
             return cached
-        data = render.render(checked.file, self.roots, self.limits, checked.size)
-        self.cache.write(checked.file.content_hash, checked.size, data)
+        data = render.render(wanted.file, self.roots, self.limits, wanted.size)
+        self.cache.write(wanted.file.content_hash, wanted.size, data)
         return data

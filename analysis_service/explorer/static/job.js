@@ -100,7 +100,7 @@ function openSubpopulation(entry) {
     total: entry.size,
     pageOf: async (after) => {
       const page = await api(`/v1/subpopulations/${entry.id}/images${query({ limit: PAGE, after })}`);
-      return { items: page.items, next: page.next_after };
+      return { items: page.items, next: page.next };
     },
     card: (item) => imageCard({ imageId: item.image_id, path: item.path, caption: item.caption, hasImages }),
   });

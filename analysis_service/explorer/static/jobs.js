@@ -15,7 +15,6 @@ const total = document.getElementById('jobs-total');
 const statusFilter = document.getElementById('jobs-status');
 let timer = null;
 let shown = '';
-let eagerUntil = 0; // just after a submit: poll fast until the new job shows
 
 function view() {
   const params = new URLSearchParams(location.search);
@@ -36,7 +35,7 @@ async function refresh() {
   let live = false;
   try {
     const page = await api(`/v1/jobs${query({ limit: PAGE, offset, status })}`);
-    live = Date.now() < eagerUntil || page.items.some((job) => !TERMINAL.has(job.status));
+    live = page.items.some((job) => !TERMINAL.has(job.status));
     const key = JSON.stringify(page);
     if (key !== shown) {
       shown = key;
@@ -123,7 +122,6 @@ function wireForm() {
     try {
       const job = await api('/v1/jobs', { method: 'POST', body: jobBody(form) });
       clear(result, el('span', { class: 'ok' }, 'Queued: '), el('a', { href: `/ui/jobs/${job.id}` }, job.dataset_path));
-      eagerUntil = Date.now() + 10000;
       go({ offset: 0, status: '' });
     } catch (error) {
       clear(result, errorNote(error));

@@ -1,0 +1,1 @@
+"""`subpop`, the command-line client of the analysis API (HTTP only)."""
