@@ -106,10 +106,10 @@ async def subpopulation_images(
 ) -> s.SubpopulationImagePage:
     """The images of one subpopulation by image id, with their path in the dataset and caption;
     a page at a time: follow `next` (`offset` still works, but costs what it skips)."""
-    key = cursors.decode(after, *repository.IMAGE_KEY) if after else None
     found = await repository.subpopulation_job(session, subpopulation_id)
     if found is None:
         raise NotFound(f"subpopulation {subpopulation_id} not found")
+    key = cursors.decode(after, *repository.IMAGE_KEY) if after else None
     # One row more than asked says whether another page follows.
     rows = await repository.images_of(
         session, subpopulation_id, found.caption_key, limit + 1, offset, key
