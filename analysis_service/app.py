@@ -12,9 +12,10 @@ from analysis_service.auth.dependencies import (
     authorize,
     check_caller_of_refused_request,
 )
-from analysis_service.auth.pages import install_sign_in_redirect, pages, sign_in
+from analysis_service.auth.pages import install_sign_in_redirect, sign_in
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.embedded_db import resolve_database_url
+from analysis_service.explorer.router import router as explorer_router
 from analysis_service.exports.router import router as exports_router
 from analysis_service.groups.router import router as groups_router
 from analysis_service.jobs.router import router as jobs_router
@@ -102,7 +103,7 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     guarded.include_router(exports_router)
     guarded.include_router(tail_router)
     guarded.include_router(thumbnails_router)
-    guarded.include_router(pages)
+    guarded.include_router(explorer_router)
     app.include_router(health)
     app.include_router(sign_in)
     app.include_router(guarded)

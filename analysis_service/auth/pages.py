@@ -1,6 +1,6 @@
-"""Explorer sign-in: a form exchanging an API key for a session cookie, sign-out, and the
-explorer's home page. Browsers cannot send a Bearer header with pages and <img> thumbnails;
-the HttpOnly, SameSite=Strict cookie set here is accepted wherever a key is.
+"""Explorer sign-in: a form exchanging an API key for a session cookie, and sign-out. Browsers
+cannot send a Bearer header with pages and <img> thumbnails; the HttpOnly, SameSite=Strict
+cookie set here is accepted wherever a key is.
 
 Plain HTML with no external assets or scripts; every value shown is escaped."""
 
@@ -15,12 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from analysis_service.auth import repository
 from analysis_service.auth.dependencies import (
-    CSRF_FIELD,
     SESSION_COOKIE,
-    Caller,
     check_csrf,
     check_same_origin,
-    csrf_token,
     form_fields,
     gate_of,
     key_principal,
@@ -29,13 +26,11 @@ from analysis_service.auth.dependencies import (
 from analysis_service.auth.keys import token_hash
 from analysis_service.db import Session
 from analysis_service.deps import Settings
-from analysis_service.jobs import repository as jobs
 from shared.errors import ErrorBody, Unauthorized, render_error
 
 # /ui/login and /ui/logout check what they need themselves (the form's key; the session and its
-# CSRF token): everything else under /ui is in `pages`, behind the router-level rule.
+# CSRF token): every other /ui page is the explorer's (explorer/router.py), behind the rule.
 sign_in = APIRouter(prefix="/ui", include_in_schema=False)
-pages = APIRouter(prefix="/ui", include_in_schema=False)
 
 HEADERS = {
     # Nothing but this page's own inline style; no framing (clickjacking); not cached.
@@ -45,7 +40,10 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends `Origin: null` with its own same-site form and
+    # fetch POSTs, which the cross-site check then refuses. same-origin keeps the Origin (and
+    # the referrer) for this site and sends neither elsewhere.
+    "Referrer-Policy": "same-origin",
 }
 STYLE = (
     "body{font-family:sans-serif;max-width:56em;margin:2em auto;padding:0 1em}"
@@ -119,35 +117,6 @@ async def logout(request: Request, session: Session) -> Response:
     response = RedirectResponse("/ui/login", status_code=303, headers=HEADERS)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
-
-
-@pages.get("", response_class=HTMLResponse)
-async def home(request: Request, caller: Caller, session: Session) -> HTMLResponse:
-    """Who is signed in, and the latest jobs."""
-    if caller.via == "open":
-        who = "<p>No API key is configured: this API is open to loopback clients.</p>"
-    else:
-        who = f"<p>Signed in as <strong>{escape(caller.name or '')}</strong> ({caller.scope}).</p>"
-    if caller.via == "session":
-        csrf = csrf_token(request.state.session_token)
-        who += (
-            '<form method="post" action="/ui/logout">'
-            f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'
-            '<button type="submit">Sign out</button></form>'
-        )
-    rows, total = await jobs.list_jobs(session, 20, 0, None)
-    lines = "".join(
-        f"<tr><td>{escape(str(job.id))}</td><td>{escape(job.status)}</td>"
-        f"<td>{escape(path)}</td><td>{job.created_at:%Y-%m-%d %H:%M}</td></tr>"
-        for job, path, _ in rows
-    )
-    table = (
-        f"<h2>Jobs ({total})</h2><table><tr><th>id</th><th>status</th><th>dataset</th>"
-        f"<th>created</th></tr>{lines}</table>"
-        if rows
-        else "<p>No jobs yet.</p>"
-    )
-    return _page("Subpopulation discovery", who + table + '<p><a href="/docs">API</a></p>')
 
 
 def install_sign_in_redirect(app: FastAPI) -> None:

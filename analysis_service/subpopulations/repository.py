@@ -77,32 +77,59 @@ async def class_sizes(
 async def subpopulation_job(session: AsyncSession, attribute_id: int) -> Row | None:
     return (
         await session.execute(
-            select(Attribute.job_id, Job.caption_key)
+            select(Attribute.job_id, Job.caption_key, Job.status, Attribute.size)
             .join(Job, Job.id == Attribute.job_id)
             .where(Attribute.id == attribute_id)
         )
     ).first()
 
 
-async def images_of(
-    session: AsyncSession, attribute_id: int, caption_key: str | None, limit: int, offset: int
-) -> tuple[list[Row], int]:
+#: The order of a subpopulation's images and their cursor: the image id, as the
+#: (attribute_id, image_id) index holds them.
+IMAGE_KEY = (int,)
+
+
+def images_page(
+    attribute_id: int, caption_key: str | None, limit: int, offset: int, after: tuple | None
+) -> Any:
+    """A page of the subpopulation's images by image id: those after an image id (keyset: the
+    (attribute_id, image_id) index finds the page at any depth), less the first `offset`."""
     caption_join = and_(
         Caption.content_hash == Image.content_hash, Caption.caption_key == caption_key
     )
-    rows = await session.execute(
-        select(Image.id, Image.relpath, Image.class_name, Caption.text)
-        .join(Assignment, Assignment.image_id == Image.id)
+    query = (
+        select(Assignment.image_id.label("id"), Image.relpath, Image.class_name, Caption.text)
+        .join(Image, Image.id == Assignment.image_id)
         .outerjoin(Caption, caption_join)
         .where(Assignment.attribute_id == attribute_id)
-        .order_by(Image.id)
+        .order_by(Assignment.image_id)
         .limit(limit)
-        .offset(offset)
+        .offset(offset or None)
     )
-    total = await session.scalar(
-        select(func.count()).select_from(Assignment).where(Assignment.attribute_id == attribute_id)
+    return query if after is None else query.where(Assignment.image_id > after[0])
+
+
+async def images_of(
+    session: AsyncSession,
+    attribute_id: int,
+    caption_key: str | None,
+    limit: int,
+    offset: int = 0,
+    after: tuple | None = None,
+) -> list[Row]:
+    query = images_page(attribute_id, caption_key, limit, offset, after)
+    return list((await session.execute(query)).all())
+
+
+async def count_images(session: AsyncSession, attribute_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(Assignment.attribute_id == attribute_id)
+        )
+        or 0
     )
-    return list(rows.all()), int(total or 0)
 
 
 def _assignments(job_id: uuid.UUID) -> Any:

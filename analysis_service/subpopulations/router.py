@@ -22,9 +22,10 @@ from analysis_service.deps import (
     RowId,
 )
 from analysis_service.exports.writers import csv_chunks
+from analysis_service.jobs.lifecycle import JobStatus
 from analysis_service.jobs.service import finished_job
 from analysis_service.models import Job
-from analysis_service.schemas import CursorPage, Page
+from analysis_service.schemas import CursorPage
 from analysis_service.subpopulations import repository
 from analysis_service.subpopulations import schemas as s
 from shared.errors import NotFound
@@ -95,24 +96,38 @@ async def get_structure(job_id: JobId, session: Session, class_: ClassName = Non
     return s.Structure(job_id=str(job.id), classes=classes)
 
 
-@router.get(
-    "/v1/subpopulations/{subpopulation_id}/images", response_model=Page[s.SubpopulationImage]
-)
+@router.get("/v1/subpopulations/{subpopulation_id}/images", response_model=s.SubpopulationImagePage)
 async def subpopulation_images(
-    subpopulation_id: RowId, session: Session, limit: Limit = 100, offset: Offset = 0
-) -> Page[s.SubpopulationImage]:
-    """The images of one subpopulation, with their path in the dataset and caption."""
+    subpopulation_id: RowId,
+    session: Session,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    after: After = None,
+) -> s.SubpopulationImagePage:
+    """The images of one subpopulation by image id, with their path in the dataset and caption;
+    a page at a time: follow `next` (`offset` still works, but costs what it skips)."""
     found = await repository.subpopulation_job(session, subpopulation_id)
     if found is None:
         raise NotFound(f"subpopulation {subpopulation_id} not found")
-    rows, total = await repository.images_of(
-        session, subpopulation_id, found.caption_key, limit, offset
+    key = cursors.decode(after, *repository.IMAGE_KEY) if after else None
+    # One row more than asked says whether another page follows.
+    rows = await repository.images_of(
+        session, subpopulation_id, found.caption_key, limit + 1, offset, key
+    )
+    # A finished job's sizes are final (summarize counted them): no count per page.
+    total = (
+        found.size
+        if found.status == JobStatus.SUCCEEDED
+        else await repository.count_images(session, subpopulation_id)
     )
     items = [
         s.SubpopulationImage(image_id=r.id, path=r.relpath, class_=r.class_name, caption=r.text)
-        for r in rows
+        for r in rows[:limit]
     ]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    next_key = cursors.encode((items[-1].image_id,)) if len(rows) > limit else None
+    return s.SubpopulationImagePage(
+        items=items, total=total, limit=limit, offset=offset, next=next_key
+    )
 
 
 CSV_COLUMNS = ["image", "class", "dimension", "attribute", "note"]

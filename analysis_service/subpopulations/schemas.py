@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analysis_service.schemas import Page
+
 
 class Subpopulation(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
@@ -50,6 +52,14 @@ class SubpopulationImage(BaseModel):
     path: str = Field(description="Path relative to the dataset root.")
     class_: str = Field(alias="class")
     caption: str | None
+
+
+class SubpopulationImagePage(Page[SubpopulationImage]):
+    """A page of a subpopulation's images by image id: by offset, or after a cursor."""
+
+    next: str | None = Field(
+        description="Pass as `after` (with offset 0) for the next page; null on the last."
+    )
 
 
 class InvalidImageOut(BaseModel):
