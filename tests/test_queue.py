@@ -10,3 +10,10 @@ def test_the_enqueued_task_name_and_queue_are_the_registered_ones():
     app = make_queue_app("postgresql://unused@127.0.0.1:1/none")  # connects only when opened
     assert RUN_JOB_TASK in app.tasks
     assert app.tasks[RUN_JOB_TASK].queue == QUEUE
+
+
+def test_every_queue_app_in_a_process_has_the_task_under_its_name():
+    """Tests and an in-process worker make several apps; each must find the task."""
+    apps = [make_queue_app("postgresql://unused@127.0.0.1:1/none") for _ in range(3)]
+    assert all(RUN_JOB_TASK in app.tasks for app in apps)
+    assert all(app.tasks[RUN_JOB_TASK].queue == QUEUE for app in apps)

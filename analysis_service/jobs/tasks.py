@@ -10,10 +10,7 @@ from analysis_service.db import libpq_url
 from analysis_service.pipeline.runner import run_job
 from analysis_service.queue import NAMESPACE, QUEUE, RUN_JOB
 
-blueprint = procrastinate.Blueprint()
 
-
-@blueprint.task(name=RUN_JOB, queue=QUEUE, pass_context=True)
 async def run_queued_job(context: procrastinate.JobContext, job_id: str) -> None:
     """Safe to run twice: every stage resumes from what is stored."""
     extra = context.additional_context or {}
@@ -25,5 +22,9 @@ def make_queue_app(database_url: str) -> procrastinate.App:
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url))
     )
+    # A blueprint of its own per app: adding one to an app renames its tasks in place (with the
+    # namespace), so a shared one gives a second app in the process "analysis:analysis:run_job".
+    blueprint = procrastinate.Blueprint()
+    blueprint.task(name=RUN_JOB, queue=QUEUE, pass_context=True)(run_queued_job)
     app.add_tasks_from(blueprint, namespace=NAMESPACE)
     return app
