@@ -3,8 +3,10 @@
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
 comma-separated choice of caption, jobs, discovery, slices (a slice request and a Parquet
-export on a 100,000-image job written straight into the database: benchmarks/slices.py) and
-offline (the offline reasoner's speed on synthetic captions). BENCH_QUICK=1 (`make
+export on a 100,000-image job written straight into the database: benchmarks/slices.py),
+stopping (what early stopping of discovery's round loops saves, and the LLM estimate against
+what jobs spent: benchmarks/discovery_stopping.py) and offline (the offline reasoner's speed
+on synthetic captions). BENCH_QUICK=1 (`make
 bench-quick`): 3000 images (10,000 for slices), no discovery cost, for
 before/after comparisons within minutes.
 """
@@ -29,7 +31,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, slices
+from benchmarks import captioning, discovery_cost, discovery_stopping, offline_speed, slices
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,10 +115,12 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, offline
-    (default: all; with BENCH_QUICK=1, all but discovery: its cost is a count that does not
-    vary)."""
-    default = "caption,jobs,slices,offline" if QUICK else "caption,jobs,discovery,slices,offline"
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, stopping,
+    offline (default: all; with BENCH_QUICK=1, all but discovery and stopping: their costs
+    are counts that do not vary)."""
+    default = "caption,jobs,slices,offline"
+    if not QUICK:
+        default += ",discovery,stopping"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
 
 
@@ -137,6 +141,11 @@ def main() -> None:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
         rows += discovery_cost.run(server.get_uri("postgres"), f"bench_cost_{int(time.time())}")
+    if "stopping" in parts:
+        print("early stopping of discovery's round loops, and the LLM estimate ...", flush=True)
+        server = embedded_server(STATE / "db")
+        admin = server.get_uri("postgres")
+        rows += discovery_stopping.run(admin, f"bench_stop_{int(time.time())}", STATE)
     if "offline" in parts:
         print("offline reasoner speed on synthetic captions ...", flush=True)
         rows += offline_speed.run()

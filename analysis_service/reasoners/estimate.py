@@ -20,11 +20,13 @@ INSTRUCTIONS = 120  # system message and step instructions
 CHARS_PER_TOKEN = 4  # the documented rule where no tokenizer is at hand
 NAME = 2.5  # tokens of one short quoted name in a list (a value, a dimension)
 #: Rounds a saturated vote loop runs past the round where a value proposed once stops
-#: passing the share threshold (⌈1/θ⌉), beyond SATURATION_ROUNDS - 1: measured means.
-VOTE_LAG = {"dimensions": 0.0, "attributes": 1.5}
-#: Share of refinement rounds that change a list (front-loaded, as the first rounds find
-#: what the merge left): measured. It sets how soon SATURATION_ROUNDS quiet rounds come.
-REFINE_CHANGES = 0.35
+#: passing the share threshold (⌈1/θ⌉), beyond SATURATION_ROUNDS - 1, per dimension past the
+#: first that the attribute rounds ask about (more values, more late newcomers): measured.
+ATTRIBUTE_LAG_PER_DIMENSION = 0.3
+#: Chance that a refinement round changes one dimension's list: measured (front-loaded, as
+#: the first rounds find what the merge left). It sets how soon SATURATION_ROUNDS quiet
+#: rounds in a row come.
+REFINE_CHANGES = 0.083
 #: Share of dimensions whose sampled answers disagree in a refinement round, each then
 #: diagnosed (and a new value validated): measured.
 DISPUTED = 0.33
@@ -56,22 +58,25 @@ class Group:
     caption_tokens: float
 
 
-def vote_rounds(c: DiscoverySteps, step: str, rounds: int, per_round: int, images: int) -> float:
-    """Rounds of a vote loop that are paid for."""
+def vote_rounds(
+    c: DiscoverySteps, rounds: int, per_round: int, images: int, lag: float = 0.0
+) -> float:
+    """Rounds of a vote loop that are paid for; `lag`: rounds a saturated loop is expected
+    to run past the earliest the rule allows once values seen once no longer pass."""
     if images <= per_round:
         return 1  # every round shows every caption: one question, asked once
     if c.saturation_rounds == 0:
         return rounds
     single_drops = math.ceil(1 / c.dimension_threshold) if c.dimension_threshold else 1
-    expected = single_drops + c.saturation_rounds - 1 + VOTE_LAG[step]
+    expected = single_drops + c.saturation_rounds - 1 + lag
     return min(rounds, max(c.saturation_rounds + 1, expected))
 
 
-def refine_rounds(c: DiscoverySteps) -> float:
+def refine_rounds(c: DiscoverySteps, dims: int) -> float:
     """Rounds refinement is expected to run: until SATURATION_ROUNDS quiet rounds in a row,
-    each round changing a list with probability REFINE_CHANGES (the waiting time of a run
-    of n successes: ((1/(1 - q))^n - 1) / q)."""
-    n, q = c.saturation_rounds, REFINE_CHANGES
+    a round changing some list with chance q = 1 - (1 - REFINE_CHANGES)^dims (the waiting
+    time of a run of n quiet rounds: ((1/(1 - q))^n - 1) / q)."""
+    n, q = c.saturation_rounds, 1 - (1 - REFINE_CHANGES) ** dims
     if n == 0:
         return c.refine_rounds
     return min(c.refine_rounds, ((1 / (1 - q)) ** n - 1) / q)
@@ -87,20 +92,19 @@ def fixed_cost(c: DiscoverySteps, group: Group, criterion: bool, attributes: int
     cost, t = Cost(), group.caption_tokens
     dims = 1 if criterion else c.dimensions_per_round
     if not criterion:
-        rounds = vote_rounds(
-            c, "dimensions", c.dimension_rounds, c.dimension_captions, group.images
-        )
+        rounds = vote_rounds(c, c.dimension_rounds, c.dimension_captions, group.images)
         shown = min(c.dimension_captions, group.images) * (t + 1)
         cost.add(rounds, shown + INSTRUCTIONS + 40 + NAME * c.dimensions_per_round)
         cost.add(1, INSTRUCTIONS + 60 + 2 * NAME * c.dimensions_per_round)
     # Attribute rounds ask for every dimension at once, then one merge per dimension.
-    rounds = vote_rounds(c, "attributes", c.attribute_rounds, c.attribute_captions, group.images)
+    lag = ATTRIBUTE_LAG_PER_DIMENSION * (dims - 1)
+    rounds = vote_rounds(c, c.attribute_rounds, c.attribute_captions, group.images, lag)
     shown = min(c.attribute_captions, group.images) * (t + 1)
     cost.add(rounds, shown + INSTRUCTIONS + 60 + _listing(dims, attributes))
     cost.add(dims, INSTRUCTIONS + 60 + 3 * NAME * attributes)
     # Refinement: every dimension judged on each sampled caption, those whose answers
     # disagree diagnosed; a final merge per dimension.
-    rounds = refine_rounds(c)
+    rounds = refine_rounds(c, dims)
     cost.add(rounds * c.refine_repeats, t + INSTRUCTIONS + 40 + _listing(dims, attributes))
     cost.add(rounds * dims * DISPUTED, t + INSTRUCTIONS + 100 + NAME * attributes)
     cost.add(dims, INSTRUCTIONS + 60 + 2 * NAME * attributes)
