@@ -83,13 +83,12 @@ class LLMReasoner:
         seed: int,
         ask_for: Callable[[list[str]], p.Ask[A]],
         proposals: Callable[[A], Iterable[K]],
-    ) -> tuple[list[A], Votes[K]]:
+    ) -> Votes[K]:
         """One request per round, each about its own seeded sample of the captions, asked in
         waves until the votes of the proposals say the loop is done (saturation.py); the
-        valid answers of the rounds run, in round order, and the votes."""
+        votes of the rounds run."""
         c = self._steps
         votes: Votes[K] = Votes(rounds.count, c.dimension_threshold, c.saturation_rounds)
-        answers: list[A] = []
         while not votes.stop():
             wave = range(votes.done, votes.done + votes.next_wave())
             samples = [
@@ -104,11 +103,10 @@ class LLMReasoner:
             for sample in samples:
                 data = by_sample[tuple(sample)].data
                 votes.add(proposals(data) if data is not None else ())
-                answers += [data] if data is not None else []
                 if votes.stop():
                     break
         logger.debug("%s of %r: %d of %d rounds", rounds.step, subject, votes.done, rounds.count)
-        return answers, votes
+        return votes
 
     async def _merged(
         self,
@@ -138,7 +136,7 @@ class LLMReasoner:
         def names(answer: Dimensions) -> list[str]:
             return clean_names(answer.dimensions, "dimension", subject)
 
-        _, votes = await self._rounds(rounds, subject, captions, seed, ask, names)
+        votes = await self._rounds(rounds, subject, captions, seed, ask, names)
         # S(r) of saturation.py, ranked; with every round run, the reference's selection.
         kept = [d for d, _ in ranked(votes.counts) if d in votes.selected()]
         kept = kept or [d for d, _ in ranked(votes.counts, 3)]
@@ -168,12 +166,10 @@ class LLMReasoner:
                 if value != OTHER
             ]
 
-        answers, _ = await self._rounds(rounds, subject, captions, seed, ask, pairs)
+        votes = await self._rounds(rounds, subject, captions, seed, ask, pairs)
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
-        for answer in answers:
-            for dim in dimensions:
-                values = set(clean_names(answer.attributes[dim], "attribute", subject))
-                counts[dim].update(values - {OTHER})
+        for (dim, value), n in votes.counts.items():
+            counts[dim][value] = n  # rounds that proposed the value for the dimension
         merged = await run_all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
