@@ -27,6 +27,14 @@ class DiscoverySteps(BaseModel):
     max_attributes: int = Field(default=10, ge=2)
     refine_rounds: int = Field(default=20, ge=0)
     refine_repeats: int = Field(default=3, ge=2)
+    saturation_rounds: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description="Rounds above are maxima: a loop stops once this many consecutive rounds "
+        "changed nothing it would select, or once its selection cannot change "
+        "(reasoners/saturation.py); 0: every round runs, as in the reference code.",
+    )
     assign_captions_per_call: int = Field(
         default=40, ge=1, description="Captions per assignment call (all dimensions at once)."
     )
@@ -125,11 +133,16 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         """The LLM that discovery asks, or None when the offline reasoner runs."""
         return self.llm_model if self.llm_base_url else None
 
-    def discovery_steps(self, assignment_mode: str | None = None) -> DiscoverySteps:
-        """The steps' parameters, with a job's own assignment_mode winning."""
+    def discovery_steps(
+        self, assignment_mode: str | None = None, saturation_rounds: int | None = None
+    ) -> DiscoverySteps:
+        """The steps' parameters, with a job's own assignment_mode and saturation_rounds
+        winning."""
         values = self.model_dump(include=set(DiscoverySteps.model_fields))
         if assignment_mode:
             values["assignment_mode"] = assignment_mode
+        if saturation_rounds is not None:
+            values["saturation_rounds"] = saturation_rounds
         return DiscoverySteps.model_validate(values)
 
     @property

@@ -5,6 +5,8 @@ API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BE
 comma-separated choice of
 - caption, jobs: the caption path, and jobs end to end;
 - discovery: the LLM cost of discovery on real captions;
+- stopping: what early stopping of discovery's round loops saves, and the LLM estimate
+  against what jobs spent (benchmarks/discovery_stopping.py);
 - slices: a slice request and a Parquet export on a 100,000-image job written straight into
   the database (benchmarks/slices.py);
 - queries: latency and throughput of the job view, the subpopulation list and an image page
@@ -13,7 +15,7 @@ comma-separated choice of
 - thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
   (benchmarks/thumbnails.py).
 BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices and thumbnails, 100,000 for
-queries), no discovery cost, for before/after comparisons within minutes.
+queries), no discovery cost or stopping, for before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, queries, slices, thumbnails
+from benchmarks import (
+    captioning,
+    discovery_cost,
+    discovery_stopping,
+    offline_speed,
+    queries,
+    slices,
+    thumbnails,
+)
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,12 +134,12 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, slices, queries,
-    offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery: its cost is a
-    count that does not vary)."""
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, stopping, slices,
+    queries, offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery and
+    stopping: their costs are counts that do not vary)."""
     default = "caption,jobs,slices,queries,offline,thumbnails"
     if not QUICK:
-        default += ",discovery"
+        default += ",discovery,stopping"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
 
 
@@ -154,6 +164,11 @@ def main() -> None:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
         rows += discovery_cost.run(server.get_uri("postgres"), f"bench_cost_{int(time.time())}")
+    if "stopping" in parts:
+        print("early stopping of discovery's round loops, and the LLM estimate ...", flush=True)
+        server = embedded_server(STATE / "db")
+        admin = server.get_uri("postgres")
+        rows += discovery_stopping.run(admin, f"bench_stop_{int(time.time())}", STATE)
     if "offline" in parts:
         print("offline reasoner speed on synthetic captions ...", flush=True)
         rows += offline_speed.run()

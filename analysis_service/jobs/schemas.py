@@ -49,6 +49,12 @@ class JobParameters(BaseModel):
     assignment_mode: Literal["batched", "per_image_dimension"] | None = Field(
         default=None, description="Override ASSIGNMENT_MODE for this job."
     )
+    saturation_rounds: Annotated[int, Field(ge=0, le=1000), NUMBER_NOT_TEXT] | None = Field(
+        default=None,
+        description="Override SATURATION_ROUNDS for this job: a round loop of discovery "
+        "stops once this many consecutive rounds changed nothing it would select; 0 runs "
+        "every round.",
+    )
     caption_class_hint: JsonBool = Field(
         default=False,
         description="Put the class name into the captioning prompt, as the SSD-LLM reference "

@@ -1,7 +1,11 @@
 """What discovery will cost in LLM calls and tokens, before it runs.
 
-Counts follow the steps' parameters exactly; token counts use the one-token-per-4-characters
-rule and typical answer sizes, so they are estimates, not quotes.
+Counts follow the steps' parameters. A round loop that may stop early (saturation.py) counts
+the rounds it is expected to run, as measured on the shared caption sets through the varied
+fake LLM (benchmarks/discovery_stopping.py); `worst_calls` and `worst_tokens` count every
+round, the most the job can spend, which its token budget guards while it runs. Tokens use
+the one-token-per-4-characters rule and typical answer sizes, so these are estimates, not
+quotes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,18 @@ from analysis_service.settings import AnalysisSettings, DiscoverySteps
 
 INSTRUCTIONS = 120  # system message and step instructions
 CHARS_PER_TOKEN = 4  # the documented rule where no tokenizer is at hand
+NAME = 2.5  # tokens of one short quoted name in a list (a value, a dimension)
+#: Rounds a saturated vote loop runs past the round where a value proposed once stops
+#: passing the share threshold (⌈1/θ⌉), beyond SATURATION_ROUNDS - 1, per dimension past the
+#: first that the attribute rounds ask about (more values, more late newcomers): measured.
+ATTRIBUTE_LAG_PER_DIMENSION = 0.3
+#: Chance that a refinement round changes one dimension's list: measured (front-loaded, as
+#: the first rounds find what the merge left). It sets how soon SATURATION_ROUNDS quiet
+#: rounds in a row come.
+REFINE_CHANGES = 0.083
+#: Share of dimensions whose sampled answers disagree in a refinement round, each then
+#: diagnosed (and a new value validated): measured.
+DISPUTED = 0.33
 
 
 def tokens_for_chars(chars: float) -> float:
@@ -23,12 +39,17 @@ def tokens_for_chars(chars: float) -> float:
 
 @dataclass
 class Cost:
-    calls: int = 0
-    tokens: int = 0
+    calls: float = 0
+    tokens: float = 0
 
     def add(self, calls: float, tokens_each: float) -> None:
-        self.calls += math.ceil(calls)
-        self.tokens += math.ceil(calls * tokens_each)
+        self.calls += calls
+        self.tokens += calls * tokens_each
+
+    def __iadd__(self, other: Cost) -> Cost:
+        self.calls += other.calls
+        self.tokens += other.tokens
+        return self
 
 
 @dataclass(frozen=True)
@@ -37,60 +58,99 @@ class Group:
     caption_tokens: float
 
 
+def vote_rounds(
+    c: DiscoverySteps, rounds: int, per_round: int, images: int, lag: float = 0.0
+) -> float:
+    """Rounds of a vote loop that are paid for; `lag`: rounds a saturated loop is expected
+    to run past the earliest the rule allows once values seen once no longer pass."""
+    if images <= per_round:
+        return 1  # every round shows every caption: one question, asked once
+    if c.saturation_rounds == 0:
+        return rounds
+    single_drops = math.ceil(1 / c.dimension_threshold) if c.dimension_threshold else 1
+    expected = single_drops + c.saturation_rounds - 1 + lag
+    return min(rounds, max(c.saturation_rounds + 1, expected))
+
+
+def refine_rounds(c: DiscoverySteps, dims: int) -> float:
+    """Rounds refinement is expected to run: until SATURATION_ROUNDS quiet rounds in a row,
+    a round changing some list with chance q = 1 - (1 - REFINE_CHANGES)^dims (the waiting
+    time of a run of n quiet rounds: ((1/(1 - q))^n - 1) / q)."""
+    n, q = c.saturation_rounds, 1 - (1 - REFINE_CHANGES) ** dims
+    if n == 0:
+        return c.refine_rounds
+    return min(c.refine_rounds, ((1 / (1 - q)) ** n - 1) / q)
+
+
+def _listing(dims: int, attributes: int) -> float:
+    """Tokens of the dimensions with their allowed values (and 'other'), as prompts list them."""
+    return dims * (4 + NAME * (attributes + 1))
+
+
 def fixed_cost(c: DiscoverySteps, group: Group, criterion: bool, attributes: int) -> Cost:
     """Dimensions, attributes and refinement: independent of the group's size."""
     cost, t = Cost(), group.caption_tokens
     dims = 1 if criterion else c.dimensions_per_round
-    listing = dims * (8 + 4 * (attributes + 1))
     if not criterion:
-        cost.add(
-            c.dimension_rounds, min(c.dimension_captions, group.images) * t + INSTRUCTIONS + 30
-        )
-        cost.add(1, INSTRUCTIONS + 10 * c.dimensions_per_round)
+        rounds = vote_rounds(c, c.dimension_rounds, c.dimension_captions, group.images)
+        shown = min(c.dimension_captions, group.images) * (t + 1)
+        cost.add(rounds, shown + INSTRUCTIONS + 40 + NAME * c.dimensions_per_round)
+        cost.add(1, INSTRUCTIONS + 60 + 2 * NAME * c.dimensions_per_round)
     # Attribute rounds ask for every dimension at once, then one merge per dimension.
-    cost.add(
-        c.attribute_rounds,
-        min(c.attribute_captions, group.images) * t + INSTRUCTIONS + 12 * attributes * dims,
-    )
-    cost.add(dims, INSTRUCTIONS + 16 * attributes + 40)
-    # Refinement: every dimension judged on each sampled caption; some disagree and are
-    # diagnosed (about one dimension in four); a final merge per dimension.
-    cost.add(c.refine_rounds * c.refine_repeats, t + INSTRUCTIONS + listing + 8 * dims)
-    cost.add(c.refine_rounds * dims / 4, t + INSTRUCTIONS + 60 + 6 * attributes)
-    cost.add(dims, INSTRUCTIONS + 12 * attributes + 40)
+    lag = ATTRIBUTE_LAG_PER_DIMENSION * (dims - 1)
+    rounds = vote_rounds(c, c.attribute_rounds, c.attribute_captions, group.images, lag)
+    shown = min(c.attribute_captions, group.images) * (t + 1)
+    cost.add(rounds, shown + INSTRUCTIONS + 60 + _listing(dims, attributes))
+    cost.add(dims, INSTRUCTIONS + 60 + 3 * NAME * attributes)
+    # Refinement: every dimension judged on each sampled caption, those whose answers
+    # disagree diagnosed; a final merge per dimension.
+    rounds = refine_rounds(c, dims)
+    cost.add(rounds * c.refine_repeats, t + INSTRUCTIONS + 40 + _listing(dims, attributes))
+    cost.add(rounds * dims * DISPUTED, t + INSTRUCTIONS + 100 + NAME * attributes)
+    cost.add(dims, INSTRUCTIONS + 60 + 2 * NAME * attributes)
     return cost
 
 
 def assignment_cost(c: DiscoverySteps, group: Group, dims: int, attributes: int) -> Cost:
+    """Batched: each caption with its number, answered by its id and a value per dimension;
+    each call lists the dimensions."""
     cost, t = Cost(), group.caption_tokens
-    listing = dims * (8 + 4 * (attributes + 1))
     if c.assignment_mode == "per_image_dimension":
-        cost.add(group.images * dims, t + INSTRUCTIONS + 5 * (attributes + 1) + 10)
+        cost.add(group.images * dims, t + INSTRUCTIONS + 40 + NAME * (attributes + 2))
     else:
-        b = c.assign_captions_per_call
-        calls = math.ceil(group.images / b)
-        cost.add(calls, min(b, group.images) * (t + 5 + 4 + 6 * dims) + listing + INSTRUCTIONS)
+        calls = math.ceil(group.images / c.assign_captions_per_call)
+        cost.add(calls, INSTRUCTIONS + 60 + _listing(dims, attributes))
+        cost.tokens += group.images * (t + 1 + 5 + NAME * dims)
     return cost
+
+
+def _totals(
+    c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int
+) -> tuple[Cost, Cost]:
+    """(fixed steps, whole job) over the groups."""
+    dims = 1 if criterion else c.dimensions_per_round
+    fixed, total = Cost(), Cost()
+    for group in groups:
+        f = fixed_cost(c, group, criterion, attributes)
+        fixed += f
+        total += f
+        total += assignment_cost(c, group, dims, attributes)
+    return fixed, total
 
 
 def estimate(
     c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int | None
 ) -> dict[str, int]:
     attrs = attributes or c.max_attributes
-    dims = 1 if criterion else c.dimensions_per_round
-    fixed, total = Cost(), Cost()
-    for group in groups:
-        f = fixed_cost(c, group, criterion, attrs)
-        a = assignment_cost(c, group, dims, attrs)
-        fixed.calls += f.calls
-        fixed.tokens += f.tokens
-        total.calls += f.calls + a.calls
-        total.tokens += f.tokens + a.tokens
+    fixed, total = _totals(c, groups, criterion, attrs)
+    _, worst = _totals(c.model_copy(update={"saturation_rounds": 0}), groups, criterion, attrs)
     return {
-        "calls": total.calls,
-        "tokens": total.tokens,
-        "fixed_calls": fixed.calls,
-        "fixed_tokens": fixed.tokens,
+        "calls": math.ceil(total.calls),
+        "tokens": math.ceil(total.tokens),
+        "fixed_calls": math.ceil(fixed.calls),
+        "fixed_tokens": math.ceil(fixed.tokens),
+        "worst_calls": math.ceil(worst.calls),
+        "worst_tokens": math.ceil(worst.tokens),
     }
 
 
@@ -122,6 +182,6 @@ def for_job(
     offline reasoner makes no calls)."""
     if settings.llm_in_use is None or not groups:
         return None
-    steps = settings.discovery_steps(params.assignment_mode)
+    steps = settings.discovery_steps(params.assignment_mode, params.saturation_rounds)
     groups = pooled(groups) if params.pooled else groups
     return estimate(steps, groups, params.criterion is not None, params.num_attributes)

@@ -53,4 +53,7 @@ async def open_reasoner(
         return
     budget = ctx.options.token_budget
     async with open_llm_client(settings, ctx.sessionmaker, ctx.job_id, budget, transport) as llm:
-        yield LLMReasoner(llm, settings.discovery_steps(ctx.options.assignment_mode))
+        yield LLMReasoner(
+            llm,
+            settings.discovery_steps(ctx.options.assignment_mode, ctx.options.saturation_rounds),
+        )

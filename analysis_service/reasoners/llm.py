@@ -8,34 +8,33 @@ only for what it had not asked yet.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
 from analysis_service.reasoners import llm_prompts as p
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer, ranked
-from analysis_service.reasoners.llm_answers import Diagnosis, LLMAnswer
+from analysis_service.reasoners.llm_answers import (
+    AttributesByDimension,
+    Diagnosis,
+    Dimensions,
+    LLMAnswer,
+)
+from analysis_service.reasoners.llm_assign import Assigner
 from analysis_service.reasoners.llm_client import Answer, LLMClient
+from analysis_service.reasoners.llm_prompts import Step
 from analysis_service.reasoners.names import clean_names, clean_one
+from analysis_service.reasoners.saturation import Unchanged, Votes
 from analysis_service.settings import DiscoverySteps
 from shared.concurrency import run_all
 
 A = TypeVar("A", bound=LLMAnswer)
-
-
-class Step(StrEnum):
-    """The steps of discovery that ask the LLM, as recorded in llm_call.step."""
-
-    DIMENSIONS = "dimensions"
-    ATTRIBUTES = "attributes"
-    REFINEMENT = "refinement"
-    ASSIGNMENT = "assignment"
-    #: Not discovery: a prompt for generating images of a rare subpopulation (tail.service).
-    TAIL_PROMPT = "tail_prompt"
+K = TypeVar("K", bound=Hashable)
+logger = logging.getLogger(__name__)
 
 
 def _rng(*parts: object) -> random.Random:
@@ -61,6 +60,7 @@ class LLMReasoner:
     def __init__(self, client: LLMClient, steps: DiscoverySteps):
         self._client = client
         self._steps = steps
+        self._assigner = Assigner(client, steps)
         self.name = f"llm:{client.model}"
 
     async def _ask(
@@ -82,15 +82,31 @@ class LLMReasoner:
         captions: list[str],
         seed: int,
         ask_for: Callable[[list[str]], p.Ask[A]],
-    ) -> list[A]:
-        """One request per round, each about its own seeded sample of the captions, all side
-        by side; the valid answers, in round order."""
-        asks = [
-            ask_for(_sample(captions, rounds.captions, _rng(seed, subject, rounds.tag, r)))
-            for r in range(rounds.count)
-        ]
-        answers = await run_all(*(self._ask(rounds.step, subject, ask, seed) for ask in asks))
-        return [answer.data for answer in answers if answer.data is not None]
+        proposals: Callable[[A], Iterable[K]],
+    ) -> Votes[K]:
+        """One request per round, each about its own seeded sample of the captions, asked in
+        waves until the votes of the proposals say the loop is done (saturation.py); the
+        votes of the rounds run."""
+        c = self._steps
+        votes: Votes[K] = Votes(rounds.count, c.dimension_threshold, c.saturation_rounds)
+        while not votes.stop():
+            wave = range(votes.done, votes.done + votes.next_wave())
+            samples = [
+                _sample(captions, rounds.captions, _rng(seed, subject, rounds.tag, r)) for r in wave
+            ]
+            # A class no larger than a sample asks the same question every round: once.
+            asks = {tuple(s): ask_for(s) for s in samples}
+            asked = await run_all(
+                *(self._ask(rounds.step, subject, a, seed) for a in asks.values())
+            )
+            by_sample = dict(zip(asks, asked, strict=True))
+            for sample in samples:
+                data = by_sample[tuple(sample)].data
+                votes.add(proposals(data) if data is not None else ())
+                if votes.stop():
+                    break
+        logger.debug("%s of %r: %d of %d rounds", rounds.step, subject, votes.done, rounds.count)
+        return votes
 
     async def _merged(
         self,
@@ -116,12 +132,14 @@ class LLMReasoner:
         c = self._steps
         rounds = _Rounds(Step.DIMENSIONS, "dim", c.dimension_rounds, c.dimension_captions)
         ask = partial(p.suggest_dimensions, subject, count=c.dimensions_per_round)
-        answers = await self._rounds(rounds, subject, captions, seed, ask)
-        votes: Counter[str] = Counter()
-        for answer in answers:
-            votes.update(set(clean_names(answer.dimensions, "dimension", subject)))
-        kept = [d for d, n in ranked(votes) if n > c.dimension_rounds * c.dimension_threshold]
-        kept = kept or [d for d, _ in ranked(votes, 3)]
+
+        def names(answer: Dimensions) -> list[str]:
+            return clean_names(answer.dimensions, "dimension", subject)
+
+        votes = await self._rounds(rounds, subject, captions, seed, ask, names)
+        # S(r) of saturation.py, ranked; with every round run, the reference's selection.
+        kept = [d for d, _ in ranked(votes.counts) if d in votes.selected()]
+        kept = kept or [d for d, _ in ranked(votes.counts, 3)]
         if len(kept) <= 1:
             return kept
         merged = await self._ask(Step.DIMENSIONS, subject, p.merge_dimensions(subject, kept), seed)
@@ -139,12 +157,19 @@ class LLMReasoner:
         c = self._steps
         rounds = _Rounds(Step.ATTRIBUTES, "attr", c.attribute_rounds, c.attribute_captions)
         ask = partial(p.suggest_attributes_all, subject, dimensions, most=c.max_attributes)
-        answers = await self._rounds(rounds, subject, captions, seed, ask)
+
+        def pairs(answer: AttributesByDimension) -> list[tuple[str, str]]:
+            return [
+                (dim, value)
+                for dim in dimensions
+                for value in clean_names(answer.attributes[dim], "attribute", subject)
+                if value != OTHER
+            ]
+
+        votes = await self._rounds(rounds, subject, captions, seed, ask, pairs)
         counts: dict[str, Counter[str]] = {d: Counter() for d in dimensions}
-        for answer in answers:
-            for dim in dimensions:
-                values = set(clean_names(answer.attributes[dim], "attribute", subject))
-                counts[dim].update(values - {OTHER})
+        for (dim, value), n in votes.counts.items():
+            counts[dim][value] = n  # rounds that proposed the value for the dimension
         merged = await run_all(
             *(self._merge(subject, d, counts[d], seed, exactly) for d in dimensions)
         )
@@ -171,32 +196,49 @@ class LLMReasoner:
     ) -> dict[str, list[str]]:
         c = self._steps
         attrs = {d: list(a) for d, a in attrs.items()}
-        for r in range(c.refine_rounds):
-            caption = _rng(seed, subject, "refine", r).choice(captions)
-            ask = p.classify_all(subject, attrs, caption)
-            repeats = await run_all(
-                *(
-                    self._ask(
-                        Step.REFINEMENT, subject, ask, seed * 1000 + r * 10 + t, temperature=0.7
-                    )
-                    for t in range(c.refine_repeats)
-                )
-            )
-            answered = [a.data.choices for a in repeats if a.data is not None]
-            disputed = [d for d in attrs if len({choice[d] for choice in answered}) > 1]
-            updates = await run_all(
-                *(
-                    self._diagnose(
-                        subject, d, attrs[d], caption, [ch[d] for ch in answered], seed, exactly
-                    )
-                    for d in disputed
-                )
-            )
-            attrs.update(zip(disputed, updates, strict=True))
+        unchanged = Unchanged(c.saturation_rounds)
+        r = 0
+        while r < c.refine_rounds and not unchanged.stop():
+            updates = await self._refine_round(subject, attrs, captions, seed, r, exactly)
+            unchanged.add(any(attrs[d] != u for d, u in updates.items()))
+            attrs.update(updates)
+            r += 1
+        logger.debug("refinement of %r: %d of %d rounds", subject, r, c.refine_rounds)
         final = await run_all(
             *(self._final(subject, d, a, seed, exactly) for d, a in attrs.items())
         )
         return dict(zip(attrs, final, strict=True))
+
+    async def _refine_round(
+        self,
+        subject: str,
+        attrs: dict[str, list[str]],
+        captions: list[str],
+        seed: int,
+        r: int,
+        exactly: int | None,
+    ) -> dict[str, list[str]]:
+        """Round r: one sampled caption classified refine_repeats times; the new lists of the
+        dimensions whose answers disagreed."""
+        caption = _rng(seed, subject, "refine", r).choice(captions)
+        ask = p.classify_all(subject, attrs, caption)
+        repeats = await run_all(
+            *(
+                self._ask(Step.REFINEMENT, subject, ask, seed * 1000 + r * 10 + t, temperature=0.7)
+                for t in range(self._steps.refine_repeats)
+            )
+        )
+        answered = [a.data.choices for a in repeats if a.data is not None]
+        disputed = [d for d in attrs if len({choice[d] for choice in answered}) > 1]
+        updates = await run_all(
+            *(
+                self._diagnose(
+                    subject, d, attrs[d], caption, [ch[d] for ch in answered], seed, exactly
+                )
+                for d in disputed
+            )
+        )
+        return dict(zip(disputed, updates, strict=True))
 
     async def _diagnose(
         self,
@@ -270,48 +312,7 @@ class LLMReasoner:
             usable = await self._refine(subject, usable, captions, seed, goal.num_attributes)
         return [DimensionProposal(d, a) for d, a in usable.items() if len(a) >= 2]
 
-    # Step 4: assignment.
-    async def _assign_chunk(
-        self, subject: str, dims: dict[str, list[str]], captions: list[str], retry: bool = True
-    ) -> list[ImageAnswer]:
-        """Answers for a chunk; captions given a value outside the lists are asked once more
-        on their own, and what is still outside becomes 'other' with the reason."""
-        ask = p.assign_batch(subject, dims, captions, again=not retry)
-        answer = await self._ask(Step.ASSIGNMENT, subject, ask, 0)
-        if answer.data is None:
-            return [ImageAnswer.failed(dims, answer.problem) for _ in captions]
-        by_id = {a.id: dict(zip(dims, a.values, strict=True)) for a in answer.data.answers}
-        results = [ImageAnswer.of(dims, by_id[i]) for i in range(1, len(captions) + 1)]
-        retry_at = [i for i, r in enumerate(results) if r.notes] if retry else []
-        if retry_at:
-            again = await self._assign_chunk(
-                subject, dims, [captions[i] for i in retry_at], retry=False
-            )
-            for i, second in zip(retry_at, again, strict=True):
-                results[i] = second
-        return results
-
-    async def _assign_reference(
-        self, subject: str, dims: dict[str, list[str]], caption: str
-    ) -> ImageAnswer:
-        """The reference code's pattern: one call per image and dimension."""
-        result = ImageAnswer()
-        for dim, attrs in dims.items():
-            ask = p.classify_one(subject, dim, attrs, caption)
-            answer = await self._ask(Step.ASSIGNMENT, subject, ask, 0)
-            if answer.data is None:
-                result.unanswered(dim, answer.problem)
-            else:
-                result.choose(dim, answer.data.attribute, attrs)
-        return result
-
     async def assign(
         self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
     ) -> list[ImageAnswer]:
-        dims = {d.name: d.attributes for d in dimensions}
-        if self._steps.assignment_mode == "per_image_dimension":
-            return await run_all(*(self._assign_reference(subject, dims, c) for c in captions))
-        size = self._steps.assign_captions_per_call
-        chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
-        done = await run_all(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
-        return [answer for chunk in done for answer in chunk]
+        return await self._assigner.assign(subject, dimensions, captions)

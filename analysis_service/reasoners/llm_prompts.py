@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from analysis_service.reasoners import llm_answers as answers
@@ -28,6 +29,17 @@ NAME_CHARS = MAX_NAME_CHARS
 
 
 A = TypeVar("A", bound=answers.LLMAnswer)
+
+
+class Step(StrEnum):
+    """The steps of discovery that ask the LLM, as recorded in llm_call.step."""
+
+    DIMENSIONS = "dimensions"
+    ATTRIBUTES = "attributes"
+    REFINEMENT = "refinement"
+    ASSIGNMENT = "assignment"
+    #: Not discovery: a prompt for generating images of a rare subpopulation (tail.service).
+    TAIL_PROMPT = "tail_prompt"
 
 
 @dataclass

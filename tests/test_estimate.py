@@ -1,0 +1,34 @@
+"""The LLM cost estimate a job shows before discovery (reasoners/estimate.py)."""
+
+from __future__ import annotations
+
+from analysis_service.reasoners.estimate import Group, estimate, refine_rounds, vote_rounds
+from analysis_service.settings import DiscoverySteps
+
+CLASS = [Group(images=350, caption_tokens=90)]
+
+
+def test_early_stopping_is_expected_and_every_round_is_the_worst_case():
+    early = estimate(DiscoverySteps(saturation_rounds=2), CLASS, False, None)
+    every = estimate(DiscoverySteps(saturation_rounds=0), CLASS, False, None)
+    assert every["calls"] == every["worst_calls"] == early["worst_calls"]
+    assert every["tokens"] == every["worst_tokens"] == early["worst_tokens"]
+    assert early["fixed_tokens"] < every["fixed_tokens"] / 2
+    assignment = [e["tokens"] - e["fixed_tokens"] for e in (early, every)]
+    assert abs(assignment[0] - assignment[1]) <= 1  # each total rounded up on its own
+
+
+def test_expected_rounds_grow_with_patience_and_never_pass_the_maximum():
+    rounds = [
+        vote_rounds(DiscoverySteps(saturation_rounds=n), 20, 20, 350, lag=1.2) for n in range(20)
+    ]
+    assert rounds[0] == 20 and rounds[1:] == sorted(rounds[1:])
+    assert all(r <= 20 for r in rounds) and rounds[1] >= 2
+    refine = [refine_rounds(DiscoverySteps(saturation_rounds=n), 5) for n in range(30)]
+    assert refine[0] == 20 and refine[-1] == 20 and refine[1] < refine[2] < refine[3]
+
+
+def test_a_class_no_larger_than_a_sample_pays_one_round_per_loop():
+    steps = DiscoverySteps(saturation_rounds=0)
+    assert vote_rounds(steps, 10, 20, 20) == 1
+    assert vote_rounds(steps, 10, 20, 21) == 10
