@@ -117,3 +117,18 @@ def test_downgrade_folds_image_versions_into_one_row_per_file(database_url):
     engine.dispose()
     upgrade(database_url)
     assert _diff(database_url) == []
+
+
+def test_scan_identity_columns_go_down_and_up_again(database_url):
+    """0009 adds the ctime and inode of image versions; below it they are gone, and versions
+    stored meanwhile come back without them (null: their files are read once more)."""
+    command.downgrade(alembic_config(database_url), "0008")
+    engine = create_engine(sqlalchemy_url(database_url))
+    assert not {"ctime_ns", "inode"} & {c["name"] for c in inspect(engine).get_columns("image")}
+    engine.dispose()
+    upgrade(database_url)
+    engine = create_engine(sqlalchemy_url(database_url))
+    columns = {c["name"]: c for c in inspect(engine).get_columns("image")}
+    engine.dispose()
+    assert columns["ctime_ns"]["nullable"] and columns["inode"]["nullable"]
+    assert _diff(database_url) == []

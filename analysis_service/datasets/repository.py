@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import NamedTuple
 
-from sqlalchemy import exists, select, text
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets.scanner import ScannedFile
-from analysis_service.models import Dataset, Image, JobImage
+from analysis_service.models import Dataset
 
 
 async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
@@ -30,26 +30,32 @@ class KnownImage(NamedTuple):
     """The version of a file a scan compares with: the one the job already saw (a resumed
     scan), else the newest one of the dataset."""
 
-    image: Image
+    id: int
     in_job: bool
+    image: ScannedFile
+
+
+_FACTS = [f.name for f in fields(ScannedFile)]
+_COLUMNS = ", ".join(f"i.{name}" for name in _FACTS)
+
+KNOWN_IMAGES = text(
+    f"""
+    SELECT DISTINCT ON (i.relpath) i.id, ji.image_id IS NOT NULL AS in_job, {_COLUMNS}
+    FROM image i
+    LEFT JOIN job_image ji ON ji.job_id = :job_id AND ji.image_id = i.id
+    WHERE i.dataset_id = :dataset_id AND i.relpath = ANY(CAST(:relpaths AS text[]))
+    ORDER BY i.relpath, in_job DESC, i.id DESC
+    """
+)
 
 
 async def known_images(
     session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, relpaths: list[str]
 ) -> dict[str, KnownImage]:
-    in_job = exists().where(JobImage.job_id == job_id, JobImage.image_id == Image.id)
-    rows = await session.execute(
-        select(Image, in_job)
-        .where(Image.dataset_id == dataset_id, Image.relpath.in_(relpaths))
-        .ext(distinct_on(Image.relpath))
-        .order_by(Image.relpath, in_job.desc(), Image.id.desc())
-    )
-    return {image.relpath: KnownImage(image, bool(linked)) for image, linked in rows}
-
-
-def facts_of(image: Image) -> ScannedFile:
-    """What a stored version says of its file."""
-    return ScannedFile(**{f.name: getattr(image, f.name) for f in fields(ScannedFile)})
+    """Plain rows, not ORM objects: a re-scan compares every file of a dataset with them."""
+    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": relpaths}
+    rows = await session.execute(KNOWN_IMAGES, params)
+    return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
 
 
 async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusive: bool) -> None:
@@ -62,30 +68,53 @@ async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusiv
     await session.execute(query.with_for_update(read=not exclusive, key_share=exclusive))
 
 
+EXISTING_IMAGES = text("SELECT id FROM image WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
 async def existing_images(session: AsyncSession, image_ids: list[int]) -> set[int]:
     """Those of the ids whose rows still exist."""
     if not image_ids:
         return set()
-    return set(await session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
+    return set((await session.execute(EXISTING_IMAGES, {"ids": image_ids})).scalars())
 
 
-async def insert_images(
-    session: AsyncSession, dataset_id: uuid.UUID, files: list[ScannedFile]
-) -> dict[str, int]:
-    """New versions of files (rows are never updated: earlier jobs keep the versions they
-    saw); return relpath -> image id."""
-    if not files:
-        return {}
-    values = [{"dataset_id": dataset_id, **asdict(f)} for f in files]
-    stmt = insert(Image).values(values).returning(Image.relpath, Image.id)
-    return {relpath: image_id for relpath, image_id in (await session.execute(stmt)).all()}
+# Postgres array types of the facts, in ScannedFile's order, for unnest.
+_ARRAY_TYPES = {
+    "relpath": "text[]",
+    "class_name": "text[]",
+    "size_bytes": "bigint[]",
+    "mtime_ns": "bigint[]",
+    "ctime_ns": "bigint[]",
+    "inode": "bigint[]",
+    "content_hash": "text[]",
+    "width": "int[]",
+    "height": "int[]",
+    "format": "text[]",
+    "invalid_reason": "text[]",
+}
+assert list(_ARRAY_TYPES) == _FACTS, "one array type per fact of ScannedFile"
+_ARRAYS = ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _ARRAY_TYPES.items())
+
+LINK_VERSIONS = text(
+    f"""
+    WITH new AS (
+        INSERT INTO image (dataset_id, {", ".join(_FACTS)})
+        SELECT :dataset_id, * FROM unnest({_ARRAYS})
+        RETURNING id
+    )
+    INSERT INTO job_image (job_id, image_id)
+    SELECT :job_id, id FROM new
+    UNION ALL SELECT :job_id, unnest(CAST(:reused AS bigint[]))
+    ON CONFLICT DO NOTHING
+    """
+)
+"""New versions of files (rows are never updated: earlier jobs keep the versions they saw)
+and the job's links to them and to the reused versions, in one statement: a scan of a
+million files sends a few arrays per batch instead of a bind parameter per value."""
 
 
-async def add_job_images(session: AsyncSession, job_id: uuid.UUID, image_ids: list[int]) -> None:
-    """Remember which images a job saw (once each)."""
-    if image_ids:
-        rows = [{"job_id": job_id, "image_id": image_id} for image_id in image_ids]
-        await session.execute(insert(JobImage).values(rows).on_conflict_do_nothing())
+def _columns(files: list[ScannedFile]) -> dict[str, list[object]]:
+    return {name: [getattr(f, name) for f in files] for name in _FACTS}
 
 
 async def link_versions(
@@ -93,16 +122,19 @@ async def link_versions(
     dataset_id: uuid.UUID,
     job_id: uuid.UUID,
     changed: list[ScannedFile],
-    reused: list[Image],
+    reused: list[KnownImage],
 ) -> None:
     """Store new versions of the changed files and link them and the reused known versions
     to the job. A reused version deleted since it was read (with the last job that used it)
     is stored again, with the same facts."""
+    if not changed and not reused:
+        return
     await hold_dataset(session, dataset_id, exclusive=False)
-    still = await existing_images(session, [image.id for image in reused])
-    changed = changed + [facts_of(image) for image in reused if image.id not in still]
-    ids = list((await insert_images(session, dataset_id, changed)).values())
-    await add_job_images(session, job_id, ids + [i.id for i in reused if i.id in still])
+    still = await existing_images(session, [known.id for known in reused])
+    changed = changed + [known.image for known in reused if known.id not in still]
+    params = {"dataset_id": dataset_id, "job_id": job_id, **_columns(changed)}
+    params["reused"] = [known.id for known in reused if known.id in still]
+    await session.execute(LINK_VERSIONS, params)
 
 
 DELETE_UNSHARED_IMAGES = text(
