@@ -3,10 +3,12 @@
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
 comma-separated choice of caption, jobs, discovery, slices (a slice request and a Parquet
-export on a 100,000-image job written straight into the database: benchmarks/slices.py) and
-offline (the offline reasoner's speed on synthetic captions). BENCH_QUICK=1 (`make
-bench-quick`): 3000 images (10,000 for slices), no discovery cost, for
-before/after comparisons within minutes.
+export on a 100,000-image job written straight into the database: benchmarks/slices.py),
+offline (the offline reasoner's speed on synthetic captions) and scale1m (POST latency and the
+worker's peak memory scanning 1,000,000 tiny files: benchmarks/ingest.py; not in the default
+set, since making the files takes about 15 minutes the first time). The jobs part ends with a
+re-scan of its largest dataset. BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for
+slices), no discovery cost, for before/after comparisons within minutes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.embedded_db import embedded_server
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from analysis_service.migrate import upgrade
-from benchmarks import captioning, discovery_cost, offline_speed, slices
+from benchmarks import captioning, discovery_cost, ingest, offline_speed, slices
 from benchmarks.datasets import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +131,8 @@ def main() -> None:
         rows += captioning.run(STATE, _port)
     if "jobs" in parts:
         rows += jobs_benchmarks()
+    if "scale1m" in parts:
+        rows += scale_benchmarks()
     if "slices" in parts:
         print("slices and exports on a large finished job ...", flush=True)
         with _bench_database() as url:
@@ -216,6 +220,10 @@ def _latency_rows(base: str, job: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _worker(env: dict[str, str]) -> Callable[[], subprocess.Popen]:
+    return lambda: _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
+
+
 def jobs_benchmarks() -> list[tuple[str, str]]:
     default_sizes = "3000" if QUICK else "10000,40000"
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", default_sizes).split(",")]
@@ -229,8 +237,21 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
             print(f"running a job on {size} images ...", flush=True)
             job = _run_job(base, dataset, env)
             rows += _job_rows(size, job)
+        print(f"re-scanning the unchanged {size} images ...", flush=True)
+        first = size / _seconds(job["progress"]["scan"])
+        rows += ingest.rescan_rows(base, dataset, first, _worker(env))
         rows += _latency_rows(base, job)
     return rows
+
+
+def scale_benchmarks() -> list[tuple[str, str]]:
+    data = ingest.scale_dir()
+    print(f"preparing {ingest.SCALE_FILES:,} tiny files under {data} ...", flush=True)
+    start = time.monotonic()
+    dataset = ingest.ensure_scale_dataset(data / f"tiny-{ingest.SCALE_FILES}", ingest.SCALE_FILES)
+    print(f"ready in {time.monotonic() - start:.0f} s; scanning them ...", flush=True)
+    with _bench_database() as url, _services(url, data) as (base, env):
+        return ingest.scale_rows(base, dataset, _worker(env))
 
 
 if __name__ == "__main__":
