@@ -40,15 +40,21 @@ _COLUMNS = ", ".join(f"i.{name}" for name in _FACTS)
 
 KNOWN_IMAGES = text(
     f"""
-    SELECT DISTINCT ON (i.relpath) i.id, ji.image_id IS NOT NULL AS in_job, {_COLUMNS}
-    FROM unnest(CAST(:relpaths AS text[])) AS asked(relpath)
-    JOIN image i ON i.dataset_id = :dataset_id AND i.relpath = asked.relpath
-    LEFT JOIN job_image ji ON ji.job_id = :job_id AND ji.image_id = i.id
-    ORDER BY i.relpath, in_job DESC, i.id DESC
+    SELECT known.* FROM unnest(CAST(:relpaths AS text[])) AS asked(relpath)
+    CROSS JOIN LATERAL (
+        SELECT i.id, EXISTS (SELECT FROM job_image ji
+                             WHERE ji.job_id = :job_id AND ji.image_id = i.id) AS in_job,
+               {_COLUMNS}
+        FROM image i
+        WHERE i.dataset_id = :dataset_id AND i.relpath = asked.relpath
+        ORDER BY in_job DESC, i.id DESC
+        LIMIT 1
+    ) known
     """
 )
-"""A join with the batch's paths rather than `relpath = ANY(...)`: an index lookup per path
-whatever the statistics say, even in a plan made while the table was small."""
+"""One index lookup per path of the batch (a lateral join), and one per version for whether
+the job saw it (EXISTS: both keys of job_image's index), whatever the tables' sizes or
+statistics: a join with job_image may be planned as a scan of all the job's links per path."""
 
 
 async def known_images(
@@ -68,16 +74,6 @@ async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusiv
     # Shared: FOR SHARE; exclusive: FOR NO KEY UPDATE, which still lets new jobs reference
     # the dataset.
     await session.execute(query.with_for_update(read=not exclusive, key_share=exclusive))
-
-
-EXISTING_IMAGES = text("SELECT id FROM image WHERE id = ANY(CAST(:ids AS bigint[]))")
-
-
-async def existing_images(session: AsyncSession, image_ids: list[int]) -> set[int]:
-    """Those of the ids whose rows still exist."""
-    if not image_ids:
-        return set()
-    return set((await session.execute(EXISTING_IMAGES, {"ids": image_ids})).scalars())
 
 
 # Postgres array types of the facts, in ScannedFile's order, for unnest.
@@ -106,17 +102,30 @@ LINK_VERSIONS = text(
     )
     INSERT INTO job_image (job_id, image_id)
     SELECT :job_id, id FROM new
-    UNION ALL SELECT :job_id, unnest(CAST(:reused AS bigint[]))
+    UNION ALL SELECT :job_id, i.id FROM image i WHERE i.id = ANY(CAST(:reused AS bigint[]))
     ON CONFLICT DO NOTHING
+    RETURNING image_id
     """
 )
 """New versions of files (rows are never updated: earlier jobs keep the versions they saw)
-and the job's links to them and to the reused versions, in one statement: a scan of a
-million files sends a few arrays per batch instead of a bind parameter per value."""
+and the job's links to them and to the reused versions that still exist, in one statement: a
+scan of a million files sends a few arrays per batch instead of a bind parameter per value."""
 
 
 def _columns(files: list[ScannedFile]) -> dict[str, list[object]]:
     return {name: [getattr(f, name) for f in files] for name in _FACTS}
+
+
+async def _link(
+    session: AsyncSession,
+    dataset_id: uuid.UUID,
+    job_id: uuid.UUID,
+    changed: list[ScannedFile],
+    reused: list[int],
+) -> set[int]:
+    """Store and link; the ids linked."""
+    params = {"dataset_id": dataset_id, "job_id": job_id, "reused": reused, **_columns(changed)}
+    return set((await session.execute(LINK_VERSIONS, params)).scalars())
 
 
 async def link_versions(
@@ -127,16 +136,17 @@ async def link_versions(
     reused: list[KnownImage],
 ) -> None:
     """Store new versions of the changed files and link them and the reused known versions
-    to the job. A reused version deleted since it was read (with the last job that used it)
-    is stored again, with the same facts."""
+    to the job (those it already saw are linked already). A reused version deleted since it
+    was read (with the last job that used it) is stored again, with the same facts."""
     if not changed and not reused:
         return
     await hold_dataset(session, dataset_id, exclusive=False)
-    still = await existing_images(session, [known.id for known in reused])
-    changed = changed + [known.image for known in reused if known.id not in still]
-    params = {"dataset_id": dataset_id, "job_id": job_id, **_columns(changed)}
-    params["reused"] = [known.id for known in reused if known.id in still]
-    await session.execute(LINK_VERSIONS, params)
+    # Held: what exists now stays until this transaction ends. A version the job has not
+    # linked yet cannot conflict (one runner per job), so each one not linked is gone.
+    unlinked = [known for known in reused if not known.in_job]
+    linked = await _link(session, dataset_id, job_id, changed, [k.id for k in unlinked])
+    if gone := [known.image for known in unlinked if known.id not in linked]:
+        await _link(session, dataset_id, job_id, gone, [])
 
 
 DELETE_UNSHARED_IMAGES = text(
@@ -166,9 +176,11 @@ async def root_path(session: AsyncSession, dataset_id: uuid.UUID) -> str:
 
 ANALYZE_IMAGES = text("ANALYZE image, job_image")
 """Refresh the planner's statistics of the image tables."""
+ANALYZE_LINKS = text("ANALYZE job_image")
 
 
-async def analyze_images(session: AsyncSession) -> None:
+async def analyze_images(session: AsyncSession, *, versions: bool = True) -> None:
     """After a stage added many images: until autovacuum gets to it, the planner would take the
-    tables for nearly empty and pick nested loops that cost seconds per page on a new job."""
-    await session.execute(ANALYZE_IMAGES)
+    tables for nearly empty and pick nested loops that cost seconds per page on a new job.
+    versions=False: only links were added (a re-scan of unchanged files)."""
+    await session.execute(ANALYZE_IMAGES if versions else ANALYZE_LINKS)

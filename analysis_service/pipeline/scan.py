@@ -26,8 +26,9 @@ from typing import Any
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
 from analysis_service.datasets.scanner import ScannedFile, examine_all, same_file, stat_file
+from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
-from analysis_service.pipeline.context import RunContext
+from analysis_service.pipeline.context import JobCancelled, RunContext
 from shared.concurrency import run_all, task_group
 
 logger = logging.getLogger(__name__)
@@ -97,12 +98,16 @@ async def _examine_batch(
 
 
 async def _store(ctx: RunContext, batch: _Batch, progress: dict[str, Any]) -> None:
-    """A batch's versions and links, and the progress that counts them, in one commit."""
+    """A batch's versions and links, and the progress that counts them, in one commit; then
+    stop if a cancel was asked for (read in the same transaction: no round trip of its own)."""
     async with ctx.sessionmaker() as session, session.begin():
         await datasets.link_versions(
             session, ctx.dataset_id, ctx.job_id, batch.changed, batch.reused
         )
         await ctx.update_stage_in(session, Stage.SCAN, **progress)
+        cancelled = await lifecycle.cancel_requested(session, ctx.job_id)
+    if cancelled:
+        raise JobCancelled()
 
 
 @dataclass
@@ -118,6 +123,7 @@ class _ScanPass:
     def __post_init__(self) -> None:
         self.queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=2)
         self.done = 0
+        self.stored_versions = 0
 
     async def run(self, counting: asyncio.Future[int]) -> None:
         async with task_group() as group:
@@ -135,13 +141,14 @@ class _ScanPass:
 
     async def _writer(self, counting: asyncio.Future[int]) -> None:
         total_told = False
+        await self.ctx.check_cancelled()
         while (batch := await self.queue.get()) is not None:
-            await self.ctx.check_cancelled()
             patch: dict[str, Any] = {"done": self.done + batch.files}
             if counting.done() and not total_told:
                 patch["total"], total_told = counting.result(), True
             await _store(self.ctx, batch, patch)
             self.done += batch.files
+            self.stored_versions += len(batch.changed)
 
 
 async def run(ctx: RunContext, root: Path) -> None:
@@ -161,6 +168,6 @@ async def run(ctx: RunContext, root: Path) -> None:
         # a cancelled scan leaves it to finish on its own.
         pool.shutdown(wait=False, cancel_futures=True)
     async with ctx.sessionmaker() as session, session.begin():
-        await datasets.analyze_images(session)
+        await datasets.analyze_images(session, versions=work.stored_versions > 0)
     await ctx.finish_stage(Stage.SCAN, done=work.done, total=work.done)
     logger.info("scanned %d files under %s", work.done, root)
