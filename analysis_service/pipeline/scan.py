@@ -86,8 +86,8 @@ async def _examine_batch(
     todo = [s for s in changed if s.invalid_reason is None]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     loop = asyncio.get_running_loop()
-    # Hashing and decoding release the GIL: one chunk per thread uses every core, and a call
-    # per chunk (not per file) keeps the event loop's wake-ups few.
+    # Reading, hashing and decoding release the GIL: a chunk per thread keeps every core busy,
+    # and a call per chunk (not per file) keeps the event loop's wake-ups few.
     await run_all(
         *(
             loop.run_in_executor(pool, examine_all, root, chunk, limits, roots)
@@ -156,7 +156,10 @@ async def run(ctx: RunContext, root: Path) -> None:
     # Walking and stat'ing the folder touch the disk: in threads, never on the event loop.
     # The count (for progress) runs beside the scan rather than before it.
     counting = asyncio.ensure_future(asyncio.to_thread(_count, root))
-    threads = os.cpu_count() or 2
+    # More readers than cores: a file not in the page cache is a wait on the disk, and a
+    # cold dataset is read several times faster with reads in flight side by side (on a warm
+    # one, four per core still beat one: Python's share of each file overlaps another's I/O).
+    threads = min(32, 4 * (os.cpu_count() or 2))
     pool = ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="scan")
     work = _ScanPass(ctx, root, pool, threads)
     try:
