@@ -62,7 +62,8 @@ async def known_images(
 ) -> dict[str, KnownImage]:
     """Plain rows, not ORM objects: a re-scan compares every file of a dataset with them."""
     params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": relpaths}
-    rows = await session.execute(KNOWN_IMAGES, params)
+    # all(): one fetch of the batch's rows, not a call per row through the async adapter.
+    rows = (await session.execute(KNOWN_IMAGES, params)).all()
     return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
 
 
@@ -125,7 +126,7 @@ async def _link(
 ) -> set[int]:
     """Store and link; the ids linked."""
     params = {"dataset_id": dataset_id, "job_id": job_id, "reused": reused, **_columns(changed)}
-    return set((await session.execute(LINK_VERSIONS, params)).scalars())
+    return set((await session.execute(LINK_VERSIONS, params)).scalars().all())
 
 
 async def link_versions(
