@@ -65,6 +65,11 @@ class Image(Base):
     class_name: Mapped[str | None] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # The file's status-change time and inode when it was scanned: a user can set a file's
+    # mtime back, not its ctime, so a later scan trusts a stored version only when all four
+    # (size, mtime, ctime, inode) still match. Null on versions scanned before they were kept.
+    ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

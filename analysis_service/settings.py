@@ -94,7 +94,7 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     ui_session_ttl_s: float = Field(
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )
-    ingest_batch_size: int = Field(default=256, ge=1)
+    ingest_batch_size: int = Field(default=2000, ge=1)
     assign_batch_size: int = Field(default=1000, ge=1)
     discovery_sample_size: int = Field(
         default=2000, ge=10, description="Captions per class the reasoner proposes from."

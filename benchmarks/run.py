@@ -3,7 +3,8 @@
 Real processes on loopback: embedded Postgres, the caption service (pixel engine), the analysis
 API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BENCH_ONLY: a
 comma-separated choice of
-- caption, jobs: the caption path, and jobs end to end;
+- caption, jobs: the caption path, and jobs end to end (ending with a re-scan of the largest
+  dataset);
 - discovery: the LLM cost of discovery on real captions;
 - stopping: what early stopping of discovery's round loops saves, and the LLM estimate
   against what jobs spent (benchmarks/discovery_stopping.py);
@@ -13,7 +14,10 @@ comma-separated choice of
   of a 1,000,000-image job (benchmarks/queries.py);
 - offline: the offline reasoner's speed on synthetic captions;
 - thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
-  (benchmarks/thumbnails.py).
+  (benchmarks/thumbnails.py);
+- scale1m: POST latency and the worker's peak memory scanning 1,000,000 tiny files
+  (benchmarks/ingest.py; not in the default set, since making the files takes about 15
+  minutes the first time).
 BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices and thumbnails, 100,000 for
 queries), no discovery cost or stopping, for before/after comparisons within minutes.
 """
@@ -28,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +46,7 @@ from benchmarks import (
     captioning,
     discovery_cost,
     discovery_stopping,
+    ingest,
     offline_speed,
     queries,
     slices,
@@ -152,6 +157,8 @@ def main() -> None:
         rows += captioning.run(STATE, _port)
     if "jobs" in parts:
         rows += jobs_benchmarks()
+    if "scale1m" in parts:
+        rows += scale_benchmarks()
     if "slices" in parts:
         print("slices and exports on a large finished job ...", flush=True)
         with _bench_database() as url:
@@ -264,6 +271,10 @@ def _latency_rows(base: str, job: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _worker(env: dict[str, str]) -> Callable[[], subprocess.Popen]:
+    return lambda: _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
+
+
 def jobs_benchmarks() -> list[tuple[str, str]]:
     default_sizes = "3000" if QUICK else "10000,40000"
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", default_sizes).split(",")]
@@ -277,8 +288,21 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
             print(f"running a job on {size} images ...", flush=True)
             job = _run_job(base, dataset, env)
             rows += _job_rows(size, job)
+        print(f"re-scanning the unchanged {size} images ...", flush=True)
+        first = size / _seconds(job["progress"]["scan"])
+        rows += ingest.rescan_rows(base, dataset, first, _worker(env))
         rows += _latency_rows(base, job)
     return rows
+
+
+def scale_benchmarks() -> list[tuple[str, str]]:
+    data = ingest.scale_dir()
+    print(f"preparing {ingest.SCALE_FILES:,} tiny files under {data} ...", flush=True)
+    start = time.monotonic()
+    dataset = ingest.ensure_scale_dataset(data / f"tiny-{ingest.SCALE_FILES}", ingest.SCALE_FILES)
+    print(f"ready in {time.monotonic() - start:.0f} s; scanning them ...", flush=True)
+    with _bench_database() as url, _services(url, data) as (base, env):
+        return ingest.scale_rows(base, dataset, _worker(env))
 
 
 if __name__ == "__main__":

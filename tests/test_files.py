@@ -26,7 +26,7 @@ def swapped_after_resolving(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The race, made certain: the name is 'resolved' to itself, as if the swap happened just
     after the real resolution and before the open."""
     with monkeypatch.context() as patch:
-        patch.setattr(files.Path, "resolve", lambda self, strict=False: self)
+        patch.setattr(files, "_resolved", lambda path: (path, os.stat(path).st_mode))
         yield
 
 

@@ -153,3 +153,18 @@ def test_upgrade_fills_jobs_llm_totals_from_their_calls(database_url):
         ).one()
     engine.dispose()
     assert tuple(totals) == (3, 150, 25)
+
+
+def test_scan_identity_columns_go_down_and_up_again(database_url):
+    """0010 adds the ctime and inode of image versions; below it they are gone, and versions
+    stored meanwhile come back without them (null: their files are read once more)."""
+    command.downgrade(alembic_config(database_url), "0009")
+    engine = create_engine(sqlalchemy_url(database_url))
+    assert not {"ctime_ns", "inode"} & {c["name"] for c in inspect(engine).get_columns("image")}
+    engine.dispose()
+    upgrade(database_url)
+    engine = create_engine(sqlalchemy_url(database_url))
+    columns = {c["name"]: c for c in inspect(engine).get_columns("image")}
+    engine.dispose()
+    assert columns["ctime_ns"]["nullable"] and columns["inode"]["nullable"]
+    assert _diff(database_url) == []

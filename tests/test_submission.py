@@ -4,6 +4,7 @@ captions file nor walks a dataset folder; the job counts and checks them."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,32 @@ async def test_a_large_captions_file_is_accepted_unread_and_checked_by_the_job(
     assert f"rows {ROWS + 1}: no caption" in job["error"]
 
 
+def _listed_entries(monkeypatch: pytest.MonkeyPatch, below: Path) -> list[str]:
+    """The directory entries below a folder that os.scandir has handed out, as they are read:
+    what a walk looked at."""
+    seen: list[str] = []
+    real = os.scandir
+
+    class Counting:
+        def __init__(self, path: Any) -> None:
+            self._it, self._inside = real(path), Path(path).is_relative_to(below)
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+        def __iter__(self) -> Iterator[os.DirEntry[str]]:
+            for entry in self._it:
+                if self._inside:
+                    seen.append(os.path.relpath(entry.path, below))
+                yield entry
+
+    monkeypatch.setattr(layout.os, "scandir", Counting)
+    return seen
+
+
 async def test_a_dataset_with_a_captions_file_is_not_walked_by_the_request(
     api, data_root: Path, head_reads: list[int], monkeypatch: pytest.MonkeyPatch
 ):
@@ -69,19 +96,27 @@ async def test_a_dataset_with_a_captions_file_is_not_walked_by_the_request(
     for i in range(300):
         (root / "dog" / f"notes-{i:03}.txt").write_text("not an image")
     big_captions(data_root / "big.csv")
-    walked: list[str] = []
-    real = layout.iter_files
-
-    def iter_files(folder: Path) -> Iterator[tuple[str, str | None]]:
-        for found in real(folder):
-            walked.append(found[0])
-            yield found
-
-    monkeypatch.setattr(layout, "iter_files", iter_files)
+    walked = _listed_entries(monkeypatch, root)
     resp = await api.post("/v1/jobs", json={"dataset_path": "pets", "captions_path": "big.csv"})
     assert resp.status_code == 202, resp.text
-    assert walked == ["cat/00.jpg"]  # the first image is enough
+    # The class folders, then the first entry of the first one: an image is enough.
+    assert sorted(walked[:2]) == ["cat", "dog"] and len(walked) == 3
+    assert walked[2].startswith("cat/") and walked[2].endswith(".jpg")
     assert head_reads == [HEAD_BYTES]
+
+
+async def test_a_class_folder_is_read_only_up_to_its_first_image(
+    api, data_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A flat folder of many files is not listed in full (nor sorted) by a submission."""
+    root = data_root / "flat"
+    (root / "cat").mkdir(parents=True)
+    for i in range(500):
+        (root / "cat" / f"{i:04}.jpg").write_bytes(b"x")
+    walked = _listed_entries(monkeypatch, root)
+    resp = await api.post("/v1/jobs", json={"dataset_path": "flat"})
+    assert resp.status_code == 202, resp.text
+    assert len(walked) == 2  # the class folder and one of its files
 
 
 def _off_the_loop(calls: list[tuple[str, bool]], fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -61,10 +61,33 @@ async def register_key(session: AsyncSession, key: str, info: EngineInfo) -> Non
     )
 
 
+_CAPTION_ARRAYS = {
+    "content_hash": "text[]",
+    "caption_key": "text[]",
+    "engine": "text[]",
+    "model": "text[]",
+    "prompt_version": "text[]",
+    "source": "text[]",
+    "text": "text[]",
+    "prompt_tokens": "int[]",
+    "output_tokens": "int[]",
+    "finish_reason": "text[]",
+}
+INSERT_CAPTIONS = text(
+    f"""
+    INSERT INTO caption ({", ".join(_CAPTION_ARRAYS)})
+    SELECT * FROM unnest({", ".join(f"CAST(:{c} AS {t})" for c, t in _CAPTION_ARRAYS.items())})
+    ON CONFLICT DO NOTHING
+    """
+)
+"""Captions as one array per column: a multi-row VALUES costs more to compile than to run."""
+
+
 async def insert_captions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Captions made by caption_row; a caption already stored for the same bytes and key wins."""
     if rows:
-        await session.execute(insert(Caption).values(rows).on_conflict_do_nothing())
+        columns = {c: [r[c] for r in rows] for c in _CAPTION_ARRAYS}
+        await session.execute(INSERT_CAPTIONS, columns)
 
 
 def _valid_images_of(job_id: uuid.UUID) -> Select:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import NamedTuple
 
-from sqlalchemy import exists, select, text
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets.scanner import ScannedFile
-from analysis_service.models import Dataset, Image, JobImage
+from analysis_service.models import Dataset
 
 
 async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
@@ -30,26 +30,41 @@ class KnownImage(NamedTuple):
     """The version of a file a scan compares with: the one the job already saw (a resumed
     scan), else the newest one of the dataset."""
 
-    image: Image
+    id: int
     in_job: bool
+    image: ScannedFile
+
+
+_FACTS = [f.name for f in fields(ScannedFile)]
+_COLUMNS = ", ".join(f"i.{name}" for name in _FACTS)
+
+KNOWN_IMAGES = text(
+    f"""
+    SELECT known.* FROM unnest(CAST(:relpaths AS text[])) AS asked(relpath)
+    CROSS JOIN LATERAL (
+        SELECT i.id, EXISTS (SELECT FROM job_image ji
+                             WHERE ji.job_id = :job_id AND ji.image_id = i.id) AS in_job,
+               {_COLUMNS}
+        FROM image i
+        WHERE i.dataset_id = :dataset_id AND i.relpath = asked.relpath
+        ORDER BY in_job DESC, i.id DESC
+        LIMIT 1
+    ) known
+    """
+)
+"""One index lookup per path of the batch (a lateral join), and one per version for whether
+the job saw it (EXISTS: both keys of job_image's index), whatever the tables' sizes or
+statistics: a join with job_image may be planned as a scan of all the job's links per path."""
 
 
 async def known_images(
     session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, relpaths: list[str]
 ) -> dict[str, KnownImage]:
-    in_job = exists().where(JobImage.job_id == job_id, JobImage.image_id == Image.id)
-    rows = await session.execute(
-        select(Image, in_job)
-        .where(Image.dataset_id == dataset_id, Image.relpath.in_(relpaths))
-        .ext(distinct_on(Image.relpath))
-        .order_by(Image.relpath, in_job.desc(), Image.id.desc())
-    )
-    return {image.relpath: KnownImage(image, bool(linked)) for image, linked in rows}
-
-
-def facts_of(image: Image) -> ScannedFile:
-    """What a stored version says of its file."""
-    return ScannedFile(**{f.name: getattr(image, f.name) for f in fields(ScannedFile)})
+    """Plain rows, not ORM objects: a re-scan compares every file of a dataset with them."""
+    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": relpaths}
+    # all(): one fetch of the batch's rows, not a call per row through the async adapter.
+    rows = (await session.execute(KNOWN_IMAGES, params)).all()
+    return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
 
 
 async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusive: bool) -> None:
@@ -62,30 +77,57 @@ async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusiv
     await session.execute(query.with_for_update(read=not exclusive, key_share=exclusive))
 
 
-async def existing_images(session: AsyncSession, image_ids: list[int]) -> set[int]:
-    """Those of the ids whose rows still exist."""
-    if not image_ids:
-        return set()
-    return set(await session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
+# Postgres array types of the facts, in ScannedFile's order, for unnest.
+_ARRAY_TYPES = {
+    "relpath": "text[]",
+    "class_name": "text[]",
+    "size_bytes": "bigint[]",
+    "mtime_ns": "bigint[]",
+    "ctime_ns": "bigint[]",
+    "inode": "bigint[]",
+    "content_hash": "text[]",
+    "width": "int[]",
+    "height": "int[]",
+    "format": "text[]",
+    "invalid_reason": "text[]",
+}
+assert list(_ARRAY_TYPES) == _FACTS, "one array type per fact of ScannedFile"
+_ARRAYS = ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _ARRAY_TYPES.items())
+
+LINK_VERSIONS = text(
+    f"""
+    WITH new AS (
+        INSERT INTO image (dataset_id, {", ".join(_FACTS)})
+        SELECT :dataset_id, * FROM unnest({_ARRAYS})
+        RETURNING id
+    )
+    INSERT INTO job_image (job_id, image_id)
+    SELECT :job_id, id FROM new
+    UNION ALL SELECT :job_id, i.id FROM image i WHERE i.id = ANY(CAST(:reused AS bigint[]))
+    RETURNING image_id
+    """
+)
+"""New versions of files (rows are never updated: earlier jobs keep the versions they saw)
+and the job's links to them and to the reused versions that still exist, in one statement: a
+scan of a million files sends a few arrays per batch instead of a bind parameter per value.
+No ON CONFLICT (its speculative insertion costs a third more): no link can exist already,
+see link_versions."""
 
 
-async def insert_images(
-    session: AsyncSession, dataset_id: uuid.UUID, files: list[ScannedFile]
-) -> dict[str, int]:
-    """New versions of files (rows are never updated: earlier jobs keep the versions they
-    saw); return relpath -> image id."""
-    if not files:
-        return {}
-    values = [{"dataset_id": dataset_id, **asdict(f)} for f in files]
-    stmt = insert(Image).values(values).returning(Image.relpath, Image.id)
-    return {relpath: image_id for relpath, image_id in (await session.execute(stmt)).all()}
+def _columns(files: list[ScannedFile]) -> dict[str, list[object]]:
+    return {name: [getattr(f, name) for f in files] for name in _FACTS}
 
 
-async def add_job_images(session: AsyncSession, job_id: uuid.UUID, image_ids: list[int]) -> None:
-    """Remember which images a job saw (once each)."""
-    if image_ids:
-        rows = [{"job_id": job_id, "image_id": image_id} for image_id in image_ids]
-        await session.execute(insert(JobImage).values(rows).on_conflict_do_nothing())
+async def _link(
+    session: AsyncSession,
+    dataset_id: uuid.UUID,
+    job_id: uuid.UUID,
+    changed: list[ScannedFile],
+    reused: list[int],
+) -> set[int]:
+    """Store and link; the ids linked."""
+    params = {"dataset_id": dataset_id, "job_id": job_id, "reused": reused, **_columns(changed)}
+    return set((await session.execute(LINK_VERSIONS, params)).scalars().all())
 
 
 async def link_versions(
@@ -93,16 +135,22 @@ async def link_versions(
     dataset_id: uuid.UUID,
     job_id: uuid.UUID,
     changed: list[ScannedFile],
-    reused: list[Image],
+    reused: list[KnownImage],
 ) -> None:
     """Store new versions of the changed files and link them and the reused known versions
-    to the job. A reused version deleted since it was read (with the last job that used it)
-    is stored again, with the same facts."""
+    to the job (those it already saw are linked already). A reused version deleted since it
+    was read (with the last job that used it) is stored again, with the same facts."""
+    if not changed and not reused:
+        return
     await hold_dataset(session, dataset_id, exclusive=False)
-    still = await existing_images(session, [image.id for image in reused])
-    changed = changed + [facts_of(image) for image in reused if image.id not in still]
-    ids = list((await insert_images(session, dataset_id, changed)).values())
-    await add_job_images(session, job_id, ids + [i.id for i in reused if i.id in still])
+    # Held: what exists now stays until this transaction ends. A version the job has not
+    # linked yet is linked by no one else meanwhile (one runner per job holds its run lock;
+    # new versions have new ids), so every one that exists is linked here, once, and each
+    # one not linked is gone.
+    unlinked = list({known.id: known for known in reused if not known.in_job}.values())
+    linked = await _link(session, dataset_id, job_id, changed, [k.id for k in unlinked])
+    if gone := [known.image for known in unlinked if known.id not in linked]:
+        await _link(session, dataset_id, job_id, gone, [])
 
 
 DELETE_UNSHARED_IMAGES = text(
@@ -132,9 +180,11 @@ async def root_path(session: AsyncSession, dataset_id: uuid.UUID) -> str:
 
 ANALYZE_IMAGES = text("ANALYZE image, job_image")
 """Refresh the planner's statistics of the image tables."""
+ANALYZE_LINKS = text("ANALYZE job_image")
 
 
-async def analyze_images(session: AsyncSession) -> None:
+async def analyze_images(session: AsyncSession, *, versions: bool = True) -> None:
     """After a stage added many images: until autovacuum gets to it, the planner would take the
-    tables for nearly empty and pick nested loops that cost seconds per page on a new job."""
-    await session.execute(ANALYZE_IMAGES)
+    tables for nearly empty and pick nested loops that cost seconds per page on a new job.
+    versions=False: only links were added (a re-scan of unchanged files)."""
+    await session.execute(ANALYZE_IMAGES if versions else ANALYZE_LINKS)

@@ -11,12 +11,14 @@ from shared.files import UnreadableFile, read_inside_roots, special_file_reason
 from shared.imaging import ImageLimits, InvalidImage, inspect_image
 
 
-@dataclass
+@dataclass(slots=True)
 class ScannedFile:
     relpath: str
     class_name: str | None
     size_bytes: int
     mtime_ns: int
+    ctime_ns: int | None = None
+    inode: int | None = None
     content_hash: str | None = None
     width: int | None = None
     height: int | None = None
@@ -40,15 +42,22 @@ def _utf8(name: str | None) -> bool:
     return True
 
 
-def stat_file(root: Path, relpath: str, class_name: str | None) -> ScannedFile:
-    """Size and mtime; FIFOs, sockets and devices are invalid here, never opened, and so is a
-    file whose name is not UTF-8 (it could not be stored or shown as it is)."""
+def _signed64(inode: int) -> int:
+    """An inode number as Postgres' bigint holds it: numbers of 2**63 and above (some file
+    systems use all 64 bits) wrap to negative, one to one."""
+    return inode - (1 << 64) if inode >= 1 << 63 else inode
+
+
+def stat_file(root: str, relpath: str, class_name: str | None) -> ScannedFile:
+    """Size, mtime, ctime and inode; FIFOs, sockets and devices are invalid here, never
+    opened, and so is a file whose name is not UTF-8 (it could not be stored or shown as it
+    is)."""
     if not (_utf8(relpath) and _utf8(class_name)):
         shown_class = _printable(class_name) if class_name is not None else None
         reason = "file name is not valid UTF-8"
         return ScannedFile(_printable(relpath), shown_class, 0, 0, invalid_reason=reason)
     try:
-        st = os.stat(root / relpath)
+        st = os.stat(os.path.join(root, relpath))
     except (OSError, ValueError) as exc:  # a dangling symlink, a loop, a name too long
         reason = f"cannot stat: {getattr(exc, 'strerror', None) or exc}"
         return ScannedFile(relpath, class_name, 0, 0, invalid_reason=reason)
@@ -57,7 +66,22 @@ def stat_file(root: Path, relpath: str, class_name: str | None) -> ScannedFile:
         class_name,
         st.st_size,
         st.st_mtime_ns,
+        st.st_ctime_ns,
+        _signed64(st.st_ino),
         invalid_reason=special_file_reason(st.st_mode),
+    )
+
+
+def same_file(stored: ScannedFile, current: ScannedFile) -> bool:
+    """Whether a stored version still describes the file without reading it: same class,
+    size, mtime, ctime and inode. Writing a file and setting its mtime back still changes its
+    ctime, which no user can set; a version stored without ctime or inode never matches."""
+    return (
+        stored.ctime_ns is not None
+        and stored.inode is not None
+        and (stored.size_bytes, stored.mtime_ns, stored.ctime_ns, stored.inode)
+        == (current.size_bytes, current.mtime_ns, current.ctime_ns, current.inode)
+        and stored.class_name == current.class_name
     )
 
 
@@ -81,3 +105,11 @@ def examine(
         return scanned
     scanned.width, scanned.height, scanned.format = info.width, info.height, info.format
     return scanned
+
+
+def examine_all(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> None:
+    """examine each file of a chunk: one call per thread and chunk, not one per file."""
+    for scanned in files:
+        examine(root, scanned, limits, roots)

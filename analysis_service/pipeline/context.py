@@ -52,6 +52,11 @@ class RunContext:
                 session, self.job_id, stage, patch, started=started, finished=finished
             )
 
+    async def update_stage_in(self, session: AsyncSession, stage: Stage, **patch: Any) -> None:
+        """update_stage in the caller's transaction: progress committed with the work it
+        counts, and one commit where there would be two."""
+        await jobs.update_progress(session, self.job_id, stage, patch)
+
     async def start_stage(self, stage: Stage, **patch: Any) -> None:
         self.stage = stage
         await self.update_stage(stage, started=True, state=StageState.RUNNING, **patch)

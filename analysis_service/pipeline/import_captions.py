@@ -71,7 +71,7 @@ async def _store_standalone(
                 k.in_job
                 or (k.image.class_name, k.image.content_hash) == (f.class_name, f.content_hash)
             ):
-                reused.append(k.image)
+                reused.append(k)
             else:
                 changed.append(f)
         await datasets.link_versions(session, ctx.dataset_id, ctx.job_id, changed, reused)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +16,6 @@ from analysis_service.reasoners.base import Reasoner
 from analysis_service.reasoners.llm import LLMReasoner
 from analysis_service.reasoners.llm_client import LLMClient
 from analysis_service.reasoners.llm_log import DatabaseCallLog
-from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
 from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import ChatClient
 
@@ -49,7 +50,13 @@ async def open_reasoner(
     held to its token budget), else the offline statistical reasoner (tfidf-cluster-v1)."""
     settings = ctx.settings
     if not settings.llm_base_url:
-        yield TfidfClusterReasoner()
+        # Imported on first use, in a thread: scikit-learn and what it loads (SciPy, pandas,
+        # pyarrow) take about 250 MiB and a second or two, which a worker that only scans or
+        # captions never needs, and which must not stall the event loop.
+        module = await asyncio.to_thread(
+            importlib.import_module, "analysis_service.reasoners.tfidf_cluster"
+        )
+        yield module.TfidfClusterReasoner()
         return
     budget = ctx.options.token_budget
     async with open_llm_client(settings, ctx.sessionmaker, ctx.job_id, budget, transport) as llm:

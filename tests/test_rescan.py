@@ -1,0 +1,137 @@
+"""A later scan of the same folder reads only the files that changed: a stored version is kept
+while the file's size, mtime, ctime and inode are all unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from analysis_service.datasets import scanner
+from analysis_service.models import Image, JobImage
+from tests.builders import image_bytes, make_dataset
+from tests.pipeline_helpers import CountingTransport, run, submit
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the scan reads (names, in order): a spy on its one read, passing through."""
+    seen: list[str] = []
+    real = scanner.read_inside_roots
+
+    def counted(path: Path, roots: list[Path], max_bytes: int) -> bytes:
+        seen.append(path.name)
+        return real(path, roots, max_bytes)
+
+    monkeypatch.setattr(scanner, "read_inside_roots", counted)
+    return seen
+
+
+async def versions(sessionmaker, job_id: str) -> dict[str, tuple[int, str | None]]:
+    """relpath -> (image id, content hash) of the versions a job saw."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Image.relpath, Image.id, Image.content_hash)
+            .join(JobImage, JobImage.image_id == Image.id)
+            .where(JobImage.job_id == uuid.UUID(job_id))
+        )
+        return {relpath: (image_id, content_hash) for relpath, image_id, content_hash in rows}
+
+
+async def test_a_rescan_of_an_unchanged_folder_reads_no_file_and_keeps_every_version(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    make_dataset(data_root / "pets", per_class=5)
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert len(reads) == 10
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert reads == []
+    assert await versions(sessionmaker, job_b) == await versions(sessionmaker, job_a)
+
+
+async def test_a_file_rewritten_with_its_size_and_mtime_put_back_gets_a_new_version(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """BMP bytes of one size in any colour: the new content has the old size, and the old
+    mtime is set back; only its ctime, which no user can set, tells."""
+    root = make_dataset(data_root / "pets", per_class=3)
+    path = root / "cat" / "painted.bmp"
+    path.write_bytes(image_bytes(color=(200, 30, 30), fmt="BMP"))
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    before = path.stat()
+    path.write_bytes(image_bytes(color=(30, 30, 200), fmt="BMP"))  # same file, same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    assert after.st_ctime_ns != before.st_ctime_ns
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert reads == ["painted.bmp"]
+    seen_a, seen_b = await versions(sessionmaker, job_a), await versions(sessionmaker, job_b)
+    assert seen_b["cat/painted.bmp"][0] != seen_a["cat/painted.bmp"][0]
+    assert seen_b["cat/painted.bmp"][1] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert seen_a["cat/painted.bmp"][1] != seen_b["cat/painted.bmp"][1]  # A keeps what it saw
+    unchanged = set(seen_a) - {"cat/painted.bmp"}
+    assert {p: seen_b[p] for p in unchanged} == {p: seen_a[p] for p in unchanged}
+
+
+async def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_read_again(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """A file swapped for another (a new inode) with size and mtime copied over."""
+    root = make_dataset(data_root / "pets", per_class=2)
+    path = root / "dog" / "painted.bmp"
+    path.write_bytes(image_bytes(color=(10, 200, 10), fmt="BMP"))
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    before = path.stat()
+    swap = path.with_name("swap.tmp")
+    swap.write_bytes(image_bytes(color=(200, 200, 10), fmt="BMP"))
+    os.utime(swap, ns=(before.st_atime_ns, before.st_mtime_ns))
+    swap.replace(path)
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert reads == ["painted.bmp"]
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (await versions(sessionmaker, job_b))["dog/painted.bmp"][1] == sha
+
+
+async def test_versions_scanned_without_ctime_and_inode_are_read_once_more(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """Versions stored before ctime and inode were kept (null) are not trusted: their files
+    are read by the next scan, which stores versions that later scans trust."""
+    make_dataset(data_root / "pets", per_class=3)
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Image).values(ctime_ns=None, inode=None))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert len(reads) == 6
+    seen_a, seen_b = await versions(sessionmaker, job_a), await versions(sessionmaker, job_b)
+    assert {p: h for p, (_, h) in seen_b.items()} == {p: h for p, (_, h) in seen_a.items()}
+    reads.clear()
+    job_c = await submit(api, "pets")
+    assert await run(job_c, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert reads == []
+    assert await versions(sessionmaker, job_c) == seen_b
