@@ -79,7 +79,7 @@ def scan_only(
         job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
         while True:
             if (found := httpx.get(f"{base}/v1/jobs/{job_id}", timeout=30)).status_code == 404:
-                continue  # answered before its commit (see _visible)
+                continue  # not readable yet (see _visible)
             job = found.json()
             scan = job["progress"].get("scan", {})
             if scan.get("finished_at") or job["status"] in TERMINAL:
@@ -109,8 +109,8 @@ def rescan_rows(
 
 
 def _visible(http: httpx.Client, job_id: str) -> None:
-    """Wait until a job's row can be read: the API commits a request's transaction after
-    sending its answer, so a job may be answered a moment before it exists for others."""
+    """Wait until another request can read the job: what a client can rely on, whether the
+    API commits before answering or (as older versions did) just after."""
     while http.get(f"/v1/jobs/{job_id}").status_code == 404:
         time.sleep(0.001)
 
