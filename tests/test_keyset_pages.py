@@ -99,7 +99,7 @@ async def test_a_lone_surrogate_in_a_cursor_is_422(api, job_id):
 async def test_a_cursor_past_the_end_gives_an_empty_last_page(api, job_id):
     after = encode(("zzz", 0, 0, 1))
     page = (await api.get(f"/v1/jobs/{job_id}/subpopulations", params={"after": after})).json()
-    assert page == {"items": [], "limit": 1000, "next": None}
+    assert page == {"items": [], "limit": 100, "next": None}
     assignments = f"/v1/jobs/{job_id}/assignments"
     page = (await api.get(assignments, params={"after": encode((2**62, 1))})).json()
     assert page["items"] == [] and page["next"] is None

@@ -46,7 +46,7 @@ async def list_subpopulations(
     min_size: int = Query(
         default=0, ge=0, le=MAX_OFFSET, description="Only subpopulations this large."
     ),
-    limit: int = Query(default=1000, ge=1, le=10000, description="Page size."),
+    limit: int = Query(default=100, ge=1, le=10000, description="Page size."),
     after: After = None,
 ) -> CursorPage[s.Subpopulation]:
     """Every (class, dimension, attribute) with its size and share of the class, by class
