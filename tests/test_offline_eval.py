@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from analysis_service.reasoners.tfidf_cluster import ClusterSettings
-from benchmarks.offline_eval import GRID, choose, default_mismatches
+from benchmarks.offline_eval import GRID, SEEDS, SETS, Scores, _tuning, choose, default_mismatches
 
 
 def test_the_shipped_defaults_are_a_point_of_the_tuning_grid():
@@ -33,3 +35,19 @@ def test_the_choice_sees_only_the_sets_it_is_given_and_breaks_ties_by_grid_order
     }  # fmt: skip
     assert choose(tuning, 3, ["a", "b"]) == 1  # 2 ties 1 on the mean: the first wins
     assert choose(tuning, 3, ["a", "b", "held-out"]) == 0
+
+
+def test_the_choice_reads_each_point_s_mean_over_the_seeds():
+    """One lucky seed does not win: point 1 is best on seed 0 only, point 0 on average."""
+    sets = [s.name for s in SETS]
+    assert len(SEEDS) >= 3
+    lucky = {seed: 0.9 if seed == SEEDS[0] else 0.1 for seed in SEEDS}
+    table = {
+        (index, name, seed): Scores(lucky[seed] if index == 1 else 0.5, 0.0, 0.0)
+        for index in (0, 1)
+        for name in sets
+        for seed in SEEDS
+    }
+    tuning = _tuning(table, 2)
+    assert tuning[1, sets[0]] == pytest.approx(sum(lucky.values()) / len(SEEDS))
+    assert choose(tuning, 2, sets[1:]) == 0

@@ -9,6 +9,7 @@ import pytest
 
 from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
+from analysis_service.reasoners.kmeans import Algorithm
 from analysis_service.reasoners.names import checked_proposals, name_problem
 from analysis_service.reasoners.tfidf_cluster import (
     MAIN_DIVISION,
@@ -16,6 +17,7 @@ from analysis_service.reasoners.tfidf_cluster import (
     RestartChoice,
     TfidfClusterReasoner,
     _first_named,
+    subject_words,
 )
 
 PLACES = {
@@ -233,12 +235,13 @@ async def test_per_class_main_division_needs_something_to_divide():
     assert all(d.name != MAIN_DIVISION for d in dims)
 
 
+@pytest.mark.parametrize("algorithm", ["euclidean", "spherical"])
 @pytest.mark.parametrize("choice", ["silhouette", "inertia"])
 async def test_either_restart_choice_gives_exactly_k_groups_deterministically(
-    choice: RestartChoice,
+    choice: RestartChoice, algorithm: Algorithm
 ):
     truth, captions = _place_captions(120, seed=6)
-    reasoner = TfidfClusterReasoner(ClusterSettings(restart_choice=choice))
+    reasoner = TfidfClusterReasoner(ClusterSettings(restart_choice=choice, algorithm=algorithm))
     dims, predicted = await _organize(reasoner, captions, 3, seed=2)
     assert len(set(dims[0].attributes)) == 3
     assert clustering_accuracy(truth, predicted) == 1.0
@@ -246,3 +249,25 @@ async def test_either_restart_choice_gives_exactly_k_groups_deterministically(
     for k in (2, 5):
         dims, predicted = await _organize(reasoner, captions, k, seed=2)
         assert len(set(dims[0].attributes)) == k and set(predicted) <= set(dims[0].attributes)
+
+
+def test_subject_words_cover_singular_and_plural():
+    assert {"cat", "cats"} <= subject_words("cat")
+    assert {"box", "boxes"} <= subject_words("Boxes")
+    assert {"black", "footed", "albatross"} <= subject_words("Black_footed_Albatross")
+
+
+async def test_per_class_names_never_use_the_class_word():
+    """The class word is in every caption, more often in some: it still names no group."""
+    rng = random.Random(1)
+    captions = []
+    for i in range(90):
+        place = ("couch", "grass")[i % 2]
+        cats = "cat and another cat" if place == "couch" else "cat"
+        verb = rng.choice(["rests", "sits"])
+        captions.append(f"A {cats} {verb} on the {place}. The cat is calm.")
+    dims = await TfidfClusterReasoner().propose("cat", captions, 0)
+    assert dims
+    for dim in dims:
+        for attribute in dim.attributes:
+            assert not set(attribute.split(" / ")) & {"cat", "cats"}
