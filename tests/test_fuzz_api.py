@@ -8,9 +8,6 @@ body as the schema declares them, valid data accepted, invalid data rejected, 40
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 
 from analysis_service.app import create_app as create_analysis_app
@@ -27,6 +23,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
+from tests import loopback
 from tests.builders import make_dataset
 
 # Bounded and reproducible: fuzzing draws this many cases per operation (the coverage phase adds
@@ -58,34 +55,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 REQUEST_TIMEOUT_S = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Loopback:
-    """An app served by a real uvicorn on 127.0.0.1, in a thread, for the duration of a block."""
-
-    def __init__(self, app: FastAPI):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Loopback:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.url} did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+class Loopback(loopback.Loopback):
+    """tests.loopback's server, able to say which schema it serves."""
 
     def serves(self, schema: Any) -> bool:
         """Whether this server's OpenAPI document is the one the cases are generated from."""
