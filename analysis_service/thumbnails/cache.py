@@ -9,7 +9,8 @@ The cache is bounded: each process counts what it writes on top of what it found
 (counted in the background after its first write), and past the limit one background pass
 removes the least recently read files (by access time; where the file system does not keep
 it, the oldest written) down to PRUNE_TO of it. The count is approximate (several processes
-share the folder, files written during a pass): the pass recounts.
+share the folder): the pass recounts from disk, adds what this process wrote while it ran,
+and goes round again while that is still over the limit.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ThumbnailCache:
         self._used = 0  # bytes on disk, as far as this process knows
         self._measured = False
         self._pruning = False
+        self._written_in_pass = 0  # bytes written while a pass runs: its listing may miss them
 
     def path(self, content_hash: str, size: int) -> Path:
         # Two levels of 256 folders: a million thumbnails make folders of ~15 files each.
@@ -63,6 +65,7 @@ class ThumbnailCache:
     def _count(self, written: int) -> None:
         with self._lock:
             self._used += written
+            self._written_in_pass += written
             first, self._measured = not self._measured, True
             over = self._used > self.max_bytes and not self._pruning
             self._pruning = self._pruning or over
@@ -101,17 +104,24 @@ class ThumbnailCache:
         return found
 
     def _prune(self) -> None:
+        again = True
         try:
-            entries = sorted(self._entries())
-            used = sum(size for _, size, _ in entries)
-            target = self.max_bytes * PRUNE_TO
-            for _, size, path in entries:
-                if used <= target:
-                    break
-                path.unlink(missing_ok=True)
-                used -= size
-            with self._lock:
-                self._used = used
+            while again:
+                with self._lock:
+                    self._written_in_pass = 0
+                entries = sorted(self._entries())
+                used = sum(size for _, size, _ in entries)
+                target = self.max_bytes * PRUNE_TO
+                for _, size, path in entries:
+                    if used <= target:
+                        break
+                    path.unlink(missing_ok=True)
+                    used -= size
+                with self._lock:
+                    # Files written during the pass may be listed and counted here too: the
+                    # next pass then starts a little early, never late.
+                    self._used = used + self._written_in_pass
+                    again = self._used > self.max_bytes
         except OSError:
             logger.exception("pruning the thumbnail cache failed")
         finally:
