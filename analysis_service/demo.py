@@ -274,11 +274,22 @@ def _print_tail(client: httpx.Client, job_url: str) -> None:
         print(f"  {item['size']:>3} images  {item['template_prompt']}")
 
 
+def _subpopulations(client: httpx.Client, job_url: str) -> list[dict[str, Any]]:
+    """Every subpopulation of the job, page after page (the list is keyset-paged)."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 10_000}
+    while True:
+        page = client.get(f"{job_url}/subpopulations", params=params).raise_for_status().json()
+        found += page["items"]
+        if page["next"] is None:
+            return found
+        params["after"] = page["next"]
+
+
 def _act_on(client: httpx.Client, job: dict) -> None:
     """Predictions of a model failing on one planted group, then what finds and fixes it."""
     job_url = f"/v1/jobs/{job['id']}"
-    subpopulations = client.get(f"{job_url}/subpopulations").raise_for_status().json()
-    group = planted_group(subpopulations)
+    group = planted_group(_subpopulations(client, job_url))
     rows = _export_rows(client, job_url)
     if group is None or len({row["class"] for row in rows}) < 2:
         print("\n(no slices demo: it needs two classes and a subpopulation of 10 images)")

@@ -240,7 +240,8 @@ async def _run(url: str, state: Path, count: int) -> list[tuple[str, str]]:
     api_state.mkdir(parents=True, exist_ok=True)
     with _api(url, data, api_state) as (base, pid):
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            subs = (await http.get(f"/v1/jobs/{job_id}/subpopulations")).json()
+            listing = f"/v1/jobs/{job_id}/subpopulations"
+            subs = (await http.get(listing, params={"limit": 10_000})).json()["items"]
             biggest = max(subs, key=lambda s: s["size"])
             pages = [await _page(http, biggest["id"], n * GRID) for n in range(len(PHOTOS))]
         await _give_files(url, job_id, data, pages)
