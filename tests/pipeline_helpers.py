@@ -73,7 +73,7 @@ async def answers(api, job_id: str) -> dict[str, bytes]:
 
 @asynccontextmanager
 async def api_client(
-    app: FastAPI, base_url: str = "http://api.test", **client_options
+    app: FastAPI, base_url: str = "http://localhost", **client_options
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the app in process, the app started (its lifespan) for the block."""
     async with app.router.lifespan_context(app):

@@ -179,7 +179,7 @@ async def test_cancel_and_retry_answer_the_same_view_as_get(
     make_dataset(data_root / "pets")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
             job_id = (await api.post("/v1/jobs", json={"dataset_path": "pets"})).json()["id"]
             call = CallRecord("dimensions", None, "0" * 64, "some-llm", "json_schema", 120, 30)
             async with sessionmaker() as session, session.begin():

@@ -41,7 +41,7 @@ from analysis_service.settings import AnalysisSettings
 from tests.builders import make_dataset
 
 ADMIN = "admin-secret-0123456789abcdef"
-BASE = "http://api.test"
+BASE = "http://localhost"
 # Routes anyone may call: health for orchestrators, the API docs, and the sign-in pair (which
 # checks the form's key, or the session and its CSRF token, itself).
 PUBLIC = {
@@ -275,7 +275,7 @@ async def test_sign_in_over_https_sets_a_secure_cookie(keyed_settings):
     app = create_app(keyed_settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="https://localhost") as http:
             resp = await http.post("/ui/login", data={"key": ADMIN})
     assert "secure" in {p.strip().lower() for p in resp.headers["set-cookie"].split(";")}
 
@@ -364,6 +364,34 @@ async def test_open_mode_refuses_clients_not_on_loopback(analysis_settings):
     async with serving(analysis_settings, client=("192.0.2.7", 40000)) as http:
         resp = await http.get("/v1/jobs")
     assert resp.status_code == 403 and "ANALYSIS_API_KEYS" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost:8000", True),
+        ("LOCALHOST.", True),
+        ("explorer.localhost:8000", True),
+        ("127.0.0.1:8000", True),
+        ("127.1.2.3", True),
+        ("[::1]:8000", True),
+        ("attacker.example:8000", False),  # a page that pointed its own name at 127.0.0.1
+        ("localhost.attacker.example", False),
+        ("192.0.2.7", False),
+    ],
+)
+async def test_open_mode_answers_requests_addressed_to_a_loopback_name_only(api, host, allowed):
+    """DNS rebinding: a web page rebinds its name to 127.0.0.1, so its requests come from
+    loopback and are same-origin to the browser; only the Host header tells them apart."""
+    resp = await api.get("/v1/jobs", headers={"Host": host})
+    assert (resp.status_code == 200) is allowed, resp.text
+    if not allowed:
+        assert resp.status_code == 403 and "addressed to localhost" in resp.json()["detail"]
+
+
+async def test_with_keys_any_host_name_may_be_used(keyed_api):
+    resp = await keyed_api.get("/v1/jobs", headers={"Host": "subpop.example", **bearer(ADMIN)})
+    assert resp.status_code == 200
 
 
 async def test_open_mode_refuses_cross_site_writes(api, data_root):

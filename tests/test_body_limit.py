@@ -26,7 +26,7 @@ async def small_app(request, analysis_settings, caption_settings) -> AsyncIterat
         path = "/v1/captions"
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client, path
 
 

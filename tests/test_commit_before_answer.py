@@ -34,7 +34,7 @@ async def test_a_job_exists_when_its_202_starts_to_leave(
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=probed)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
             answered = await api.post("/v1/jobs", json={"dataset_path": "pets"})
     assert answered.status_code == 202
     assert jobs_seen == [1]

@@ -113,7 +113,9 @@ def submit(database_url: str, dataset: Path) -> str:
     async def post() -> str:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost"
+            ) as client:
                 resp = await client.post("/v1/jobs", json={"dataset_path": str(dataset)})
                 assert resp.status_code == 202, resp.text
                 return resp.json()["id"]

@@ -17,7 +17,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from analysis_service.auth import repository
-from analysis_service.auth.exposure import HOW_TO_ADD_A_KEY, is_loopback_address
+from analysis_service.auth.exposure import (
+    HOW_TO_ADD_A_KEY,
+    is_loopback_address,
+    is_loopback_name,
+)
 from analysis_service.auth.keys import (
     OPEN,
     EnvKey,
@@ -169,6 +173,12 @@ async def identify(request: Request, session: Session) -> Principal:
         raise Forbidden(
             "no API key is configured, so this API answers loopback clients only; "
             + HOW_TO_ADD_A_KEY
+        )
+    if not is_loopback_name(request.url.hostname):
+        raise Forbidden(
+            f"no API key is configured, so this API answers requests addressed to localhost "
+            f"or a loopback address only, not to '{request.url.hostname}' (a web page can "
+            f"point its own name at this machine); " + HOW_TO_ADD_A_KEY
         )
     return OPEN
 

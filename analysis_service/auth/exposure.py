@@ -29,6 +29,17 @@ def is_loopback_address(address: str) -> bool:
     return ip.is_loopback
 
 
+def is_loopback_name(host: str | None) -> bool:
+    """Whether a request was addressed (its Host header, without the port) to this machine by
+    a loopback name: `localhost`, a name under `.localhost` (RFC 6761: never sent to DNS) or
+    a loopback address. A web page that rebinds its own name to 127.0.0.1 (DNS rebinding)
+    still sends its own name, so its requests are told apart from the user's."""
+    if not host:
+        return False
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost") or is_loopback_address(name)
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether every address a listening host name or address stands for is loopback
     (`0.0.0.0`, `::` and the empty name mean every interface: not loopback)."""
