@@ -43,16 +43,17 @@ test-fast: $(STAMP)
 
 ## The engine tests against the real vLLM (the `gpu` extra), in a virtualenv of their own
 ## under GPU_VENV_HOME, keyed by a hash of the pins: ~11 GB and minutes to build the first
-## time, seconds afterwards. No GPU or model weights needed. VLLM_TESTS=tests runs everything.
+## time (pip chooses, uv installs), seconds afterwards. No GPU or model weights needed.
+## VLLM_TESTS=tests runs everything.
 GPU_VENV_HOME ?= $(HOME)/.cache/subpop
 VLLM_TESTS ?= tests/test_vllm_real_api.py tests/test_vllm_engine.py
 .PHONY: gpu-venv test-vllm
 
-gpu-venv:
-	$(PYTHON) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)"
+gpu-venv: $(STAMP)
+	$(PY) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)"
 
-test-vllm:
-	venv=$$($(PYTHON) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)") && \
+test-vllm: $(STAMP)
+	venv=$$($(PY) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)") && \
 	  REQUIRE_VLLM=1 "$$venv/bin/python" -m pytest -q $(VLLM_TESTS)
 
 bench: $(STAMP)
