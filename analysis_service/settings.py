@@ -95,6 +95,12 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )
     ingest_batch_size: int = Field(default=2000, ge=1)
+    shard_size: int = Field(
+        default=2000,
+        ge=1,
+        description="Files (scan) or images (caption) per shard of a job; each shard is a "
+        "queued task any worker may run.",
+    )
     assign_batch_size: int = Field(default=1000, ge=1)
     discovery_sample_size: int = Field(
         default=2000, ge=10, description="Captions per class the reasoner proposes from."
