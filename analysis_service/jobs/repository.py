@@ -142,6 +142,11 @@ async def progress(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     return dict(await session.scalar(select(Job.progress).where(Job.id == job_id)) or {})
 
 
+async def caption_key(session: AsyncSession, job_id: uuid.UUID) -> str | None:
+    """The caption key the job's run chose (recorded before its caption stage fans out)."""
+    return await session.scalar(select(Job.caption_key).where(Job.id == job_id))
+
+
 #: What a run may record on its job row; its status and attempts belong to the lifecycle.
 RUN_FACTS = frozenset({"caption_key", "reasoner", "llm_estimate"})
 

@@ -14,7 +14,6 @@ import httpx
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from analysis_service.clients.caption_client import CaptionClient, LocalFiles
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
@@ -68,18 +67,7 @@ async def _claim(
 async def _caption_stage(
     ctx: RunContext, root: Path, transport: httpx.AsyncBaseTransport | None
 ) -> None:
-    settings = ctx.settings
-    async with CaptionClient(
-        settings.caption_url_list,
-        retry=settings.caption_retry,
-        timeout_s=settings.caption_timeout_s,
-        send=settings.caption_send,
-        files=LocalFiles(settings.data_root_paths, settings.max_image_bytes),
-        request_id=str(ctx.job_id),
-        api_key=settings.caption_api_key.get_secret_value() or None,
-        overload_wait_s=settings.caption_overload_wait_s,
-        transport=transport,
-    ) as client:
+    async with caption.open_client(ctx, transport) as client:
         await caption.run(ctx, root, client)
 
 
@@ -207,6 +195,7 @@ SHARD_WORKERS: dict[
     str, Callable[[RunContext, Path, Transports], AbstractAsyncContextManager[ShardWork]]
 ] = {
     Stage.SCAN: scan.shard_worker,
+    Stage.CAPTION: caption.shard_worker,
 }
 
 
