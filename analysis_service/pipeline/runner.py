@@ -196,6 +196,7 @@ SHARD_WORKERS: dict[
 ] = {
     Stage.SCAN: scan.shard_worker,
     Stage.CAPTION: caption.shard_worker,
+    Stage.DISCOVER: discover.shard_worker,
 }
 
 
