@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 #: How often a coordinator with no shard left to take looks again: for the stage's end, for a
 #: shard whose runner died, for a cancel.
-WAIT_S = 0.5
+WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
