@@ -10,6 +10,7 @@ weighs on both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -21,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 from analysis_service.db import libpq_url
@@ -57,6 +59,44 @@ def _workers_up(url: str, count: int, timeout: float = 60) -> None:
     raise RuntimeError(f"{count} workers did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _settled(procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Wait until the workers are idle (a worker loads the offline reasoner as it starts):
+    a long-running worker has done so long before a job comes."""
+    deadline = time.monotonic() + timeout
+    before = sum(_cpu_seconds(p.pid) for p in procs)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = sum(_cpu_seconds(p.pid) for p in procs)
+        if now - before < 0.05 * len(procs):
+            return
+        before = now
+
+
+def _cpu_of(url: str, workers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds used so far by the workers, the caption service (a child of this process)
+    and the database's backends: with the wall time, whether a run left cores idle."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    used = {"workers": sum(_cpu_seconds(p.pid) for p in workers), "caption": 0.0, "postgres": 0.0}
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        kind = (
+            "caption"
+            if "caption_service.app" in line and proc.ppid() == os.getpid()
+            else "postgres"
+            if line.startswith("postgres:") and f" {database} " in line
+            else None
+        )
+        if kind is not None:
+            with contextlib.suppress(psutil.Error):
+                used[kind] += _cpu_seconds(proc.pid)
+    return used
+
+
 def _runners(url: str, job_id: str) -> int:
     """How many worker processes finished shards of the job."""
     with psycopg.connect(libpq_url(url)) as conn:
@@ -74,12 +114,16 @@ def _one_job(
         procs = [spawn(env) for _ in range(workers)]
         try:
             _workers_up(url, workers)
+            _settled(procs)
+            cpu_before = _cpu_of(url, procs)
             start = time.monotonic()
             resp = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}, timeout=30)
             job_id = resp.json()["id"]
             while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
                 time.sleep(0.2)
             wall = time.monotonic() - start
+            cpu = _cpu_of(url, procs)
+            job["cpu_s"] = {k: cpu[k] - cpu_before.get(k, 0.0) for k in cpu}
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -92,11 +136,13 @@ def _one_job(
 
 def _stages(job: dict) -> str:
     progress = job["progress"]
-    return ", ".join(
+    stages = ", ".join(
         f"{stage} {_seconds(progress[stage]):.1f} s"
         for stage in ("scan", "caption", "discover")
         if stage in progress
     )
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in job["cpu_s"].items())
+    return f"{stages}; CPU s: {cpu}"
 
 
 def run(
