@@ -233,3 +233,34 @@ async def test_a_shard_task_runs_its_shard_only_while_the_job_runs_and_once(
     async with sessionmaker() as session:
         links = select(func.count()).select_from(JobImage).where(JobImage.job_id == other)
         assert await session.scalar(links) == 33
+
+
+async def test_a_shard_another_runner_could_not_finish_fails_the_job_and_a_retry_finishes_it(
+    api, analysis_settings, sessionmaker, caption_app, dataset
+):
+    settings = analysis_settings.model_copy(update={"shard_size": 4, "caption_concurrency": 1})
+    job_id = await submit(api, str(dataset))
+    coordinator = CountingTransport(caption_app)
+    elsewhere = Transports(caption=CountingTransport(caption_app, fail_when=lambda n: True))
+    outcomes: list[bool] = []
+
+    async def a_worker_fails_shard_1() -> None:
+        if not outcomes:
+            job = uuid.UUID(job_id)
+            outcomes.append(await run_shard(job, "caption", 1, settings, sessionmaker, elsewhere))
+
+    coordinator.before_call = a_worker_fails_shard_1
+    assert await run(job_id, settings, sessionmaker, coordinator) == "failed"
+    assert outcomes == [False]
+    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    assert "caption service unavailable after 3 attempts" in job["error"]
+    assert "connection refused" in job["error"]
+    shard = (await _shards(sessionmaker, job_id))["caption"][1]
+    assert (shard.state, shard.runs) == ("pending", 1) and "unavailable" in shard.error
+
+    assert (await api.post(f"/v1/jobs/{job_id}/retry")).status_code == 202
+    assert await run(job_id, settings, sessionmaker, CountingTransport(caption_app)) == (
+        "succeeded"
+    )
+    shard = (await _shards(sessionmaker, job_id))["caption"][1]
+    assert (shard.state, shard.runs, shard.error) == ("done", 2, None)
