@@ -96,7 +96,7 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     )
     ingest_batch_size: int = Field(default=2000, ge=1)
     shard_size: int = Field(
-        default=2000,
+        default=1000,
         ge=1,
         description="Files (scan) or images (caption) per shard of a job; each shard is a "
         "queued task any worker may run.",
