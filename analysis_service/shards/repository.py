@@ -43,7 +43,7 @@ class ShardRow(NamedTuple):
 
 class StageShards(NamedTuple):
     """Where a stage's shards stand: how many are pending, the work done over all of them,
-    and the first error a runner recorded (None when there is none)."""
+    and an error a runner recorded (None when there is none)."""
 
     pending: int
     done: int
