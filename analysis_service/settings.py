@@ -64,7 +64,10 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     )
     caption_batch_size: int = Field(default=32, ge=1, le=1024)
     caption_concurrency: int = Field(
-        default=4, ge=1, le=256, description="Caption requests in flight per job and replica."
+        default=4,
+        ge=1,
+        le=256,
+        description="Caption requests in flight per shard runner and replica.",
     )
     caption_overload_wait_s: float = Field(
         default=1800.0, gt=0, description="How long a job waits out an overloaded service."
