@@ -6,6 +6,7 @@ real processes, one killed outright, are in test_processes.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -264,3 +265,31 @@ async def test_a_shard_another_runner_could_not_finish_fails_the_job_and_a_retry
     )
     shard = (await _shards(sessionmaker, job_id))["caption"][1]
     assert (shard.state, shard.runs, shard.error) == ("done", 2, None)
+
+
+@pytest.fixture
+def odd_name(data_root: Path) -> Path:
+    root = make_dataset(data_root / "pets", per_class=3)
+    odd = Path(os.fsdecode(os.path.join(os.fsencode(root / "cat"), b"caf\xe9.jpg")))
+    odd.write_bytes((root / "cat" / "00.jpg").read_bytes())
+    return root
+
+
+async def test_a_file_name_that_is_not_utf8_never_bounds_a_shard(
+    api, analysis_settings, sessionmaker, caption_app, odd_name
+):
+    """Such a name cannot be stored: the file joins the shard before, and is listed invalid."""
+    root = odd_name
+    # Walk order: cat/00, 01, 02, caf\xe9, dog/00, 01, 02; by 3, the fourth would start one.
+    settings = analysis_settings.model_copy(update={"shard_size": 3})
+    job_id = await submit(api, str(root))
+    assert await run(job_id, settings, sessionmaker, CountingTransport(caption_app)) == (
+        "succeeded"
+    )
+    scan = (await _shards(sessionmaker, job_id))["scan"]
+    assert [(s.lo, s.hi, s.done) for s in scan] == [
+        (None, "dog/00.jpg", 4),
+        ("dog/00.jpg", None, 3),
+    ]
+    invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
+    assert [i["reason"] for i in invalid] == ["file name is not valid UTF-8"]

@@ -58,6 +58,16 @@ def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFil
     return [stat_file(root, rel, cls) for rel, cls in itertools.islice(files, size)]
 
 
+def _storable(relpath: str) -> bool:
+    """Whether a path can be a shard's bound: a name that is not UTF-8 (kept by Python as
+    lone surrogates) cannot be stored; such a file stays in the shard before."""
+    try:
+        relpath.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _plan(root: Path, size: int) -> Plan:
     """Shards of `size` files in the walk's order, each from its first file to the next
     one's first (the first open below, the last above: files added later fall in one)."""
@@ -65,7 +75,7 @@ def _plan(root: Path, size: int) -> Plan:
     first: str | None = None
     files = walked = 0
     for rel, _ in iter_files(root):
-        if files == size:
+        if files >= size and _storable(rel):
             spans.append(Span(first, rel, files))
             first, files = rel, 0
         files += 1
