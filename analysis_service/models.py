@@ -163,6 +163,33 @@ class JobEvent(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
+class JobShard(Base):
+    """One queued piece of a job's stage: a range of the scan's walk (relpaths in walk order,
+    `lo` included, `hi` excluded, None for open ends), a range of image ids to caption (the
+    same, as decimal text), or one class to discover (`lo`). Any worker may run a pending
+    shard; whoever runs it holds its advisory lock, so a shard whose runner died is taken up
+    by another. `done` counts its work so far (the job's progress is the sum over its shards)."""
+
+    __tablename__ = "job_shard"
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lo: Mapped[str | None] = mapped_column(Text)
+    hi: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    # Times a runner took it up, and who finished it (host:pid): a finished shard is never
+    # taken up again.
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    finished_by: Mapped[str | None] = mapped_column(Text)
+    # Why a runner other than the job's own could not finish it; the job fails with it.
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class JobClass(Base):
     """Per-class discovery state, so a resumed job skips classes already structured."""
 

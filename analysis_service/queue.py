@@ -1,5 +1,6 @@
 """The Postgres-backed job queue (procrastinate) on the service's own database: the names of
-the one queued task, and how a job is put in the queue. The task itself is in jobs/tasks.py."""
+the queued tasks (a job's run, and a shard of a job's stage), and how they are put in the
+queue. The tasks themselves are in jobs/tasks.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ QUEUE = "jobs"
 NAMESPACE = "analysis"
 RUN_JOB = "run_job"
 RUN_JOB_TASK = f"{NAMESPACE}:{RUN_JOB}"  # the name procrastinate stores for it
+RUN_SHARD = "run_shard"
+RUN_SHARD_TASK = f"{NAMESPACE}:{RUN_SHARD}"
 
 DEFER_JOB = text(
     "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW("
@@ -20,6 +23,15 @@ DEFER_JOB = text(
     ")::procrastinate_job_to_defer_v1]))"
 )
 """Put one task in the queue through procrastinate's versioned SQL entry point."""
+
+DEFER_SHARDS = text(
+    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(SELECT ROW("
+    ":queue, :task, 0, NULL, NULL, jsonb_build_object("
+    "'job_id', CAST(:job_id AS text), 'stage', CAST(:stage AS text), 'index', i), NULL"
+    ")::procrastinate_job_to_defer_v1 FROM unnest(CAST(:indexes AS int[])) AS i)))"
+)
+"""Put one task per shard in the queue, in one statement. No queue lock: a shard's own
+advisory lock keeps two runners off it, and its job's lock is held by the job's run."""
 
 
 async def enqueue_run_job(session: AsyncSession, job_id: uuid.UUID) -> int:
@@ -35,6 +47,22 @@ async def enqueue_run_job(session: AsyncSession, job_id: uuid.UUID) -> int:
         },
     )
     return int(row.scalar_one())
+
+
+async def enqueue_run_shards(
+    session: AsyncSession, job_id: uuid.UUID, stage: str, indexes: list[int]
+) -> None:
+    """Queue the shards inside the caller's transaction (the one that plans them), so a
+    planned shard never lacks its queue entry."""
+    if indexes:
+        params = {
+            "queue": QUEUE,
+            "task": RUN_SHARD_TASK,
+            "job_id": str(job_id),
+            "stage": stage,
+            "indexes": indexes,
+        }
+        await session.execute(DEFER_SHARDS, params)
 
 
 ATTENDED = text(

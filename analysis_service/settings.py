@@ -64,7 +64,10 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     )
     caption_batch_size: int = Field(default=32, ge=1, le=1024)
     caption_concurrency: int = Field(
-        default=4, ge=1, le=256, description="Caption requests in flight per job and replica."
+        default=4,
+        ge=1,
+        le=256,
+        description="Caption requests in flight per shard runner and replica.",
     )
     caption_overload_wait_s: float = Field(
         default=1800.0, gt=0, description="How long a job waits out an overloaded service."
@@ -95,6 +98,12 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )
     ingest_batch_size: int = Field(default=2000, ge=1)
+    shard_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Files (scan) or images (caption) per shard of a job; each shard is a "
+        "queued task any worker may run.",
+    )
     assign_batch_size: int = Field(default=1000, ge=1)
     discovery_sample_size: int = Field(
         default=2000, ge=10, description="Captions per class the reasoner proposes from."

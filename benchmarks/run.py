@@ -12,14 +12,17 @@ comma-separated choice of
   the database (benchmarks/slices.py);
 - queries: latency and throughput of the job view, the subpopulation list and an image page
   of a 1,000,000-image job (benchmarks/queries.py);
+- fanout: one job of 20,000 images run by one worker process, then by two (its shards
+  shared), each on a fresh database: wall times and the ratio (benchmarks/fanout.py);
 - offline: the offline reasoner's speed on synthetic captions;
 - thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
   (benchmarks/thumbnails.py);
 - scale1m: POST latency and the worker's peak memory scanning 1,000,000 tiny files
   (benchmarks/ingest.py; not in the default set, since making the files takes about 15
   minutes the first time).
-BENCH_QUICK=1 (`make bench-quick`): 3000 images (10,000 for slices and thumbnails, 100,000 for
-queries), no discovery cost or stopping, for before/after comparisons within minutes.
+BENCH_QUICK=1 (`make bench-quick`): 3000 images (4,000 for fanout, 10,000 for slices and
+thumbnails, 100,000 for queries), no discovery cost or stopping, for before/after comparisons
+within minutes.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from benchmarks import (
     captioning,
     discovery_cost,
     discovery_stopping,
+    fanout,
     ingest,
     offline_speed,
     queries,
@@ -139,10 +143,10 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, discovery, stopping, slices,
-    queries, offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery and
-    stopping: their costs are counts that do not vary)."""
-    default = "caption,jobs,slices,queries,offline,thumbnails"
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, fanout, discovery, stopping,
+    slices, queries, offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery
+    and stopping: their costs are counts that do not vary)."""
+    default = "caption,jobs,fanout,slices,queries,offline,thumbnails"
     if not QUICK:
         default += ",discovery,stopping"
     return {p.strip() for p in os.environ.get("BENCH_ONLY", default).split(",") if p.strip()}
@@ -157,6 +161,9 @@ def main() -> None:
         rows += captioning.run(STATE, _port)
     if "jobs" in parts:
         rows += jobs_benchmarks()
+    if "fanout" in parts:
+        print("one job by one worker process, then by two ...", flush=True)
+        rows += fanout.run(_bench_database, _services, _start_worker, STATE / "data", QUICK)
     if "scale1m" in parts:
         rows += scale_benchmarks()
     if "slices" in parts:
@@ -271,8 +278,12 @@ def _latency_rows(base: str, job: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
+
+
 def _worker(env: dict[str, str]) -> Callable[[], subprocess.Popen]:
-    return lambda: _spawn([sys.executable, "-m", "analysis_service.worker"], env, "worker.log")
+    return lambda: _start_worker(env)
 
 
 def jobs_benchmarks() -> list[tuple[str, str]]:

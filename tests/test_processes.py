@@ -319,3 +319,126 @@ def test_services_do_not_outlive_a_launcher_killed_outright(data_root, tmp_path)
         code = second.wait(60)
     assert code == 0, (tmp_path / "second.log").read_text()[-3000:]
     assert not (tmp_path / "state" / "pg" / "postmaster.pid").exists()
+
+
+def shard_rows(database_url: str, job_id: str, stage: str) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT index, state, runs, finished_by, finished_at FROM job_shard "
+            "WHERE job_id = %s AND stage = %s ORDER BY index",
+            (job_id, stage),
+        ).fetchall()
+
+
+def caption_done(database_url: str, job_id: str) -> int:
+    return (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0)
+
+
+def test_two_workers_share_a_job_and_one_killed_outright_loses_no_finished_shard(
+    worker_env, database_url, data_root, tmp_path
+):
+    """The worker running the job is killed with SIGKILL while both workers caption its
+    shards: the other takes up the shards it held and, once it is seen dead, the job too."""
+    dataset = make_dataset(data_root / "pets", per_class=120)
+    worker_env.update(SHARD_SIZE="20", WORKER_CONCURRENCY="2")
+    captioned_before = captioned_images()
+    with SlowCaptionServer(data_root, delay_s=0.2) as captions:
+        worker_env["CAPTION_URLS"] = captions.url
+        job_id = submit(database_url, dataset)
+        first = start_worker(worker_env, tmp_path / "w1.log")
+        second = None
+        try:
+            # The first worker runs the job; the second comes for its shards.
+            wait_until(lambda: job_row(database_url, job_id)[0] == "running", 60, "the job")
+            second = start_worker(worker_env, tmp_path / "w2.log")
+            wait_until(
+                lambda: (
+                    len({r[3] for r in shard_rows(database_url, job_id, "caption") if r[3]}) == 2
+                ),
+                90,
+                "both workers to finish caption shards",
+            )
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        done_before = {
+            r[0]: r for r in shard_rows(database_url, job_id, "caption") if r[1] == "done"
+        }
+        assert caption_done(database_url, job_id) < 240
+        try:
+            wait_until(
+                lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish"
+            )
+        finally:
+            assert second is not None
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+    status, progress, attempts, valid, error = job_row(database_url, job_id)
+    assert (status, valid, error, attempts) == ("succeeded", 240, None, 2)
+    caption_shards = shard_rows(database_url, job_id, "caption")
+    assert len(caption_shards) == 12 and all(r[1] == "done" for r in caption_shards)
+    # Finished shards were not run again; the second worker finished the rest.
+    for index, row in done_before.items():
+        assert caption_shards[index] == row and row[2] == 1
+    runners = {r[3] for r in caption_shards}
+    assert len(runners) == 2 and {r[3] for r in caption_shards if r[0] not in done_before} == {
+        f"{socket.gethostname()}:{second.pid}"
+    }
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM caption").fetchone()[0] == 240
+        assert conn.execute("SELECT count(*) FROM job_image").fetchone()[0] == 240
+        per_class_dims = conn.execute(
+            "SELECT sum(jc.images * (SELECT count(*) FROM dimension d "
+            "  WHERE d.job_id = jc.job_id AND d.class_name = jc.class_name)) FROM job_class jc"
+        ).fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM assignment").fetchone()[0] == per_class_dims
+    assert progress["caption"]["done"] == progress["caption"]["total"] == 240
+    assert progress["scan"]["done"] == 240
+    # At most the batches in flight in the killed worker (two runners, one batch each) again.
+    assert captioned_images() - captioned_before <= 240 + 2 * 4
+
+
+ADVISORY_LOCKS = """
+    SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
+def test_cancel_stops_every_shard_on_every_worker(worker_env, database_url, data_root, tmp_path):
+    dataset = make_dataset(data_root / "pets", per_class=120)
+    worker_env.update(SHARD_SIZE="20", WORKER_CONCURRENCY="2")
+    with SlowCaptionServer(data_root, delay_s=0.2) as captions:
+        worker_env["CAPTION_URLS"] = captions.url
+        job_id = submit(database_url, dataset)
+        workers = [start_worker(worker_env, tmp_path / f"w{i}.log") for i in (1, 2)]
+        try:
+            wait_until(lambda: caption_done(database_url, job_id) >= 40, 90, "captioning")
+            from analysis_service.app import create_app
+            from analysis_service.settings import AnalysisSettings
+
+            app = create_app(AnalysisSettings(database_url=database_url, data_roots=str(data_root)))
+
+            async def cancel() -> int:
+                async with app.router.lifespan_context(app):
+                    transport = httpx.ASGITransport(app=app)
+                    async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
+                        return (await c.post(f"/v1/jobs/{job_id}/cancel")).status_code
+
+            assert asyncio.run(cancel()) == 200
+            wait_until(lambda: job_row(database_url, job_id)[0] == "cancelled", 30, "cancel")
+            # Every runner lets go of its shard at its next batch: no advisory lock is left.
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                wait_until(
+                    lambda: conn.execute(ADVISORY_LOCKS).fetchone()[0] == 0,
+                    10,
+                    "every shard to stop",
+                )
+            stopped_at = caption_done(database_url, job_id)
+            time.sleep(1.5)
+            assert caption_done(database_url, job_id) == stopped_at < 240
+        finally:
+            for proc in workers:
+                proc.send_signal(signal.SIGTERM)
+            for proc in workers:
+                proc.wait(20)
+    pending = [r for r in shard_rows(database_url, job_id, "caption") if r[1] == "pending"]
+    assert pending

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from analysis_service.jobs.tasks import make_queue_app
-from analysis_service.queue import QUEUE, RUN_JOB_TASK
+from analysis_service.queue import QUEUE, RUN_JOB_TASK, RUN_SHARD_TASK
 
 
-def test_the_enqueued_task_name_and_queue_are_the_registered_ones():
+def test_the_enqueued_task_names_and_queue_are_the_registered_ones():
     app = make_queue_app("postgresql://unused@127.0.0.1:1/none")  # connects only when opened
-    assert RUN_JOB_TASK in app.tasks
-    assert app.tasks[RUN_JOB_TASK].queue == QUEUE
+    for name in (RUN_JOB_TASK, RUN_SHARD_TASK):
+        assert name in app.tasks
+        assert app.tasks[name].queue == QUEUE
 
 
 def test_every_queue_app_in_a_process_has_the_task_under_its_name():

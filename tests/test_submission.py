@@ -163,8 +163,10 @@ async def test_the_scan_walks_and_stats_the_folder_off_the_event_loop(
     calls: list[tuple[str, bool]] = []
     real_walk = scan.iter_files
 
-    def iter_files(root: Path) -> Iterator[tuple[str, str | None]]:
-        for found in real_walk(root):
+    def iter_files(
+        root: Path, start: str | None = None, stop: str | None = None
+    ) -> Iterator[tuple[str, str | None]]:
+        for found in real_walk(root, start, stop):
             _off_the_loop(calls, lambda: None)()  # noted as each entry is produced
             yield found
 
@@ -174,7 +176,7 @@ async def test_the_scan_walks_and_stats_the_folder_off_the_event_loop(
     job_id = resp.json()["id"]
     transport = CountingTransport(caption_app)
     assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
-    assert len(calls) == 6 * 2 + 6  # the count, the batches, a stat per file
+    assert len(calls) == 6 * 2 + 6  # the plan, the shard's batches, a stat per file
     assert not any(on_loop for _, on_loop in calls)
 
 

@@ -44,6 +44,20 @@ async def _class_row(session: AsyncSession, job_id: uuid.UUID, class_name: str) 
     ).one()
 
 
+async def class_progress(
+    session: AsyncSession, job_id: uuid.UUID, class_name: str
+) -> ClassProgress:
+    """How far discovery got in a class (nowhere, for a class not recorded yet)."""
+    row = (
+        await session.execute(
+            select(JobClass.structured_at, JobClass.assigned_at).where(
+                JobClass.job_id == job_id, JobClass.class_name == class_name
+            )
+        )
+    ).first()
+    return ClassProgress(row[0], row[1]) if row is not None else ClassProgress(None, None)
+
+
 async def record_classes(
     session: AsyncSession, job_id: uuid.UUID, sizes: list[tuple[str, int]]
 ) -> dict[str, ClassProgress]:

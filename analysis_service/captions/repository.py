@@ -128,23 +128,65 @@ async def count_valid(session: AsyncSession, job_id: uuid.UUID) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def count_pending(session: AsyncSession, job_id: uuid.UUID, key: str) -> int:
-    query = _pending(job_id, key).with_only_columns(func.count())
+def _in_range(query: Select, first: int | None, before: int | None) -> Select:
+    """Images with ids from first (included) to before (excluded); None: open."""
+    if first is not None:
+        query = query.where(JobImage.image_id >= first)
+    if before is not None:
+        query = query.where(JobImage.image_id < before)
+    return query
+
+
+async def count_pending(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    key: str,
+    first: int | None = None,
+    before: int | None = None,
+) -> int:
+    query = _in_range(_pending(job_id, key), first, before).with_only_columns(func.count())
     return int(await session.scalar(query) or 0)
 
 
 async def pending_page(
-    session: AsyncSession, job_id: uuid.UUID, key: str, after: int, limit: int
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    key: str,
+    after: int,
+    limit: int,
+    before: int | None = None,
 ) -> list[PendingImage]:
-    """The next uncaptioned images after an image id (keyset paging on job_image's key)."""
+    """The next uncaptioned images after an image id, and before another (keyset paging on
+    job_image's key)."""
     query = (
-        _pending(job_id, key)
+        _in_range(_pending(job_id, key), None, before)
         .with_only_columns(Image.id, Image.content_hash, Image.relpath, Image.class_name)
         .where(JobImage.image_id > after)
         .order_by(JobImage.image_id)
         .limit(limit)
     )
     return [PendingImage._make(row) for row in await session.execute(query)]
+
+
+async def pending_starts(
+    session: AsyncSession, job_id: uuid.UUID, key: str, every: int
+) -> list[int]:
+    """The ids of the 1st, (every+1)th, (2*every+1)th, ... image still to caption: where the
+    caption stage's shards start. One pass in the database, not a million ids sent over."""
+    numbered = (
+        _pending(job_id, key)
+        .with_only_columns(
+            JobImage.image_id.label("image_id"),
+            func.row_number().over(order_by=JobImage.image_id).label("n"),
+        )
+        .subquery()
+    )
+    query = (
+        select(numbered.c.image_id)
+        .where((numbered.c.n - 1) % every == 0)
+        .order_by(numbered.c.image_id)
+    )
+    return list(await session.scalars(query))
 
 
 async def record_failure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from shared.errors import InvalidRequest
 from shared.imaging import IMAGE_EXTENSIONS
@@ -44,33 +45,70 @@ def _listing(folder: str) -> tuple[list[str], list[str]]:
     return files, folders
 
 
-def _walk(root: str, rel_dir: str) -> Iterator[str]:
-    """Relative paths of the files below rel_dir: a folder's files, then its subfolders'."""
+WalkKey = tuple[Any, ...]
+
+
+def walk_key(relpath: str) -> WalkKey:
+    """A file's place in the walk's order, comparable with any other's: the walk yields
+    a folder's entries by name at the top, and below it a folder's files (0) before its
+    subfolders (1), each by name. Shards of a scan are ranges of these keys."""
+    first, *rest = relpath.split(os.sep)
+    if not rest:
+        return (first,)
+    *folders, name = rest
+    return (first, *((1, folder) for folder in folders), (0, name))
+
+
+def _walk(root: str, rel_dir: str, key: WalkKey, start: WalkKey | None) -> Iterator[str]:
+    """Relative paths of the files below rel_dir (whose walk key is `key`), from `start`
+    on: a folder's files, then its subfolders'. Subfolders wholly before `start` are not
+    listed, so a range of a big walk starts where it starts, not at the walk's beginning."""
     files, folders = _listing(os.path.join(root, rel_dir))
     prefix = rel_dir + os.sep
     for name in files:
-        yield prefix + name
+        if start is None or (*key, (0, name)) >= start:
+            yield prefix + name
     for name in folders:
-        yield from _walk(root, prefix + name)
+        sub = (*key, (1, name))
+        head = start[: len(sub)] if start is not None else None
+        if head is not None and sub < head:
+            continue
+        yield from _walk(root, prefix + name, sub, start if sub == head else None)
 
 
-def iter_files(root: Path) -> Iterator[tuple[str, str | None]]:
-    """Yield (relative path, class name) for every visible file, in a stable order.
+def iter_files(
+    root: Path, start: str | None = None, stop: str | None = None
+) -> Iterator[tuple[str, str | None]]:
+    """Yield (relative path, class name) for every visible file, in a stable order (see
+    walk_key); with start and stop, only the files from start (included) to stop (excluded),
+    whether or not files by those names exist.
 
     Files directly under the root have no class (None). Folders are streamed one at a time
     (only one listing per level is held), so a huge dataset is never listed in memory at once;
     symlinked folders are not followed.
     """
-    top = str(root)
+    lo = walk_key(start) if start is not None else None
+    hi = walk_key(stop) if stop is not None else None
+    for rel, class_name in _iter_from(str(root), lo):
+        if hi is not None and walk_key(rel) >= hi:
+            return
+        yield rel, class_name
+
+
+def _iter_from(top: str, start: WalkKey | None) -> Iterator[tuple[str, str | None]]:
     with os.scandir(top) as entries:
         listed = sorted(entries, key=lambda e: e.name)
     for entry in listed:
         if not _visible(entry.name):
             continue
+        key = (entry.name,)
+        if start is not None and key < start[:1]:
+            continue
         if entry.is_file():
             yield entry.name, None
         elif entry.is_dir(follow_symlinks=False):
-            for rel in _walk(top, entry.name):
+            below = start if start is not None and key == start[:1] else None
+            for rel in _walk(top, entry.name, key, below):
                 yield rel, entry.name
 
 

@@ -131,6 +131,19 @@ async def status_of(session: AsyncSession, job_id: uuid.UUID) -> JobStatus | Non
     return JobStatus(found) if found is not None else None
 
 
+async def running(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """The job while it runs and no cancel was asked for (what a shard of it may work for)."""
+    return (
+        await session.scalars(
+            select(Job).where(
+                Job.id == job_id,
+                Job.status == JobStatus.RUNNING,
+                Job.cancel_requested.is_(False),
+            )
+        )
+    ).one_or_none()
+
+
 async def claim(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     """A worker takes the job: the claimed row, or None when there is nothing to run (it has
     ended, or a cancel was asked for, in which case it ends cancelled here)."""
@@ -250,10 +263,14 @@ async def retry(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return queued
 
 
-async def cancel_requested(session: AsyncSession, job_id: uuid.UUID) -> bool:
-    """Asked by a running job between batches; a job deleted meanwhile stops too."""
-    found = await session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
-    return found is None or bool(found)
+async def stop_requested(session: AsyncSession, job_id: uuid.UUID) -> bool:
+    """Asked between batches by whoever works on a job (its run, or a shard of it elsewhere):
+    a cancel was asked for, or the job is no longer running (it ended, failed on another
+    shard's error, or went back to the queue), or it was deleted."""
+    found = (
+        await session.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id))
+    ).first()
+    return found is None or bool(found[0]) or found[1] != JobStatus.RUNNING
 
 
 async def stop_for_deletion(

@@ -119,8 +119,32 @@ async def update_progress(
     await session.execute(UPDATE_PROGRESS, params)
 
 
+ADD_TO_DONE = text(
+    """
+    UPDATE job SET updated_at = now(), progress = jsonb_set(
+        progress, ARRAY[CAST(:stage AS text), 'done'],
+        to_jsonb(COALESCE(CAST(progress #>> ARRAY[CAST(:stage AS text), 'done'] AS bigint), 0)
+                 + :delta))
+    WHERE id = :id
+    """
+)
+"""Add to progress[stage].done in one statement: the shards of a stage, run side by side,
+each add their own work (Postgres orders the updates on the row; none is lost)."""
+
+
+async def add_to_done(session: AsyncSession, job_id: uuid.UUID, stage: str, delta: int) -> None:
+    """Call with progress[stage] present (the stage was started)."""
+    if delta:
+        await session.execute(ADD_TO_DONE, {"stage": stage, "delta": delta, "id": job_id})
+
+
 async def progress(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     return dict(await session.scalar(select(Job.progress).where(Job.id == job_id)) or {})
+
+
+async def caption_key(session: AsyncSession, job_id: uuid.UUID) -> str | None:
+    """The caption key the job's run chose (recorded before its caption stage fans out)."""
+    return await session.scalar(select(Job.caption_key).where(Job.id == job_id))
 
 
 #: What a run may record on its job row; its status and attempts belong to the lifecycle.

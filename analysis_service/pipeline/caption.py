@@ -1,22 +1,38 @@
 """The caption stage: caption every valid image of the job that has no caption yet under the
 engine's key.
 
-A reader pages through uncaptioned images (keyset on image id) and feeds batches to a bounded
-set of senders, so the caption services always have work queued while results are written.
-Each batch is committed on its own: a killed worker loses at most the batches in flight.
+The images still to caption are cut into shards of SHARD_SIZE (ranges of image ids) that any
+worker captions (pipeline/fanout.py). Within a shard, a reader pages through its uncaptioned
+images (keyset on image id) and feeds batches to a bounded set of senders, so the caption
+services always have work queued while results are written. Each batch is committed on its
+own, with the progress that counts it: a killed worker loses at most the batches in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import httpx
+
 from analysis_service.captions import repository as captions
-from analysis_service.clients.caption_client import CaptionClient, CaptionServiceError, ImageRef
+from analysis_service.clients.caption_client import (
+    CaptionClient,
+    CaptionServiceError,
+    ImageRef,
+    LocalFiles,
+)
+from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import Stage
-from analysis_service.pipeline.context import RunContext, StageFailed
+from analysis_service.pipeline import fanout
+from analysis_service.pipeline.context import RunContext, StageFailed, Transports
+from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
+from analysis_service.shards.repository import Span
 from shared.caption_contract import CaptionResult, EngineInfo
 from shared.concurrency import task_group
 
@@ -39,6 +55,7 @@ async def _store_results(
     info: EngineInfo,
     batch: list[captions.PendingImage],
     results: list[CaptionResult],
+    shard: HeldShard,
 ) -> None:
     by_id = {str(image.image_id): image for image in batch}
     rows, failures = [], []
@@ -67,6 +84,7 @@ async def _store_results(
         await captions.insert_captions(session, rows)
         for content_hash, reason in failures:
             await captions.record_failure(session, ctx.job_id, content_hash, reason)
+        await shard.count_in(session, len(batch))
 
 
 async def use_caption_key(ctx: RunContext, info: EngineInfo) -> str:
@@ -78,13 +96,6 @@ async def use_caption_key(ctx: RunContext, info: EngineInfo) -> str:
     return key
 
 
-async def _progress_so_far(ctx: RunContext, key: str) -> tuple[int, int]:
-    """(done, total) over the job's valid images, so a resumed stage starts where it stopped."""
-    async with ctx.sessionmaker() as session:
-        total = await captions.count_valid(session, ctx.job_id)
-        return total - await captions.count_pending(session, ctx.job_id, key), total
-
-
 async def _engine_info(client: CaptionClient, class_hint: bool) -> EngineInfo:
     try:
         return await client.info(class_hint)
@@ -94,21 +105,62 @@ async def _engine_info(client: CaptionClient, class_hint: bool) -> EngineInfo:
         raise StageFailed(f"caption service unavailable: {exc}") from exc
 
 
+def open_client(ctx: RunContext, transport: httpx.AsyncBaseTransport | None) -> CaptionClient:
+    """The caption services of the settings, as the job's runners call them."""
+    settings = ctx.settings
+    return CaptionClient(
+        settings.caption_url_list,
+        retry=settings.caption_retry,
+        timeout_s=settings.caption_timeout_s,
+        send=settings.caption_send,
+        files=LocalFiles(settings.data_root_paths, settings.max_image_bytes),
+        request_id=str(ctx.job_id),
+        api_key=settings.caption_api_key.get_secret_value() or None,
+        overload_wait_s=settings.caption_overload_wait_s,
+        transport=transport,
+    )
+
+
 @dataclass
-class _CaptionPass:
-    """One reader pages through the images still to caption and feeds a bounded queue; enough
-    senders take batches from it to keep every caption replica busy."""
+class _Captioner:
+    """What every shard of a job's caption stage is captioned with."""
 
     ctx: RunContext
     root: Path
     client: CaptionClient
     info: EngineInfo
     key: str
-    class_hint: bool
-    done: int
-    senders: int
+
+    @property
+    def senders(self) -> int:
+        return self.ctx.settings.caption_concurrency * len(self.client.urls)
+
+    async def shard(self, shard: HeldShard) -> None:
+        """Caption the shard's images still without a caption (on a rerun, only those its
+        earlier runner had not stored)."""
+        first = int(shard.lo) if shard.lo is not None else None
+        before = int(shard.hi) if shard.hi is not None else None
+        async with self.ctx.sessionmaker() as session:
+            pending = await captions.count_pending(
+                session, self.ctx.job_id, self.key, first, before
+            )
+        await shard.restart(max(0, shard.total - pending))
+        await _CaptionPass(self, shard, (first or 1) - 1, before).run()
+
+
+@dataclass
+class _CaptionPass:
+    """One reader pages through the shard's images still to caption and feeds a bounded
+    queue; enough senders take batches from it to keep every caption replica busy."""
+
+    captioner: _Captioner
+    shard: HeldShard
+    after: int
+    before: int | None
 
     def __post_init__(self) -> None:
+        self.ctx = self.captioner.ctx
+        self.senders = self.captioner.senders
         self.queue: asyncio.Queue[list[captions.PendingImage] | None] = asyncio.Queue(
             maxsize=self.senders
         )
@@ -123,12 +175,12 @@ class _CaptionPass:
             raise StageFailed(str(exc)) from exc
 
     async def _reader(self) -> None:
-        after = 0
+        after, size = self.after, self.ctx.settings.caption_batch_size
         while True:
             await self.ctx.check_cancelled()
             async with self.ctx.sessionmaker() as session:
                 page = await captions.pending_page(
-                    session, self.ctx.job_id, self.key, after, self.ctx.settings.caption_batch_size
+                    session, self.ctx.job_id, self.captioner.key, after, size, self.before
                 )
             if not page:
                 break
@@ -139,28 +191,58 @@ class _CaptionPass:
             await self.queue.put(None)
 
     async def _sender(self) -> None:
+        c = self.captioner
+        class_hint = self.ctx.options.caption_class_hint
         while (batch := await self.queue.get()) is not None:
-            refs = [ImageRef(str(i.image_id), self.root / i.relpath, i.class_name) for i in batch]
-            used_info, results = await self.client.caption(refs, self.class_hint)
-            if used_info is not None and used_info.caption_key() != self.key:
+            refs = [ImageRef(str(i.image_id), c.root / i.relpath, i.class_name) for i in batch]
+            used_info, results = await c.client.caption(refs, class_hint)
+            if used_info is not None and used_info.caption_key() != c.key:
                 raise StageFailed("the caption service changed engine or model during the job")
-            await _store_results(self.ctx, self.key, self.info, batch, results)
-            self.done += len(batch)
-            await self.ctx.update_stage(Stage.CAPTION, done=self.done)
+            await _store_results(self.ctx, c.key, c.info, batch, results, self.shard)
+
+
+def _spans(starts: list[int], pending: int, size: int) -> list[Span]:
+    """Shards from their first ids: the first open below, the last above."""
+    bounds: list[str | None] = [None, *(str(i) for i in starts[1:]), None]
+    return [
+        Span(bounds[i], bounds[i + 1], min(size, pending - i * size)) for i in range(len(starts))
+    ]
+
+
+async def _plan(ctx: RunContext, key: str) -> Plan:
+    """Shards of the images still to caption; what is captioned already (identical bytes an
+    earlier job captioned under the same key) is done before any shard runs."""
+    size = ctx.settings.shard_size
+    async with ctx.sessionmaker() as session:
+        total = await captions.count_valid(session, ctx.job_id)
+        pending = await captions.count_pending(session, ctx.job_id, key)
+        starts = await captions.pending_starts(session, ctx.job_id, key, size) if pending else []
+    return Plan(_spans(starts, pending, size), total=total, done=total - pending)
+
+
+@asynccontextmanager
+async def shard_worker(
+    ctx: RunContext, root: Path, transports: Transports
+) -> AsyncIterator[ShardWork]:
+    """How a shard task captions: with the engine the job's run chose (a replica that has
+    another one now would give the job captions of two engines)."""
+    async with open_client(ctx, transports.caption) as client:
+        info = await _engine_info(client, ctx.options.caption_class_hint)
+        async with ctx.sessionmaker() as session:
+            key = await jobs.caption_key(session, ctx.job_id)
+        if info.caption_key() != key:
+            raise StageFailed("the caption service changed engine or model during the job")
+        yield _Captioner(ctx, root, client, info, key).shard
 
 
 async def run(ctx: RunContext, root: Path, client: CaptionClient) -> None:
-    class_hint = ctx.options.caption_class_hint
-    info = await _engine_info(client, class_hint)
+    info = await _engine_info(client, ctx.options.caption_class_hint)
     key = await use_caption_key(ctx, info)
-    done, total = await _progress_so_far(ctx, key)
-    await ctx.start_stage(
-        Stage.CAPTION, done=done, total=total, engine=info.engine, model=info.model
-    )
-    senders = ctx.settings.caption_concurrency * len(client.urls)
-    work = _CaptionPass(ctx, root, client, info, key, class_hint, done, senders)
-    await work.run()
+    await ctx.start_stage(Stage.CAPTION, engine=info.engine, model=info.model)
+    captioner = _Captioner(ctx, root, client, info, key)
+    state = await fanout.run_stage(ctx, Stage.CAPTION, partial(_plan, ctx, key), captioner.shard)
     async with ctx.sessionmaker() as session, session.begin():
         await captions.analyze_captions(session)
-    await ctx.finish_stage(Stage.CAPTION, done=total)
-    logger.info("captioned %d images with %s/%s", work.done, info.engine, info.model)
+        total = await captions.count_valid(session, ctx.job_id)
+    await ctx.finish_stage(Stage.CAPTION, done=total, total=total)
+    logger.info("captioned %d images with %s/%s", state.done, info.engine, info.model)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from analysis_service.jobs import lifecycle
@@ -16,11 +17,19 @@ from analysis_service.settings import AnalysisSettings
 
 
 class JobCancelled(Exception):
-    """The job was cancelled."""
+    """The job was cancelled (or, seen from a shard, is no longer running)."""
 
 
 class StageFailed(Exception):
     """A stage cannot go on; the message is shown to the user as the job's error."""
+
+
+@dataclass(frozen=True)
+class Transports:
+    """What replaces the network in tests (fakes speaking the real protocols)."""
+
+    caption: httpx.AsyncBaseTransport | None = None
+    llm: httpx.AsyncBaseTransport | None = None
 
 
 @dataclass
@@ -37,9 +46,9 @@ class RunContext:
     stage: Stage | None = None
 
     async def check_cancelled(self) -> None:
-        """Called between batches: a cancel request stops the job there."""
+        """Called between batches: a cancel request (or the job's end) stops the work there."""
         async with self.sessionmaker() as session:
-            if await lifecycle.cancel_requested(session, self.job_id):
+            if await lifecycle.stop_requested(session, self.job_id):
                 raise JobCancelled()
 
     async def update_stage(

@@ -1,5 +1,11 @@
 """The discover stage: per class, have the reasoner propose dimensions and attributes, then assign.
 
+Each class is a shard (pipeline/fanout.py) that any worker discovers, its structure and then
+its assignments, in one process: the offline reasoner assigns with what it fitted while
+proposing. The LLM cost estimate and the budget check come first, in the job's run. With the
+LLM, the job's run discovers the classes itself, one after another: a job's token budget and
+LLM_CONCURRENCY hold for the job, which runners in several processes could not keep.
+
 The structure of a class is written in one transaction and marked done, so a resumed job never
 proposes twice; assignment then pages through the class's captioned images that still lack
 assignments, one committed batch at a time.
@@ -8,16 +14,24 @@ assignments, one committed batch at a time.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
 
 from analysis_service.assignments import repository as assignments
 from analysis_service.captions import repository as captions
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.jobs.schemas import JobOptions
-from analysis_service.pipeline.context import RunContext, StageFailed
+from analysis_service.pipeline import fanout
+from analysis_service.pipeline.context import RunContext, StageFailed, Transports
+from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
+from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.names import checked_proposals
+from analysis_service.shards.repository import Span
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +113,32 @@ def _estimate(ctx: RunContext, groups: list[tuple[str, int, float]]) -> dict[str
     return estimate.for_job(ctx.settings, ctx.options, sizes)
 
 
+async def _discover_class(ctx: RunContext, reasoner: Reasoner, shard: HeldShard) -> None:
+    """One class: its structure unless an earlier runner wrote it, its assignments still
+    missing, and the class marked assigned with the shard's progress."""
+    await shard.restart(0)
+    class_name = shard.lo or ""
+    async with ctx.sessionmaker() as session:
+        progress = await assignments.class_progress(session, ctx.job_id, class_name)
+    if progress.assigned_at is None:
+        await ctx.check_cancelled()
+        if progress.structured_at is None:
+            await _structure_class(ctx, reasoner, class_name)
+        await _assign_class(ctx, reasoner, class_name)
+    async with ctx.sessionmaker() as session, session.begin():
+        await assignments.mark_assigned(session, ctx.job_id, class_name)
+        await shard.count_in(session, 1)
+
+
+@asynccontextmanager
+async def shard_worker(
+    ctx: RunContext, root: Path, transports: Transports
+) -> AsyncIterator[ShardWork]:
+    """How a shard task discovers a class: with a reasoner of its own."""
+    async with open_reasoner(ctx, transports.llm) as reasoner:
+        yield partial(_discover_class, ctx, reasoner)
+
+
 async def run(ctx: RunContext, reasoner: Reasoner) -> None:
     async with ctx.sessionmaker() as session:
         groups = await captions.captioned_groups(session, ctx.job_id, ctx.options.pooled)
@@ -108,20 +148,19 @@ async def run(ctx: RunContext, reasoner: Reasoner) -> None:
     if problem := estimate.budget_problem(ctx.options.token_budget, cost):
         raise StageFailed(problem)
     async with ctx.sessionmaker() as session, session.begin():
-        progress = await assignments.record_classes(
+        await assignments.record_classes(
             session, ctx.job_id, [(name, images) for name, images, _ in groups]
         )
-    done = sum(1 for p in progress.values() if p.assigned_at is not None)
-    await ctx.start_stage(Stage.DISCOVER, done=done, total=len(groups), unit="classes")
-    for class_name, _, _ in groups:
-        if progress[class_name].assigned_at is not None:
-            continue
-        await ctx.check_cancelled()
-        if progress[class_name].structured_at is None:
-            await _structure_class(ctx, reasoner, class_name)
-        await _assign_class(ctx, reasoner, class_name)
-        async with ctx.sessionmaker() as session, session.begin():
-            await assignments.mark_assigned(session, ctx.job_id, class_name)
-        done += 1
-        await ctx.update_stage(Stage.DISCOVER, done=done)
+    await ctx.start_stage(Stage.DISCOVER, unit="classes")
+
+    async def plan() -> Plan:
+        return Plan([Span(name, None, 1) for name, _, _ in groups], total=len(groups))
+
+    await fanout.run_stage(
+        ctx,
+        Stage.DISCOVER,
+        plan,
+        partial(_discover_class, ctx, reasoner),
+        fan_out=ctx.settings.llm_in_use is None,
+    )
     await ctx.finish_stage(Stage.DISCOVER)

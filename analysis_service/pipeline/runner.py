@@ -1,40 +1,35 @@
-"""Running one job through its stages, resuming from whatever earlier attempts finished."""
+"""Running one job through its stages, resuming from whatever earlier attempts finished; and
+running one shard of a job's stage for the queued shard task (pipeline/fanout.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from analysis_service.clients.caption_client import CaptionClient, LocalFiles
 from analysis_service.datasets import repository as datasets
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import JobStatus, Stage
 from analysis_service.jobs.schemas import JobOptions
-from analysis_service.pipeline import caption, discover, import_captions, scan, summarize
-from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed
+from analysis_service.pipeline import caption, discover, fanout, import_captions, scan, summarize
+from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed, Transports
+from analysis_service.pipeline.fanout import ShardWork
 from analysis_service.reasoners.budget import BudgetExceeded
 from analysis_service.reasoners.factory import open_reasoner
 from analysis_service.reasoners.llm_client import LLMError
 from analysis_service.settings import AnalysisSettings
+from analysis_service.shards.repository import ShardKey
 from shared.http import redact
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Transports:
-    caption: httpx.AsyncBaseTransport | None = None
-    llm: httpx.AsyncBaseTransport | None = None
 
 
 @asynccontextmanager
@@ -72,18 +67,7 @@ async def _claim(
 async def _caption_stage(
     ctx: RunContext, root: Path, transport: httpx.AsyncBaseTransport | None
 ) -> None:
-    settings = ctx.settings
-    async with CaptionClient(
-        settings.caption_url_list,
-        retry=settings.caption_retry,
-        timeout_s=settings.caption_timeout_s,
-        send=settings.caption_send,
-        files=LocalFiles(settings.data_root_paths, settings.max_image_bytes),
-        request_id=str(ctx.job_id),
-        api_key=settings.caption_api_key.get_secret_value() or None,
-        overload_wait_s=settings.caption_overload_wait_s,
-        transport=transport,
-    ) as client:
+    async with caption.open_client(ctx, transport) as client:
         await caption.run(ctx, root, client)
 
 
@@ -142,23 +126,29 @@ def public_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[:300]}"
 
 
+def outcome_of(exc: Exception) -> tuple[JobStatus, str | None]:
+    """How an error ends a job, and the reason it shows."""
+    if isinstance(exc, JobCancelled):
+        return JobStatus.CANCELLED, None
+    if isinstance(exc, StageFailed | BudgetExceeded):
+        return JobStatus.FAILED, str(exc)
+    if isinstance(exc, LLMError):
+        return JobStatus.FAILED, f"LLM failed: {exc}"
+    return JobStatus.FAILED, f"internal error: {public_error(exc)}"
+
+
 async def _outcome(
     ctx: RunContext, root: Path, transports: Transports
 ) -> tuple[JobStatus, str | None]:
     """Run the stages; how the job ends, and why when it did not succeed."""
     try:
         await _stages(ctx, root, transports)
-    except JobCancelled:
-        return JobStatus.CANCELLED, None
-    except (StageFailed, BudgetExceeded) as exc:
-        return JobStatus.FAILED, str(exc)
-    except LLMError as exc:
-        return JobStatus.FAILED, f"LLM failed: {exc}"
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        logger.exception("job %s crashed", ctx.job_id)
-        return JobStatus.FAILED, f"internal error: {public_error(exc)}"
+        if not isinstance(exc, JobCancelled | StageFailed | BudgetExceeded | LLMError):
+            logger.exception("job %s crashed", ctx.job_id)
+        return outcome_of(exc)
     return JobStatus.SUCCEEDED, None
 
 
@@ -198,3 +188,61 @@ async def _run_claimed(ctx: RunContext, root: Path, transports: Transports) -> J
     else:
         logger.warning("job %s ended %s but had become %s meanwhile", ctx.job_id, outcome, status)
     return status
+
+
+#: How a shard task works on a shard of each stage that fans out.
+SHARD_WORKERS: dict[
+    str, Callable[[RunContext, Path, Transports], AbstractAsyncContextManager[ShardWork]]
+] = {
+    Stage.SCAN: scan.shard_worker,
+    Stage.CAPTION: caption.shard_worker,
+    Stage.DISCOVER: discover.shard_worker,
+}
+
+
+async def _shard_context(
+    job_id: uuid.UUID, settings: AnalysisSettings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> tuple[RunContext, Path] | None:
+    """(context, dataset root) of a job being run, else None: a shard of a job that is not
+    running (queued again, ended, cancelled) waits for the job's next run, which queues it
+    again."""
+    async with sessionmaker() as session:
+        job = await lifecycle.running(session, job_id)
+        if job is None:
+            return None
+        root = Path(await datasets.root_path(session, job.dataset_id))
+    options = JobOptions.model_validate(job.options)
+    return RunContext(job_id, job.attempts, job.dataset_id, settings, sessionmaker, options), root
+
+
+async def run_shard(
+    job_id: uuid.UUID,
+    stage: str,
+    index: int,
+    settings: AnalysisSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    transports: Transports = Transports(),
+) -> bool:
+    """Run one shard of a running job's stage, unless it is done or another runner holds it;
+    whether it was run to its end here. An error is recorded on the shard, and the job's run
+    fails the job with it; a cancel (or the job's end) leaves the shard pending."""
+    found = await _shard_context(job_id, settings, sessionmaker)
+    if found is None or stage not in SHARD_WORKERS:
+        return False
+    ctx, root = found
+    ctx.stage = Stage(stage)
+    key = ShardKey(job_id, stage, index)
+    async with fanout.holding(ctx, [key]) as held:
+        if held is None:
+            return False
+        try:
+            async with SHARD_WORKERS[stage](ctx, root, transports) as work:
+                await fanout.run_held(ctx, held, work)
+        except JobCancelled:
+            return False
+        except Exception as exc:
+            if not isinstance(exc, StageFailed | BudgetExceeded | LLMError):
+                logger.exception("shard %s of job %s crashed", key, job_id)
+            await fanout.record_error(ctx, key, outcome_of(exc)[1] or "")
+            return False
+    return True

@@ -5,10 +5,12 @@ read again, so re-submitting a folder (or resuming a killed job) costs one stat 
 changed file gets a new version (image row); earlier jobs keep the versions they saw, so their
 results never change.
 
-Batches flow through two steps that overlap: while one batch is stored (Postgres, on the
-event loop), the next one is walked, stat'ed, compared and read in threads. Each batch is
-stored in one transaction, so a killed worker loses at most the batches in flight, and its
-resumed scan keeps the versions it had already linked.
+The walk is cut into shards of SHARD_SIZE files (ranges of the walk's order, see
+datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). Within a shard, batches
+flow through two steps that overlap: while one batch is stored (Postgres, on the event loop),
+the next one is walked, stat'ed, compared and read in threads. Each batch is stored in one
+transaction, so a killed worker loses at most the batches in flight, and the shard's next
+runner keeps the versions it had already linked.
 """
 
 from __future__ import annotations
@@ -17,18 +19,22 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
 from analysis_service.datasets.scanner import ScannedFile, examine_all, same_file, stat_file
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
-from analysis_service.pipeline.context import JobCancelled, RunContext
+from analysis_service.pipeline import fanout
+from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed, Transports
+from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
+from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, task_group
 
 logger = logging.getLogger(__name__)
@@ -52,8 +58,30 @@ def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFil
     return [stat_file(root, rel, cls) for rel, cls in itertools.islice(files, size)]
 
 
-def _count(root: Path) -> int:
-    return sum(1 for _ in iter_files(root))
+def _storable(relpath: str) -> bool:
+    """Whether a path can be a shard's bound: a name that is not UTF-8 (kept by Python as
+    lone surrogates) cannot be stored; such a file stays in the shard before."""
+    try:
+        relpath.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plan(root: Path, size: int) -> Plan:
+    """Shards of `size` files in the walk's order, each from its first file to the next
+    one's first (the first open below, the last above: files added later fall in one)."""
+    spans: list[Span] = []
+    first: str | None = None
+    files = walked = 0
+    for rel, _ in iter_files(root):
+        if files >= size and _storable(rel):
+            spans.append(Span(first, rel, files))
+            first, files = rel, 0
+        files += 1
+        walked += 1
+    spans.append(Span(first, None, files))
+    return Plan(spans, total=walked)
 
 
 def _chunks(files: list[ScannedFile], parts: int) -> list[list[ScannedFile]]:
@@ -97,15 +125,15 @@ async def _examine_batch(
     return _Batch(changed, reused, len(stats))
 
 
-async def _store(ctx: RunContext, batch: _Batch, progress: dict[str, Any]) -> None:
+async def _store(ctx: RunContext, batch: _Batch, shard: HeldShard) -> None:
     """A batch's versions and links, and the progress that counts them, in one commit; then
     stop if a cancel was asked for (read in the same transaction: no round trip of its own)."""
     async with ctx.sessionmaker() as session, session.begin():
         await datasets.link_versions(
             session, ctx.dataset_id, ctx.job_id, batch.changed, batch.reused
         )
-        await ctx.update_stage_in(session, Stage.SCAN, **progress)
-        cancelled = await lifecycle.cancel_requested(session, ctx.job_id)
+        await shard.count_in(session, batch.files)
+        cancelled = await lifecycle.stop_requested(session, ctx.job_id)
     if cancelled:
         raise JobCancelled()
 
@@ -119,58 +147,67 @@ class _ScanPass:
     root: Path
     pool: ThreadPoolExecutor
     threads: int
+    shard: HeldShard
 
     def __post_init__(self) -> None:
         self.queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=2)
-        self.done = 0
-        self.stored_versions = 0
 
-    async def run(self, counting: asyncio.Future[int]) -> None:
+    async def run(self) -> None:
         async with task_group() as group:
             group.create_task(self._reader())
-            group.create_task(self._writer(counting))
+            group.create_task(self._writer())
 
     async def _reader(self) -> None:
         loop = asyncio.get_running_loop()
-        files, root = iter_files(self.root), str(self.root)
+        files, root = iter_files(self.root, self.shard.lo, self.shard.hi), str(self.root)
         size = self.ctx.settings.ingest_batch_size
         while stats := await loop.run_in_executor(self.pool, _next_stats, files, root, size):
             batch = await _examine_batch(self.ctx, self.root, stats, self.pool, self.threads)
             await self.queue.put(batch)
         await self.queue.put(None)
 
-    async def _writer(self, counting: asyncio.Future[int]) -> None:
-        total_told = False
+    async def _writer(self) -> None:
         await self.ctx.check_cancelled()
         while (batch := await self.queue.get()) is not None:
-            patch: dict[str, Any] = {"done": self.done + batch.files}
-            if counting.done() and not total_told:
-                patch["total"], total_told = counting.result(), True
-            await _store(self.ctx, batch, patch)
-            self.done += batch.files
-            self.stored_versions += len(batch.changed)
+            await _store(self.ctx, batch, self.shard)
 
 
-async def run(ctx: RunContext, root: Path) -> None:
-    await ctx.start_stage(Stage.SCAN, done=0)
+async def _scan_shard(ctx: RunContext, root: Path, shard: HeldShard) -> None:
+    """Scan the shard's range of the walk (all of it again on a rerun: the files its earlier
+    runner linked cost one stat each)."""
+    await shard.restart(0)
     # Walking and stat'ing the folder touch the disk: in threads, never on the event loop.
-    # The count (for progress) runs beside the scan rather than before it.
-    counting = asyncio.ensure_future(asyncio.to_thread(_count, root))
     # More readers than cores: a file not in the page cache is a wait on the disk, and a
     # cold dataset is read several times faster with reads in flight side by side (on a warm
     # one, four per core still beat one: Python's share of each file overlaps another's I/O).
     threads = min(32, 4 * (os.cpu_count() or 2))
     pool = ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="scan")
-    work = _ScanPass(ctx, root, pool, threads)
     try:
-        await work.run(counting)
-        await counting
+        await _ScanPass(ctx, root, pool, threads, shard).run()
     finally:
-        counting.cancel()
         # Never wait here for a chunk still being read (that would block the event loop):
         # a cancelled scan leaves it to finish on its own.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+@asynccontextmanager
+async def shard_worker(
+    ctx: RunContext, root: Path, transports: Transports
+) -> AsyncIterator[ShardWork]:
+    """How a shard task scans: the folder must be there (mounted at the same path on every
+    machine), or the shard would record every file as unreadable."""
+    if not await asyncio.to_thread(root.is_dir):
+        raise StageFailed(f"dataset folder '{root}' is not readable on {fanout.RUNNER}")
+    yield partial(_scan_shard, ctx, root)
+
+
+async def run(ctx: RunContext, root: Path) -> None:
+    await ctx.start_stage(Stage.SCAN)
+    size = ctx.settings.shard_size
+    # The plan walks the folder (in a thread): it counts the files as it cuts them into shards.
+    plan = partial(asyncio.to_thread, _plan, root, size)
+    state = await fanout.run_stage(ctx, Stage.SCAN, plan, partial(_scan_shard, ctx, root))
     async with ctx.sessionmaker() as session, session.begin():
-        await datasets.analyze_images(session, versions=work.stored_versions > 0)
-    await ctx.finish_stage(Stage.SCAN, done=work.done, total=work.done)
-    logger.info("scanned %d files under %s", work.done, root)
+        await datasets.analyze_images(session)
+    await ctx.finish_stage(Stage.SCAN, done=state.done, total=state.done)
+    logger.info("scanned %d files under %s", state.done, root)

@@ -7,6 +7,7 @@ import importlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +43,16 @@ async def open_llm_client(
         await chat.aclose()
 
 
+OFFLINE_REASONER = "analysis_service.reasoners.tfidf_cluster"
+
+
+async def load_offline_reasoner() -> ModuleType:
+    """The offline reasoner's module, imported in a thread: scikit-learn and what it loads
+    (SciPy, pandas, pyarrow) take about 250 MiB and a second or two (more on a busy machine),
+    which must not stall the event loop. A worker loads it when it starts (see worker.py)."""
+    return await asyncio.to_thread(importlib.import_module, OFFLINE_REASONER)
+
+
 @asynccontextmanager
 async def open_reasoner(
     ctx: RunContext, transport: httpx.AsyncBaseTransport | None = None
@@ -50,12 +61,7 @@ async def open_reasoner(
     held to its token budget), else the offline statistical reasoner (tfidf-cluster-v1)."""
     settings = ctx.settings
     if not settings.llm_base_url:
-        # Imported on first use, in a thread: scikit-learn and what it loads (SciPy, pandas,
-        # pyarrow) take about 250 MiB and a second or two, which a worker that only scans or
-        # captions never needs, and which must not stall the event loop.
-        module = await asyncio.to_thread(
-            importlib.import_module, "analysis_service.reasoners.tfidf_cluster"
-        )
+        module = await load_offline_reasoner()
         yield module.TfidfClusterReasoner()
         return
     budget = ctx.options.token_budget

@@ -1,0 +1,180 @@
+"""One big job run by one worker process, then the same job by two (its shards shared between
+them): wall times from submission to the end, each stage's time, and the ratio.
+
+Each run gets a fresh database and fresh services, so the second job reuses nothing of the
+first (no stored file versions, no captions of the same bytes); the dataset's files are read
+once beforehand, so both runs find them in the page cache. The runs alternate (one worker,
+two, one, two, ... for BENCH_FANOUT_ROUNDS rounds): a machine whose load changes meanwhile
+weighs on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+from analysis_service.db import libpq_url
+from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
+from benchmarks.datasets import ensure_dataset
+
+Services = Callable[[str, Path], AbstractContextManager[tuple[str, dict[str, str]]]]
+Database = Callable[[], AbstractContextManager[str]]
+Spawn = Callable[[dict[str, str]], subprocess.Popen]
+
+
+def _seconds(stage: dict) -> float:
+    start = datetime.fromisoformat(stage["started_at"])
+    return (datetime.fromisoformat(stage["finished_at"]) - start).total_seconds()
+
+
+def _warm(dataset: Path) -> None:
+    """Read every file once, so that neither run pays for a cold page cache."""
+    for folder, _, files in os.walk(dataset):
+        for name in files:
+            Path(folder, name).read_bytes()
+
+
+def _workers_up(url: str, count: int, timeout: float = 60) -> None:
+    """Wait until `count` workers have registered with the queue: their start-up (imports)
+    is not the job's time."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            found = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+            if found is not None and found[0] >= count:
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"{count} workers did not start")
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def _settled(procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Wait until the workers are idle (a worker loads the offline reasoner as it starts):
+    a long-running worker has done so long before a job comes."""
+    deadline = time.monotonic() + timeout
+    before = sum(_cpu_seconds(p.pid) for p in procs)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = sum(_cpu_seconds(p.pid) for p in procs)
+        if now - before < 0.05 * len(procs):
+            return
+        before = now
+
+
+def _cpu_of(url: str, workers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds used so far by the workers, the caption service (a child of this process)
+    and the database's backends: with the wall time, whether a run left cores idle."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    used = {"workers": sum(_cpu_seconds(p.pid) for p in workers), "caption": 0.0, "postgres": 0.0}
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        kind = (
+            "caption"
+            if "caption_service.app" in line and proc.ppid() == os.getpid()
+            else "postgres"
+            if line.startswith("postgres:") and f" {database} " in line
+            else None
+        )
+        if kind is not None:
+            with contextlib.suppress(psutil.Error):
+                used[kind] += _cpu_seconds(proc.pid)
+    return used
+
+
+def _runners(url: str, job_id: str) -> int:
+    """How many worker processes finished shards of the job."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        found = conn.execute(
+            "SELECT count(DISTINCT finished_by) FROM job_shard WHERE job_id = %s", (job_id,)
+        ).fetchone()
+    return int(found[0]) if found is not None else 0
+
+
+def _one_job(
+    url: str, services: Services, data: Path, dataset: Path, workers: int, spawn: Spawn
+) -> tuple[float, dict, int]:
+    """(wall seconds from submission to the end, the finished job, processes that ran shards)."""
+    with services(url, data) as (base, env):
+        procs = [spawn(env) for _ in range(workers)]
+        try:
+            _workers_up(url, workers)
+            _settled(procs)
+            cpu_before = _cpu_of(url, procs)
+            start = time.monotonic()
+            resp = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}, timeout=30)
+            job_id = resp.json()["id"]
+            while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
+                time.sleep(0.2)
+            wall = time.monotonic() - start
+            cpu = _cpu_of(url, procs)
+            job["cpu_s"] = {k: cpu[k] - cpu_before.get(k, 0.0) for k in cpu}
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.wait(30)
+    if job["status"] != JobStatus.SUCCEEDED:
+        raise RuntimeError(f"benchmark job {job['status']}: {job.get('error')}")
+    return wall, job, _runners(url, job_id)
+
+
+def _stages(job: dict) -> str:
+    progress = job["progress"]
+    stages = ", ".join(
+        f"{stage} {_seconds(progress[stage]):.1f} s"
+        for stage in ("scan", "caption", "discover")
+        if stage in progress
+    )
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in job["cpu_s"].items())
+    return f"{stages}; CPU s: {cpu}"
+
+
+def run(
+    database: Database, services: Services, spawn: Spawn, data: Path, quick: bool
+) -> list[tuple[str, str]]:
+    size = int(os.environ.get("BENCH_FANOUT_IMAGES", "4000" if quick else "20000"))
+    rounds = int(os.environ.get("BENCH_FANOUT_ROUNDS", "1"))
+    print(f"preparing {size} images ...", flush=True)
+    dataset = ensure_dataset(data / f"synthetic-{size}", size)
+    _warm(dataset)
+    load_before = os.getloadavg()[0]
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    rows: list[tuple[str, str]] = []
+    for round_ in range(rounds):
+        for workers in (1, 2):
+            print(f"a job on {size} images, {workers} worker process(es) ...", flush=True)
+            with database() as url:
+                wall, job, runners = _one_job(url, services, data, dataset, workers, spawn)
+            walls[workers].append(wall)
+            rows.append(
+                (
+                    f"job of {size} images, {workers} worker process(es), round {round_ + 1}",
+                    f"{wall:.1f} s ({_stages(job)}; shards run by {runners} process(es))",
+                )
+            )
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    rows.append(
+        (
+            f"job of {size} images, 2 worker processes vs 1 (median of {rounds})",
+            f"{one / two:.2f}x as fast ({one:.1f} s vs {two:.1f} s; "
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+            f"{os.cpu_count()} cores)",
+        )
+    )
+    return rows
