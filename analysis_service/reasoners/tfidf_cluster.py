@@ -5,10 +5,10 @@ weighting: raw counts, smooth IDF), their lead sentence and the phrases that ans
 criterion weighted in (see cues.py), reduced by LSA (an SVD run to convergence, so that the
 seed hardly moves it) to unit length and grouped by spherical k-means (kmeans.py) into exactly
 K groups (K given) or the K of best silhouette, keeping of many restarts the one whose groups
-are best separated (silhouette). The weights and the k-means kind are what `make eval` picks
-(leave-one-set-out for its numbers, on all sets for these defaults). Each group is named by its
-most distinctive terms (class-based TF-IDF, as BERTopic does) and every caption goes to its
-nearest group centroid.
+are best separated (silhouette). The weights, the k-means kind and the restart rule are what
+`make eval` picks (leave-one-set-out for its numbers, on all sets for these defaults). Each
+group is named by its most distinctive terms (class-based TF-IDF, as BERTopic does) and every
+caption goes to its nearest group centroid.
 
 Per-class mode (no criterion): the class's main division (its captions in the same space split
 by k-means, named by their distinctive terms, never by the class's own name), then groups of
@@ -67,9 +67,9 @@ UNNAMED = "group"
 @dataclass(frozen=True)
 class ClusterSettings:
     """The method's parameters. `make eval` chooses the organization ones in its grid
-    (lead_weight, focus_weight, algorithm) leave-one-set-out for its numbers; their defaults
-    here are what the same rule chooses on all the evaluation sets, and `make eval` fails when
-    they differ."""
+    (lead_weight, focus_weight, algorithm, restart_choice, restarts) leave-one-set-out for its
+    numbers; their defaults here are what the same rule chooses on all the evaluation sets, and
+    `make eval` fails when they differ."""
 
     components: int = 100  # LSA dimensions
     #: Power iterations of the randomized SVD. At scikit-learn's default (5) the trailing LSA
@@ -77,12 +77,11 @@ class ClusterSettings:
     svd_iterations: int = 20
     lead_weight: float = 0.25  # weight of the first sentence's terms
     focus_weight: float = 0.0  # weight of the terms that answer the criterion
-    #: k-means restarts (organization). With 10, which local optimum was kept still changed
-    #: with the seed; 30 settle it on all but the two-group sets.
+    #: k-means restarts (organization): the more, the less which local optimum is kept
+    #: depends on the seed.
     restarts: int = 30
     #: Which restart is kept: "inertia" (the tightest groups) or "silhouette" (the groups best
-    #: separated from each other; both look at the vectors only, never at labels). Not tuned:
-    #: see benchmarks/offline_eval.py.
+    #: separated from each other; both look at the vectors only, never at labels).
     restart_choice: RestartChoice = "silhouette"
     #: k-means on the unit LSA vectors: Euclidean (scikit-learn) or spherical (cosine, the
     #: similarity captions are assigned by).
