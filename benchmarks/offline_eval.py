@@ -28,7 +28,8 @@ from analysis_service.evaluation.metrics import (
     purity,
 )
 from analysis_service.reasoners.base import Goal
-from analysis_service.reasoners.tfidf_cluster import ClusterSettings, TfidfClusterReasoner
+from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
+from analysis_service.reasoners.tfidf_settings import ClusterSettings
 
 #: Every score is a mean over these seeds (k-means starts, SVD), reported with its spread.
 #: EVAL_SEEDS sets how many (the README's table is 10).

@@ -9,16 +9,13 @@ import pytest
 
 from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
-from analysis_service.reasoners.kmeans import Algorithm
+from analysis_service.reasoners.kmeans import Algorithm, RestartChoice
 from analysis_service.reasoners.names import checked_proposals, name_problem
-from analysis_service.reasoners.tfidf_cluster import (
-    MAIN_DIVISION,
-    ClusterSettings,
-    RestartChoice,
-    TfidfClusterReasoner,
-    _first_named,
-    subject_words,
-)
+from analysis_service.reasoners.tfidf_alternatives import first_named
+from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
+from analysis_service.reasoners.tfidf_naming import subject_words
+from analysis_service.reasoners.tfidf_per_class import MAIN_DIVISION
+from analysis_service.reasoners.tfidf_settings import ClusterSettings
 
 PLACES = {
     "kitchen": "stove countertop sink oven",
@@ -132,7 +129,7 @@ async def test_per_class_finds_mutually_exclusive_alternatives_and_assigns_every
 
 
 def test_first_named_alternative_wins():
-    assert _first_named(["on the snow near grass", "nothing"], ["grass", "snow"]) == [1, None]
+    assert first_named(["on the snow near grass", "nothing"], ["grass", "snow"]) == [1, None]
 
 
 async def test_empty_and_wordless_input():

@@ -1,0 +1,129 @@
+"""Per-class alternatives of the offline reasoner (tfidf_cluster): groups of words that fill
+the same slot of a sentence but rarely occur in the same caption (grass / snow / water), each
+group a dimension named after its words; a caption takes the alternative it names first."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from analysis_service.reasoners.base import DimensionProposal
+from analysis_service.reasoners.kmeans import unit
+from analysis_service.reasoners.tfidf_naming import NAME_JOIN
+from analysis_service.reasoners.tfidf_settings import ClusterSettings
+from analysis_service.reasoners.tfidf_space import ClassSpace
+
+
+def alternative_groups(
+    tokens: list[list[str]],
+    space: ClassSpace,
+    settings: ClusterSettings,
+    skip: frozenset[str] = frozenset(),
+) -> list[list[str]]:
+    """Groups of words (none in `skip`) that share contexts but rarely occur in the same
+    caption."""
+    n = len(tokens)
+    present_all = space.counts(tokens) > 0
+    df_all = present_all.sum(axis=0)
+    low = max(2, int(np.ceil(settings.min_term_share * n)))
+    high = settings.max_term_share * n if n >= 20 else n
+    allowed = np.array([str(w) not in skip for w in space.vocabulary], dtype=bool)
+    candidates = np.flatnonzero((df_all >= low) & (df_all <= high) & allowed)
+    if len(candidates) < 2:
+        return []
+    vocabulary = space.vocabulary[candidates]
+    present = present_all[:, candidates].astype(np.float64)
+    df = df_all[candidates].astype(np.float64)
+    together = present.T @ present
+    expected = np.outer(df, df) / n
+    exclusive = together / np.maximum(expected, 1e-12) <= settings.max_cooccurrence
+    similarity = slot_similarity(tokens, vocabulary)
+    affinity = np.where(exclusive, similarity, 0.0)
+
+    groups: list[list[int]] = []
+    free = np.ones(len(vocabulary), dtype=bool)
+    while True:
+        masked = np.where(np.outer(free, free), affinity, 0.0)
+        i, j = np.unravel_index(int(np.argmax(masked)), masked.shape)
+        if masked[i, j] < settings.min_similarity:
+            break
+        group = [int(i), int(j)]
+        free[group] = False
+        while len(group) < settings.max_alternatives:
+            fits = free & exclusive[group].all(axis=0)
+            mean = np.where(fits, similarity[group].mean(axis=0), 0.0)
+            best = int(np.argmax(mean))
+            if mean[best] < settings.min_similarity:
+                break
+            group.append(best)
+            free[best] = False
+        groups.append(group)
+
+    scored = []
+    for group in groups:
+        coverage = float(present[:, group].any(axis=1).mean())
+        shares = df[group] / df[group].sum()
+        balance = float(-(shares * np.log(shares)).sum() / np.log(len(group)))
+        if coverage >= settings.min_coverage:
+            order = sorted(group, key=lambda g: (-df[g], vocabulary[g]))
+            scored.append((-coverage * balance, [str(vocabulary[g]) for g in order]))
+    scored.sort()
+    return [terms for _, terms in scored[: settings.max_dimensions]]
+
+
+def slot_similarity(tokens: list[list[str]], vocabulary: np.ndarray) -> np.ndarray:
+    """How alike the slots two words fill: cosine of their PPMI vectors over the words right
+    before and after them ("on the grass", "on the couch"). Sentence-wide contexts would find
+    topics instead (grass with field and running), not alternatives for one slot."""
+    index = {str(w): i for i, w in enumerate(vocabulary)}
+    contexts: dict[tuple[int, str], int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for words in tokens:
+        last = len(words) - 1
+        for position, token in enumerate(words):
+            row = index.get(token)
+            if row is None:
+                continue
+            for offset in (-2, -1, 1):
+                at = position + offset
+                if 0 <= at <= last:
+                    rows.append(row)
+                    cols.append(contexts.setdefault((offset, words[at]), len(contexts)))
+    counts = np.zeros((len(vocabulary), max(len(contexts), 1)))
+    np.add.at(counts, (np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)), 1.0)
+    total = counts.sum()
+    if total == 0:
+        return np.zeros((len(vocabulary), len(vocabulary)))
+    expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / total
+    with np.errstate(divide="ignore"):
+        pmi = np.log(np.where(counts > 0, counts, 1.0) / np.maximum(expected, 1e-300))
+    ppmi = unit(np.where(counts > 0, np.maximum(pmi, 0.0), 0.0))
+    similarity = ppmi @ ppmi.T
+    np.fill_diagonal(similarity, 0)
+    return similarity
+
+
+def dimension_name(alternatives: list[str], taken: set[str]) -> str:
+    name = NAME_JOIN.join(alternatives[:3])
+    return name if name not in taken else NAME_JOIN.join(alternatives)
+
+
+def is_alternatives(dim: DimensionProposal) -> bool:
+    """Whether a stored dimension is a per-class group of alternatives (named after them)."""
+    return all(NAME_JOIN not in a for a in dim.attributes) and dim.name in (
+        dimension_name(dim.attributes, set()),
+        NAME_JOIN.join(dim.attributes),
+    )
+
+
+def first_named(texts: list[str], alternatives: list[str]) -> list[int | None]:
+    """Per caption, the index of the alternative it names first, or None."""
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, alternatives)) + r")\b")
+    position = {a: i for i, a in enumerate(alternatives)}
+    found = []
+    for text in texts:
+        match = pattern.search(text)
+        found.append(position[match.group(1)] if match else None)
+    return found
