@@ -1,6 +1,12 @@
 """Per-class alternatives of the offline reasoner (tfidf_cluster): groups of words that fill
 the same slot of a sentence but rarely occur in the same caption (grass / snow / water), each
-group a dimension named after its words; a caption takes the alternative it names first."""
+group a dimension named after its words; a caption takes the alternative it says of the class
+itself ("a dog sitting"), else the one it names first.
+
+What is said right after the class's own name counts on its own: captions often describe other
+people or animals with the same words ("a man standing next to a dog sitting"), so alternatives
+of the class's own state (sitting / standing / lying) co-occur in captions while never being
+said of the class together."""
 
 from __future__ import annotations
 
@@ -12,32 +18,59 @@ from analysis_service.reasoners.base import DimensionProposal
 from analysis_service.reasoners.kmeans import unit
 from analysis_service.reasoners.tfidf_naming import NAME_JOIN
 from analysis_service.reasoners.tfidf_settings import ClusterSettings
-from analysis_service.reasoners.tfidf_space import ClassSpace
+from analysis_service.reasoners.tfidf_space import WORD, ClassSpace
+
+#: How many words after the class's own name are said of it: "a dog sitting", "the cat is
+#: lying" (the verb of "X is V-ing").
+SUBJECT_REACH = 2
+
+
+def said_of_subject(tokens: list[list[str]], subject: frozenset[str]) -> list[list[str]]:
+    """Per caption, the words at most SUBJECT_REACH after a word of the class's own name."""
+    return [
+        [
+            word
+            for position, word in enumerate(words)
+            if not subject.isdisjoint(words[max(0, position - SUBJECT_REACH) : position])
+        ]
+        for words in tokens
+    ]
+
+
+def _exclusive(present: np.ndarray, df: np.ndarray, settings: ClusterSettings) -> np.ndarray:
+    """Which pairs of words occur together at most max_cooccurrence times as often as they
+    would if independent."""
+    together = present.T @ present
+    expected = np.outer(df, df) / len(present)
+    return np.asarray(together / np.maximum(expected, 1e-12) <= settings.max_cooccurrence)
 
 
 def alternative_groups(
     tokens: list[list[str]],
     space: ClassSpace,
     settings: ClusterSettings,
-    skip: frozenset[str] = frozenset(),
+    subject: frozenset[str] = frozenset(),
 ) -> list[list[str]]:
-    """Groups of words (none in `skip`) that share contexts but rarely occur in the same
-    caption."""
+    """Groups of words (none of the class's own words, `subject`) that share contexts but
+    rarely occur in the same caption, or, both often said of the class, rarely are together."""
     n = len(tokens)
     present_all = space.counts(tokens) > 0
     df_all = present_all.sum(axis=0)
     low = max(2, int(np.ceil(settings.min_term_share * n)))
     high = settings.max_term_share * n if n >= 20 else n
-    allowed = np.array([str(w) not in skip for w in space.vocabulary], dtype=bool)
+    allowed = np.array([str(w) not in subject for w in space.vocabulary], dtype=bool)
     candidates = np.flatnonzero((df_all >= low) & (df_all <= high) & allowed)
     if len(candidates) < 2:
         return []
     vocabulary = space.vocabulary[candidates]
     present = present_all[:, candidates].astype(np.float64)
     df = df_all[candidates].astype(np.float64)
-    together = present.T @ present
-    expected = np.outer(df, df) / n
-    exclusive = together / np.maximum(expected, 1e-12) <= settings.max_cooccurrence
+    said = (space.counts(said_of_subject(tokens, subject)) > 0)[:, candidates].astype(np.float64)
+    said_df = said.sum(axis=0)
+    often_said = said_df >= low
+    exclusive = _exclusive(present, df, settings) | (
+        _exclusive(said, said_df, settings) & np.outer(often_said, often_said)
+    )
     similarity = slot_similarity(tokens, vocabulary)
     affinity = np.where(exclusive, similarity, 0.0)
 
@@ -118,12 +151,20 @@ def is_alternatives(dim: DimensionProposal) -> bool:
     )
 
 
-def first_named(texts: list[str], alternatives: list[str]) -> list[int | None]:
-    """Per caption, the index of the alternative it names first, or None."""
+def first_named(
+    texts: list[str], alternatives: list[str], subject: frozenset[str] = frozenset()
+) -> list[int | None]:
+    """Per caption, the index of the first alternative it says of the class (`subject`, its
+    own words), else of the alternative it names first, or None."""
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, alternatives)) + r")\b")
     position = {a: i for i, a in enumerate(alternatives)}
-    found = []
+    found: list[int | None] = []
     for text in texts:
+        said = said_of_subject([WORD.findall(text)], subject)[0] if subject else []
+        of_subject = next((position[w] for w in said if w in position), None)
+        if of_subject is not None:
+            found.append(of_subject)
+            continue
         match = pattern.search(text)
         found.append(position[match.group(1)] if match else None)
     return found

@@ -14,9 +14,10 @@ group centroid.
 Per-class mode (no criterion, tfidf_per_class): the class's main division (its captions in the
 same space split by k-means, named by their distinctive terms, never by the class's own name),
 then groups of mutually exclusive alternatives (tfidf_alternatives): words that appear in the
-same kinds of sentences but rarely in the same caption (grass / snow / water). Every caption
-takes the alternative it names (the first one, when it names several) and, when it names none,
-the alternative whose captions it is most like (nearest centroid).
+same kinds of sentences but rarely in the same caption, or rarely said of the class together
+(grass / snow / water; sitting / standing / lying). Every caption takes the alternative it says
+of the class (else the first it names) and, when it names none, the alternative whose captions
+it is most like (nearest centroid).
 
 The fitted groups are kept in memory between propose and assign of the same job; a job resumed
 in another process rebuilds them from the stored names and the captions being assigned
@@ -36,6 +37,7 @@ from threadpoolctl import ThreadpoolController
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
 from analysis_service.reasoners.tfidf_alternatives import first_named, is_alternatives
 from analysis_service.reasoners.tfidf_groups import FittedGroups, rebuild
+from analysis_service.reasoners.tfidf_naming import subject_words
 from analysis_service.reasoners.tfidf_organization import organize
 from analysis_service.reasoners.tfidf_per_class import class_dimensions
 from analysis_service.reasoners.tfidf_settings import ClusterSettings
@@ -124,7 +126,9 @@ class TfidfClusterReasoner:
         groups = self._fitted.get((subject, dim.name, tuple(dim.attributes)))
         by_terms = groups.by_terms if groups is not None else is_alternatives(dim)
         named: list[int | None] = (
-            first_named(texts, dim.attributes) if by_terms else [None] * len(texts)
+            first_named(texts, dim.attributes, subject_words(subject))
+            if by_terms
+            else [None] * len(texts)
         )
         if groups is None:
             groups = rebuild(self.settings, dim, texts, named)

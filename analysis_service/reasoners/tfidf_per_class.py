@@ -3,8 +3,9 @@ own captions, no criterion given.
 
 First the class's main division (its captions split by k-means, named by their distinctive
 terms, never by the class's own name), then its groups of mutually exclusive alternatives
-(tfidf_alternatives). Every caption takes the alternative it names and, when it names none,
-the alternative whose captions it is most like (nearest centroid).
+(tfidf_alternatives). Every caption takes the alternative it says of the class (else the
+first it names) and, when it names none, the alternative whose captions it is most like
+(nearest centroid).
 """
 
 from __future__ import annotations
@@ -64,18 +65,18 @@ def class_dimensions(
         return []
     found: list[tuple[DimensionProposal, FittedGroups]] = []
     taken: set[str] = set()
-    skip = subject_words(subject)
-    split = main_split(tokens, space, settings, seed, skip)
+    own = subject_words(subject)
+    split = main_split(tokens, space, settings, seed, own)
     if split is not None:
         names, projection, centroids = split
         taken.add(MAIN_DIVISION)
         groups = FittedGroups(space, centroids, projection=projection)
         found.append((DimensionProposal(MAIN_DIVISION, names), groups))
     vectors = space.embed(tokens)
-    for alternatives in alternative_groups(tokens, space, settings, skip):
+    for alternatives in alternative_groups(tokens, space, settings, own):
         name = dimension_name(alternatives, taken)
         taken.add(name)
-        named = first_named(texts, alternatives)
+        named = first_named(texts, alternatives, own)
         centroids, _ = centroids_of(vectors, named, len(alternatives))
         groups = FittedGroups(space, centroids, by_terms=True)
         found.append((DimensionProposal(name, alternatives), groups))
