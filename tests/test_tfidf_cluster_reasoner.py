@@ -11,7 +11,7 @@ from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
 from analysis_service.reasoners.kmeans import Algorithm, RestartChoice
 from analysis_service.reasoners.names import checked_proposals, name_problem
-from analysis_service.reasoners.tfidf_alternatives import first_named
+from analysis_service.reasoners.tfidf_alternatives import first_named, said_of_subject
 from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
 from analysis_service.reasoners.tfidf_naming import subject_words
 from analysis_service.reasoners.tfidf_per_class import MAIN_DIVISION
@@ -303,7 +303,9 @@ async def test_per_class_alternatives_are_what_is_said_of_the_class_itself():
 
 
 def test_the_alternative_said_of_the_class_wins_over_the_first_named():
-    texts = ["a man standing near a dog sitting", "a dog that is lying", "a man standing"]
+    texts = ["a man standing near a dog sitting", "a woman sitting by a dog is lying", "a man"]
     alternatives = ["sitting", "standing", "lying"]
-    assert first_named(texts, alternatives, subject_words("dog")) == [0, 2, 1]
-    assert first_named(texts, alternatives) == [1, 2, 1]
+    said = said_of_subject([t.split() for t in texts], subject_words("dog"))
+    assert said == [["sitting"], ["is", "lying"], []]
+    assert first_named(texts, alternatives, said) == [0, 2, None]
+    assert first_named(texts, alternatives) == [1, 0, None]

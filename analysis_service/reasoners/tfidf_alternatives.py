@@ -26,15 +26,28 @@ SUBJECT_REACH = 2
 
 
 def said_of_subject(tokens: list[list[str]], subject: frozenset[str]) -> list[list[str]]:
-    """Per caption, the words at most SUBJECT_REACH after a word of the class's own name."""
-    return [
-        [
-            word
-            for position, word in enumerate(words)
-            if not subject.isdisjoint(words[max(0, position - SUBJECT_REACH) : position])
-        ]
-        for words in tokens
-    ]
+    """Per caption, in order, the words at most SUBJECT_REACH after a word of the class's own
+    name."""
+    said: list[list[str]] = []
+    for words in tokens:
+        if subject.isdisjoint(words):  # most captions of most classes: no loop in Python
+            said.append([])
+            continue
+        after = {
+            position
+            for at, word in enumerate(words)
+            if word in subject
+            for position in range(at + 1, min(at + 1 + SUBJECT_REACH, len(words)))
+        }
+        said.append([words[position] for position in sorted(after)])
+    return said
+
+
+def said_in(texts: list[str], subject: frozenset[str]) -> list[list[str]]:
+    """said_of_subject of untokenized captions; those that cannot name the class (no word of it
+    inside) are not tokenized."""
+    tokens = [WORD.findall(t) if any(w in t for w in subject) else [] for t in texts]
+    return said_of_subject(tokens, subject)
 
 
 def _exclusive(present: np.ndarray, df: np.ndarray, settings: ClusterSettings) -> np.ndarray:
@@ -52,7 +65,8 @@ def alternative_groups(
     subject: frozenset[str] = frozenset(),
 ) -> list[list[str]]:
     """Groups of words (none of the class's own words, `subject`) that share contexts but
-    rarely occur in the same caption, or, both often said of the class, rarely are together."""
+    rarely occur in the same caption, or, both often said of the class, rarely are so together.
+    """
     n = len(tokens)
     present_all = space.counts(tokens) > 0
     df_all = present_all.sum(axis=0)
@@ -152,19 +166,19 @@ def is_alternatives(dim: DimensionProposal) -> bool:
 
 
 def first_named(
-    texts: list[str], alternatives: list[str], subject: frozenset[str] = frozenset()
+    texts: list[str], alternatives: list[str], said: list[list[str]] | None = None
 ) -> list[int | None]:
-    """Per caption, the index of the first alternative it says of the class (`subject`, its
-    own words), else of the alternative it names first, or None."""
+    """Per caption, the index of the first alternative it says of the class (`said`: per
+    caption, said_of_subject), else of the alternative it names first, or None."""
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, alternatives)) + r")\b")
     position = {a: i for i, a in enumerate(alternatives)}
     found: list[int | None] = []
-    for text in texts:
-        said = said_of_subject([WORD.findall(text)], subject)[0] if subject else []
-        of_subject = next((position[w] for w in said if w in position), None)
-        if of_subject is not None:
-            found.append(of_subject)
-            continue
+    for row, text in enumerate(texts):
+        if said and said[row]:
+            of_subject = next((position[w] for w in said[row] if w in position), None)
+            if of_subject is not None:
+                found.append(of_subject)
+                continue
         match = pattern.search(text)
         found.append(position[match.group(1)] if match else None)
     return found

@@ -35,7 +35,11 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from analysis_service.reasoners.base import OTHER, DimensionProposal, Goal, ImageAnswer
-from analysis_service.reasoners.tfidf_alternatives import first_named, is_alternatives
+from analysis_service.reasoners.tfidf_alternatives import (
+    first_named,
+    is_alternatives,
+    said_in,
+)
 from analysis_service.reasoners.tfidf_groups import FittedGroups, rebuild
 from analysis_service.reasoners.tfidf_naming import subject_words
 from analysis_service.reasoners.tfidf_organization import organize
@@ -55,6 +59,20 @@ def _one_thread() -> AbstractContextManager[object]:
     machine); organizing 30,000 captions ran 1.4-1.9x faster on one thread there, and a worker
     runs jobs side by side, each in a thread of its own, which the pools would oversubscribe."""
     return _blas().limit(limits=1)
+
+
+class _Captions:
+    """Captions being assigned, with what the dimensions of their class read from them once."""
+
+    def __init__(self, subject: str, texts: list[str]):
+        self.subject = subject
+        self.texts = texts
+        #: Vectors by the id of the space they are in: dimensions of one class share it.
+        self.embedded: dict[int, np.ndarray] = {}
+
+    @functools.cached_property
+    def said(self) -> list[list[str]]:
+        return said_in(self.texts, subject_words(self.subject))
 
 
 class TfidfClusterReasoner:
@@ -102,23 +120,19 @@ class TfidfClusterReasoner:
     def assign_sync(
         self, subject: str, dimensions: list[DimensionProposal], captions: list[str]
     ) -> list[ImageAnswer]:
-        texts = lowered(captions)
-        answers = [ImageAnswer() for _ in texts]
-        embedded: dict[int, np.ndarray] = {}  # dimensions of one class share their space
+        texts = _Captions(subject, lowered(captions))
+        answers = [ImageAnswer() for _ in texts.texts]
         with _one_thread():
             for dim in dimensions:
-                chosen = self._assign_dimension(subject, dim, texts, embedded)
+                chosen = self._assign_dimension(subject, dim, texts)
                 for answer, value in zip(answers, chosen, strict=True):
                     answer.choose(dim.name, value, dim.attributes)
         return answers
 
     def _assign_dimension(
-        self,
-        subject: str,
-        dim: DimensionProposal,
-        texts: list[str],
-        embedded: dict[int, np.ndarray],
+        self, subject: str, dim: DimensionProposal, captions: _Captions
     ) -> list[str]:
+        texts = captions.texts
         if not texts or not dim.attributes:
             return [OTHER] * len(texts)
         if len(dim.attributes) == 1:
@@ -126,18 +140,16 @@ class TfidfClusterReasoner:
         groups = self._fitted.get((subject, dim.name, tuple(dim.attributes)))
         by_terms = groups.by_terms if groups is not None else is_alternatives(dim)
         named: list[int | None] = (
-            first_named(texts, dim.attributes, subject_words(subject))
-            if by_terms
-            else [None] * len(texts)
+            first_named(texts, dim.attributes, captions.said) if by_terms else [None] * len(texts)
         )
         if groups is None:
             groups = rebuild(self.settings, dim, texts, named)
         if groups is None:
             return [dim.attributes[i] if i is not None else OTHER for i in named]
         space = groups.space
-        if id(space) not in embedded:
-            embedded[id(space)] = space.vectors(texts)
-        nearest = groups.nearest(embedded[id(space)])
+        if id(space) not in captions.embedded:
+            captions.embedded[id(space)] = space.vectors(texts)
+        nearest = groups.nearest(captions.embedded[id(space)])
         return [
             dim.attributes[i if i is not None else int(j)]
             for i, j in zip(named, nearest, strict=True)

@@ -18,6 +18,7 @@ from analysis_service.reasoners.tfidf_alternatives import (
     alternative_groups,
     dimension_name,
     first_named,
+    said_of_subject,
 )
 from analysis_service.reasoners.tfidf_groups import FittedGroups, centroids_of
 from analysis_service.reasoners.tfidf_naming import distinctive, group_names, subject_words
@@ -73,10 +74,11 @@ def class_dimensions(
         groups = FittedGroups(space, centroids, projection=projection)
         found.append((DimensionProposal(MAIN_DIVISION, names), groups))
     vectors = space.embed(tokens)
+    said = said_of_subject(tokens, own)
     for alternatives in alternative_groups(tokens, space, settings, own):
         name = dimension_name(alternatives, taken)
         taken.add(name)
-        named = first_named(texts, alternatives, own)
+        named = first_named(texts, alternatives, said)
         centroids, _ = centroids_of(vectors, named, len(alternatives))
         groups = FittedGroups(space, centroids, by_terms=True)
         found.append((DimensionProposal(name, alternatives), groups))
