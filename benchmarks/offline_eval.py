@@ -33,7 +33,7 @@ from analysis_service.reasoners.tfidf_settings import ClusterSettings
 
 #: Every score is a mean over these seeds (k-means starts, SVD), reported with its spread.
 #: EVAL_SEEDS sets how many (the README's table is 10).
-SEEDS = tuple(range(int(os.environ.get("EVAL_SEEDS", "5"))))
+SEEDS = tuple(range(max(1, int(os.environ.get("EVAL_SEEDS") or 5))))
 #: The organization parameters tried; every other parameter keeps its default. Which k-means
 #: restart is kept (the tightest groups or the best separated) is part of it: that rule is
 #: chosen on the other sets like the weights, never fixed by looking at all of them.
