@@ -1,12 +1,12 @@
 """`make eval`: discovery scored against ground truth on real LLaVA captions.
 
 Without LLM_BASE_URL: the offline reasoner, leave-one-set-out, next to the TF-IDF + k-means
-baseline and the paper, each a mean ± std over seeds (benchmarks/offline_eval.py). With it, the
-LLM reasoner through the product's own pipeline on an embedded Postgres under .state/eval (its
-answers are cached there, so a second run costs nothing): organization mode on cifar10, ppmi and
-location (clustering accuracy with Hungarian matching, ARI, NMI, next to the paper's numbers),
-and per-class mode on metashift cat and dog (how well the best discovered dimension recovers
-indoor/outdoor).
+baseline and the paper, each a mean ± std over seeds (benchmarks/offline_eval.py; EVAL_SEEDS
+sets how many, 5 by default). With it, the LLM reasoner through the product's own pipeline on
+an embedded Postgres under .state/eval (its answers are cached there, so a second run costs
+nothing): organization mode on cifar10, ppmi and location (clustering accuracy with Hungarian
+matching, ARI, NMI, next to the paper's numbers), and per-class mode on metashift cat and dog
+(how well the best discovered dimension recovers indoor/outdoor).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from analysis_service.reasoners.tfidf_cluster import ClusterSettings
+from analysis_service.reasoners.tfidf_settings import ClusterSettings
 from benchmarks.offline_eval import GRID, SEEDS, SETS, Scores, _tuning, choose, default_mismatches
 
 

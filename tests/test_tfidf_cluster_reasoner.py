@@ -9,16 +9,13 @@ import pytest
 
 from analysis_service.evaluation.metrics import clustering_accuracy
 from analysis_service.reasoners.base import OTHER, Goal
-from analysis_service.reasoners.kmeans import Algorithm
+from analysis_service.reasoners.kmeans import Algorithm, RestartChoice
 from analysis_service.reasoners.names import checked_proposals, name_problem
-from analysis_service.reasoners.tfidf_cluster import (
-    MAIN_DIVISION,
-    ClusterSettings,
-    RestartChoice,
-    TfidfClusterReasoner,
-    _first_named,
-    subject_words,
-)
+from analysis_service.reasoners.tfidf_alternatives import first_named, said_of_subject
+from analysis_service.reasoners.tfidf_cluster import TfidfClusterReasoner
+from analysis_service.reasoners.tfidf_naming import subject_words
+from analysis_service.reasoners.tfidf_per_class import MAIN_DIVISION
+from analysis_service.reasoners.tfidf_settings import ClusterSettings
 
 PLACES = {
     "kitchen": "stove countertop sink oven",
@@ -132,7 +129,7 @@ async def test_per_class_finds_mutually_exclusive_alternatives_and_assigns_every
 
 
 def test_first_named_alternative_wins():
-    assert _first_named(["on the snow near grass", "nothing"], ["grass", "snow"]) == [1, None]
+    assert first_named(["on the snow near grass", "nothing"], ["grass", "snow"]) == [1, None]
 
 
 async def test_empty_and_wordless_input():
@@ -271,3 +268,44 @@ async def test_per_class_names_never_use_the_class_word():
     for dim in dims:
         for attribute in dim.attributes:
             assert not set(attribute.split(" / ")) & {"cat", "cats"}
+
+
+def _dog_posture_captions(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Dogs sitting, standing or lying; in every other caption a person is there first, doing
+    another of the three: the words share captions, but never the dog."""
+    rng = random.Random(seed)
+    postures = ("sitting", "standing", "lying")
+    truth, captions = [], []
+    for i in range(n):
+        posture = postures[i % 3]
+        dog = f"a {rng.choice(['brown', 'black', 'white'])} dog {posture} on the floor"
+        if i % 2:
+            person = postures[(i + 1 + rng.randrange(2)) % 3]
+            dog = f"a {rng.choice(['man', 'woman'])} {person} near {dog}"
+        truth.append(posture)
+        captions.append(f"The image features {dog}. It looks {rng.choice(['calm', 'alert'])}.")
+    return truth, captions
+
+
+async def test_per_class_alternatives_are_what_is_said_of_the_class_itself():
+    """Postures of other subjects in the same caption neither break the group nor decide the
+    dog's answer."""
+    truth, captions = _dog_posture_captions(90)
+    reasoner = TfidfClusterReasoner()
+    dims = await reasoner.propose("dog", captions, 0)
+    posture = next(d for d in dims if "sitting" in d.attributes)
+    assert set(posture.attributes) == {"sitting", "standing", "lying"}
+    answers = await reasoner.assign("dog", [posture], captions)
+    assert [a.choices[posture.name] for a in answers] == truth
+    # A resumed job, with only the stored names, answers the same.
+    resumed = await TfidfClusterReasoner().assign("dog", [posture], captions)
+    assert [a.choices[posture.name] for a in resumed] == truth
+
+
+def test_the_alternative_said_of_the_class_wins_over_the_first_named():
+    texts = ["a man standing near a dog sitting", "a woman sitting by a dog is lying", "a man"]
+    alternatives = ["sitting", "standing", "lying"]
+    said = said_of_subject([t.split() for t in texts], subject_words("dog"))
+    assert said == [["sitting"], ["is", "lying"], []]
+    assert first_named(texts, alternatives, said) == [0, 2, None]
+    assert first_named(texts, alternatives) == [1, 0, None]
