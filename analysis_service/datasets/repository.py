@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import fields
+from operator import attrgetter
 from typing import NamedTuple
 
+import psycopg
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,7 +64,7 @@ async def known_images(
     session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, relpaths: list[str]
 ) -> dict[str, KnownImage]:
     """Plain rows, not ORM objects: a re-scan compares every file of a dataset with them."""
-    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": relpaths}
+    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": _Column(relpaths)}
     # all(): one fetch of the batch's rows, not a call per row through the async adapter.
     rows = (await session.execute(KNOWN_IMAGES, params)).all()
     return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
@@ -75,6 +78,16 @@ async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusiv
     # Shared: FOR SHARE; exclusive: FOR NO KEY UPDATE, which still lets new jobs reference
     # the dataset.
     await session.execute(query.with_for_update(read=not exclusive, key_share=exclusive))
+
+
+class _Column(list):  # type: ignore[type-arg]
+    """A batch's values of one fact, sent as one array in Postgres' binary format. psycopg
+    sends a plain list as text, quoting each value in Python (a regular expression per
+    value): for a batch of 2,000 files, several times the cost of the binary format."""
+
+
+# A list with no typed value (all None, or empty) still goes as text: binary needs a type.
+psycopg.adapters.register_dumper(_Column, ListBinaryDumper)
 
 
 # Postgres array types of the facts, in ScannedFile's order, for unnest.
@@ -114,8 +127,8 @@ No ON CONFLICT (its speculative insertion costs a third more): no link can exist
 see link_versions."""
 
 
-def _columns(files: list[ScannedFile]) -> dict[str, list[object]]:
-    return {name: [getattr(f, name) for f in files] for name in _FACTS}
+def _columns(files: list[ScannedFile]) -> dict[str, _Column]:
+    return {name: _Column(map(attrgetter(name), files)) for name in _FACTS}
 
 
 async def _link(
@@ -126,7 +139,12 @@ async def _link(
     reused: list[int],
 ) -> set[int]:
     """Store and link; the ids linked."""
-    params = {"dataset_id": dataset_id, "job_id": job_id, "reused": reused, **_columns(changed)}
+    params = {
+        "dataset_id": dataset_id,
+        "job_id": job_id,
+        "reused": _Column(reused),
+        **_columns(changed),
+    }
     return set((await session.execute(LINK_VERSIONS, params)).scalars().all())
 
 
