@@ -127,8 +127,67 @@ No ON CONFLICT (its speculative insertion costs a third more): no link can exist
 see link_versions."""
 
 
-def _columns(files: list[ScannedFile]) -> dict[str, _Column]:
-    return {name: _Column(map(attrgetter(name), files)) for name in _FACTS}
+def _columns(files: list[ScannedFile], names: list[str] = _FACTS) -> dict[str, _Column]:
+    return {name: _Column(map(attrgetter(name), files)) for name in names}
+
+
+# What a stat tells of a file, the facts the stored version is compared with.
+_STATED = ["relpath", "class_name", "size_bytes", "mtime_ns", "ctime_ns", "inode", "invalid_reason"]
+_STATED_ARRAYS = ", ".join(f"CAST(:{name} AS {_ARRAY_TYPES[name]})" for name in _STATED)
+
+LINK_UNCHANGED = text(
+    f"""
+    WITH stated AS (
+        SELECT * FROM unnest({_STATED_ARRAYS}) WITH ORDINALITY AS f({", ".join(_STATED)}, n)
+    ), compared AS MATERIALIZED (
+        SELECT f.n, known.id, known.in_job, COALESCE(
+            known.in_job
+            OR (known.size_bytes, known.mtime_ns, known.ctime_ns, known.inode)
+                = (f.size_bytes, f.mtime_ns, f.ctime_ns, f.inode)
+               AND known.class_name IS NOT DISTINCT FROM f.class_name
+               AND (f.invalid_reason IS NULL OR f.invalid_reason = known.invalid_reason),
+            false) AS kept
+        FROM stated f LEFT JOIN LATERAL (
+            SELECT i.id, EXISTS (SELECT FROM job_image ji
+                                 WHERE ji.job_id = :job_id AND ji.image_id = i.id) AS in_job,
+                   i.class_name, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.invalid_reason
+            FROM image i
+            WHERE i.dataset_id = :dataset_id AND i.relpath = f.relpath
+            ORDER BY in_job DESC, i.id DESC
+            LIMIT 1
+        ) known ON true
+    ), linked AS (
+        INSERT INTO job_image (job_id, image_id)
+        SELECT :job_id, id FROM compared WHERE kept AND NOT in_job
+    )
+    SELECT n FROM compared WHERE NOT kept
+    """
+)
+"""A batch of stat'ed files compared with their stored versions, the ones still true linked
+to the job, in one statement: the positions (from 1) of the files that need a new version.
+
+The version compared with is the one the job already saw (a resumed scan keeps it, whatever
+the file is now), else the newest. It is still true when class, size, mtime, ctime and inode
+all match: writing a file and setting its mtime back still changes its ctime, which no user
+can set, and a version stored without ctime or inode (null) never matches. A file the stat
+found invalid (a FIFO, a name that is not UTF-8) matches only a version invalid for the same
+reason. Unchanged files cost an index lookup and a link each, and no row comes back for
+them: a re-scan of an unchanged folder sends a few arrays per batch and receives nothing."""
+
+
+async def link_unchanged(
+    session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, files: list[ScannedFile]
+) -> list[ScannedFile]:
+    """Link the files' stored versions that are still true to the job (see LINK_UNCHANGED);
+    the files that need a new version (hashed and validated, then link_versions)."""
+    if not files:
+        return []
+    # Held until the caller's commit: the versions found cannot be deleted before they are
+    # linked (see hold_dataset), and a later statement sees them all.
+    await hold_dataset(session, dataset_id, exclusive=False)
+    params = {"dataset_id": dataset_id, "job_id": job_id, **_columns(files, _STATED)}
+    positions = (await session.execute(LINK_UNCHANGED, params)).scalars().all()
+    return [files[n - 1] for n in positions]
 
 
 async def _link(
