@@ -137,7 +137,9 @@ _STATED_ARRAYS = ", ".join(f"CAST(:{name} AS {_ARRAY_TYPES[name]})" for name in 
 
 LINK_UNCHANGED = text(
     f"""
-    WITH stated AS (
+    WITH held AS (
+        SELECT id FROM dataset WHERE id = :dataset_id FOR SHARE
+    ), stated AS (
         SELECT * FROM unnest({_STATED_ARRAYS}) WITH ORDINALITY AS f({", ".join(_STATED)}, n)
     ), compared AS MATERIALIZED (
         SELECT f.n, known.id, known.in_job, COALESCE(
@@ -152,9 +154,10 @@ LINK_UNCHANGED = text(
                                  WHERE ji.job_id = :job_id AND ji.image_id = i.id) AS in_job,
                    i.class_name, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.invalid_reason
             FROM image i
-            WHERE i.dataset_id = :dataset_id AND i.relpath = f.relpath
+            WHERE i.dataset_id = (SELECT id FROM held) AND i.relpath = f.relpath
             ORDER BY in_job DESC, i.id DESC
             LIMIT 1
+            FOR KEY SHARE OF i
         ) known ON true
     ), linked AS (
         INSERT INTO job_image (job_id, image_id)
@@ -164,7 +167,8 @@ LINK_UNCHANGED = text(
     """
 )
 """A batch of stat'ed files compared with their stored versions, the ones still true linked
-to the job, in one statement: the positions (from 1) of the files that need a new version.
+to the job, in one statement that is its own transaction: the positions (from 1) of the
+files that need a new version.
 
 The version compared with is the one the job already saw (a resumed scan keeps it, whatever
 the file is now), else the newest. It is still true when class, size, mtime, ctime and inode
@@ -172,21 +176,29 @@ all match: writing a file and setting its mtime back still changes its ctime, wh
 can set, and a version stored without ctime or inode (null) never matches. A file the stat
 found invalid (a FIFO, a name that is not UTF-8) matches only a version invalid for the same
 reason. Unchanged files cost an index lookup and a link each, and no row comes back for
-them: a re-scan of an unchanged folder sends a few arrays per batch and receives nothing."""
+them: a re-scan of an unchanged folder sends a few arrays per batch and receives nothing.
+
+A job deletion may delete versions no other job links (DELETE_UNSHARED_IMAGES), holding the
+dataset exclusively. The dataset is held shared here (held, evaluated before any version is
+read: the lookup needs its id), so a deletion that starts later waits for this link to be
+committed, and its own statement then sees it. One that ended before the lock was granted
+may still have deleted versions this statement's snapshot sees: locking a version in the
+lookup (FOR KEY SHARE, as the link's foreign key check does anyway) skips one deleted
+since, and the file is read again as if it had none; linking it would fail the check."""
 
 
 async def link_unchanged(
     session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, files: list[ScannedFile]
 ) -> list[ScannedFile]:
-    """Link the files' stored versions that are still true to the job (see LINK_UNCHANGED);
-    the files that need a new version (hashed and validated, then link_versions)."""
+    """Link the files' stored versions that are still true to the job (see LINK_UNCHANGED),
+    committed at once; the files that need a new version (hashed and validated, then
+    link_versions). The session must have no transaction open."""
     if not files:
         return []
-    # Held until the caller's commit: the versions found cannot be deleted before they are
-    # linked (see hold_dataset), and a later statement sees them all.
-    await hold_dataset(session, dataset_id, exclusive=False)
+    # In autocommit the statement is its own transaction: one round trip, no BEGIN or COMMIT.
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     params = {"dataset_id": dataset_id, "job_id": job_id, **_columns(files, _STATED)}
-    positions = (await session.execute(LINK_UNCHANGED, params)).scalars().all()
+    positions = (await connection.execute(LINK_UNCHANGED, params)).scalars().all()
     return [files[n - 1] for n in positions]
 
 

@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[str, str | None]
 
+# Connections a batch's comparison with its stored versions is spread over: a re-scan of an
+# unchanged folder is Postgres' work (a lookup and a link per file), and on one connection
+# it keeps one core busy.
+_LINK_PARTS = 2
+
 
 def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFile]:
     """The next batch of the walk, stat'ed (in a thread: both touch the disk)."""
@@ -57,13 +62,25 @@ class _Batch:
     files: int
 
 
+async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[ScannedFile]:
+    """Link the stored versions still true to the job, each part of the batch in a
+    transaction of its own, side by side; the files that need a new version, in walk order."""
+
+    async def link(part: list[ScannedFile]) -> list[ScannedFile]:
+        async with ctx.sessionmaker() as session:
+            return await datasets.link_unchanged(session, ctx.dataset_id, ctx.job_id, part)
+
+    step = -(-len(stats) // _LINK_PARTS)
+    found = await run_all(*(link(stats[i : i + step]) for i in range(0, len(stats), step)))
+    return [f for part in found for f in part]
+
+
 async def _examine_batch(
     ctx: RunContext, root: Path, stats: list[ScannedFile], pool: ThreadPoolExecutor, threads: int
 ) -> _Batch:
     """The files that need a new version, hashed and validated; the stored versions still
     true are linked to the job on the way (committed here: the job keeps what it saw)."""
-    async with ctx.sessionmaker() as session, session.begin():
-        changed = await datasets.link_unchanged(session, ctx.dataset_id, ctx.job_id, stats)
+    changed = await _link_unchanged(ctx, stats)
     todo = [s for s in changed if s.invalid_reason is None]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     loop = asyncio.get_running_loop()
@@ -113,7 +130,10 @@ class _ScanPass:
         loop = asyncio.get_running_loop()
         files, root = iter_files(self.root), str(self.root)
         size = self.ctx.settings.ingest_batch_size
-        while stats := await loop.run_in_executor(self.pool, _next_stats, files, root, size):
+        upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
+        while stats := await upcoming:
+            # The next batch is walked and stat'ed while this one is compared and read.
+            upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
             batch = await _examine_batch(self.ctx, self.root, stats, self.pool, self.threads)
             await self.queue.put(batch)
         await self.queue.put(None)
