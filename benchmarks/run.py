@@ -5,6 +5,8 @@ API and a fresh worker per dataset. Sizes: BENCH_SIZES (default 10000,40000). BE
 comma-separated choice of
 - caption, jobs: the caption path, and jobs end to end (ending with a re-scan of the largest
   dataset);
+- rescan: the scan stage alone on the largest dataset, then three re-scans of it unchanged
+  (benchmarks/ingest.py): the re-scan speed-up without a whole job's captioning;
 - discovery: the LLM cost of discovery on real captions;
 - stopping: what early stopping of discovery's round loops saves, and the LLM estimate
   against what jobs spent (benchmarks/discovery_stopping.py);
@@ -143,7 +145,7 @@ def _seconds(stage: dict) -> float:
 
 
 def _parts() -> set[str]:
-    """BENCH_ONLY: a comma-separated choice of caption, jobs, fanout, discovery, stopping,
+    """BENCH_ONLY: a comma-separated choice of caption, jobs, fanout, rescan, discovery, stopping,
     slices, queries, offline, thumbnails (default: all; with BENCH_QUICK=1, all but discovery
     and stopping: their costs are counts that do not vary)."""
     default = "caption,jobs,fanout,slices,queries,offline,thumbnails"
@@ -164,6 +166,8 @@ def main() -> None:
     if "fanout" in parts:
         print("one job by one worker process, then by two ...", flush=True)
         rows += fanout.run(_bench_database, _services, _start_worker, STATE / "data", QUICK)
+    if "rescan" in parts:
+        rows += rescan_benchmarks()
     if "scale1m" in parts:
         rows += scale_benchmarks()
     if "slices" in parts:
@@ -286,9 +290,13 @@ def _worker(env: dict[str, str]) -> Callable[[], subprocess.Popen]:
     return lambda: _start_worker(env)
 
 
-def jobs_benchmarks() -> list[tuple[str, str]]:
+def _sizes() -> list[int]:
     default_sizes = "3000" if QUICK else "10000,40000"
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", default_sizes).split(",")]
+    return [int(s) for s in os.environ.get("BENCH_SIZES", default_sizes).split(",")]
+
+
+def jobs_benchmarks() -> list[tuple[str, str]]:
+    sizes = _sizes()
     data = STATE / "data"
     rows: list[tuple[str, str]] = []
     with _bench_database() as url, _services(url, data) as (base, env):
@@ -304,6 +312,16 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
         rows += ingest.rescan_rows(base, dataset, first, _worker(env))
         rows += _latency_rows(base, job)
     return rows
+
+
+def rescan_benchmarks() -> list[tuple[str, str]]:
+    size = max(_sizes())
+    data = STATE / "data"
+    print(f"preparing {size} images ...", flush=True)
+    dataset = ensure_dataset(data / f"synthetic-{size}", size)
+    with _bench_database() as url, _services(url, data) as (base, env):
+        print(f"scanning {size} images, then re-scanning them unchanged ...", flush=True)
+        return ingest.first_and_rescans(base, dataset, _worker(env))
 
 
 def scale_benchmarks() -> list[tuple[str, str]]:

@@ -3,16 +3,19 @@ while the file's size, mtime, ctime and inode are all unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
+from analysis_service.datasets import repository as datasets
 from analysis_service.datasets import scanner
-from analysis_service.models import Image, JobImage
+from analysis_service.datasets.layout import iter_files
+from analysis_service.models import Image, Job, JobImage
 from tests.builders import image_bytes, make_dataset
 from tests.pipeline_helpers import CountingTransport, run, submit
 
@@ -135,3 +138,100 @@ async def test_versions_scanned_without_ctime_and_inode_are_read_once_more(
     assert await run(job_c, analysis_settings, sessionmaker, transport) == "succeeded"
     assert reads == []
     assert await versions(sessionmaker, job_c) == seen_b
+
+
+async def test_a_rescan_in_batches_reads_exactly_the_changed_files_wherever_they_fall(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """Batches of 3, each compared in two parts side by side: changed files first and last
+    in a batch and in a part, and alone in one; each is read and gets a new version, and
+    every other file keeps the version the first job saw."""
+    root = make_dataset(data_root / "pets", per_class=5)
+    settings = analysis_settings.model_copy(update={"ingest_batch_size": 3})
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    # In walk order the batches are cat 00-02, cat 03-04 + dog 00, dog 01-03, dog 04.
+    changed = {"cat/00.jpg", "cat/02.jpg", "dog/00.jpg", "dog/04.jpg"}
+    for relpath in changed:
+        st = (root / relpath).stat()
+        os.utime(root / relpath, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
+    assert sorted(reads) == sorted(Path(p).name for p in changed)
+    seen_a, seen_b = await versions(sessionmaker, job_a), await versions(sessionmaker, job_b)
+    assert set(seen_b) == set(seen_a) and len(seen_b) == 10
+    assert {p for p in seen_b if seen_b[p][0] != seen_a[p][0]} == changed
+    assert all(seen_b[p][1] == seen_a[p][1] for p in changed)  # same bytes, same hash
+
+
+async def test_a_special_file_keeps_its_version_while_it_stays_the_same(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """A FIFO is invalid from its stat alone and never opened; a re-scan that finds it as it
+    was keeps its version, invalid for the same reason."""
+    make_dataset(data_root / "pets", per_class=2)
+    os.mkfifo(data_root / "pets" / "cat" / "pipe.jpg")
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert reads == []
+    assert await versions(sessionmaker, job_b) == await versions(sessionmaker, job_a)
+    async with sessionmaker() as session:
+        pipe = (
+            (
+                await session.execute(
+                    select(Image.invalid_reason).where(Image.relpath == "cat/pipe.jpg")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(pipe) == 1 and "not a regular file" in (pipe[0] or "")
+
+
+async def _until_a_statement_waits_for_a_lock(sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(30):
+        while True:
+            async with sessionmaker() as session:
+                if await session.scalar(waiting):
+                    return
+            await asyncio.sleep(0.05)
+
+
+async def test_versions_deleted_while_a_scan_waited_for_the_dataset_are_read_again(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path
+):
+    """A job deletion holds the dataset and deletes the versions only its job saw; a scan
+    comparing a batch meanwhile waits for the dataset, then finds those versions gone: it
+    links none of them and asks for every file to be read again (no foreign key error)."""
+    root = make_dataset(data_root / "pets", per_class=2)
+    job_a = await submit(api, "pets")
+    transport = CountingTransport(caption_app)
+    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
+    job_b = uuid.UUID(await submit(api, "pets"))  # queued: its scan is run by hand below
+    stats = [scanner.stat_file(str(root), rel, cls) for rel, cls in iter_files(root)]
+    async with sessionmaker() as session:
+        dataset_id = await session.scalar(select(Job.dataset_id).where(Job.id == job_b))
+    async with sessionmaker() as scanning, sessionmaker() as deleting:
+        async with deleting.begin():
+            await datasets.hold_dataset(deleting, dataset_id, exclusive=True)
+            comparing = asyncio.ensure_future(
+                datasets.link_unchanged(scanning, dataset_id, job_b, stats)
+            )
+            await _until_a_statement_waits_for_a_lock(sessionmaker)
+            await datasets.delete_unshared_images(deleting, uuid.UUID(job_a))
+        changed = await comparing
+    assert [f.relpath for f in changed] == [f.relpath for f in stats]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Image)) == 0
+        links = select(func.count()).select_from(JobImage).where(JobImage.job_id == job_b)
+        assert await session.scalar(links) == 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import fields
+from operator import attrgetter
 from typing import NamedTuple
 
+import psycopg
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,7 +64,7 @@ async def known_images(
     session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, relpaths: list[str]
 ) -> dict[str, KnownImage]:
     """Plain rows, not ORM objects: a re-scan compares every file of a dataset with them."""
-    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": relpaths}
+    params = {"dataset_id": dataset_id, "job_id": job_id, "relpaths": _Column(relpaths)}
     # all(): one fetch of the batch's rows, not a call per row through the async adapter.
     rows = (await session.execute(KNOWN_IMAGES, params)).all()
     return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
@@ -75,6 +78,16 @@ async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusiv
     # Shared: FOR SHARE; exclusive: FOR NO KEY UPDATE, which still lets new jobs reference
     # the dataset.
     await session.execute(query.with_for_update(read=not exclusive, key_share=exclusive))
+
+
+class _Column(list):  # type: ignore[type-arg]
+    """A batch's values of one fact, sent as one array in Postgres' binary format. psycopg
+    sends a plain list as text, quoting each value in Python (a regular expression per
+    value): for a batch of 2,000 files, several times the cost of the binary format."""
+
+
+# A list with no typed value (all None, or empty) still goes as text: binary needs a type.
+psycopg.adapters.register_dumper(_Column, ListBinaryDumper)
 
 
 # Postgres array types of the facts, in ScannedFile's order, for unnest.
@@ -114,8 +127,79 @@ No ON CONFLICT (its speculative insertion costs a third more): no link can exist
 see link_versions."""
 
 
-def _columns(files: list[ScannedFile]) -> dict[str, list[object]]:
-    return {name: [getattr(f, name) for f in files] for name in _FACTS}
+def _columns(files: list[ScannedFile], names: list[str] = _FACTS) -> dict[str, _Column]:
+    return {name: _Column(map(attrgetter(name), files)) for name in names}
+
+
+# What a stat tells of a file, the facts the stored version is compared with.
+_STATED = ["relpath", "class_name", "size_bytes", "mtime_ns", "ctime_ns", "inode", "invalid_reason"]
+_STATED_ARRAYS = ", ".join(f"CAST(:{name} AS {_ARRAY_TYPES[name]})" for name in _STATED)
+
+LINK_UNCHANGED = text(
+    f"""
+    WITH held AS (
+        SELECT id FROM dataset WHERE id = :dataset_id FOR SHARE
+    ), stated AS (
+        SELECT * FROM unnest({_STATED_ARRAYS}) WITH ORDINALITY AS f({", ".join(_STATED)}, n)
+    ), compared AS MATERIALIZED (
+        SELECT f.n, known.id, known.in_job, COALESCE(
+            known.in_job
+            OR (known.size_bytes, known.mtime_ns, known.ctime_ns, known.inode)
+                = (f.size_bytes, f.mtime_ns, f.ctime_ns, f.inode)
+               AND known.class_name IS NOT DISTINCT FROM f.class_name
+               AND (f.invalid_reason IS NULL OR f.invalid_reason = known.invalid_reason),
+            false) AS kept
+        FROM stated f LEFT JOIN LATERAL (
+            SELECT i.id, EXISTS (SELECT FROM job_image ji
+                                 WHERE ji.job_id = :job_id AND ji.image_id = i.id) AS in_job,
+                   i.class_name, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.invalid_reason
+            FROM image i
+            WHERE i.dataset_id = (SELECT id FROM held) AND i.relpath = f.relpath
+            ORDER BY in_job DESC, i.id DESC
+            LIMIT 1
+            FOR KEY SHARE OF i
+        ) known ON true
+    ), linked AS (
+        INSERT INTO job_image (job_id, image_id)
+        SELECT :job_id, id FROM compared WHERE kept AND NOT in_job
+    )
+    SELECT n FROM compared WHERE NOT kept
+    """
+)
+"""A batch of stat'ed files compared with their stored versions, the ones still true linked
+to the job, in one statement that is its own transaction: the positions (from 1) of the
+files that need a new version.
+
+The version compared with is the one the job already saw (a resumed scan keeps it, whatever
+the file is now), else the newest. It is still true when class, size, mtime, ctime and inode
+all match: writing a file and setting its mtime back still changes its ctime, which no user
+can set, and a version stored without ctime or inode (null) never matches. A file the stat
+found invalid (a FIFO, a name that is not UTF-8) matches only a version invalid for the same
+reason. Unchanged files cost an index lookup and a link each, and no row comes back for
+them: a re-scan of an unchanged folder sends a few arrays per batch and receives nothing.
+
+A job deletion may delete versions no other job links (DELETE_UNSHARED_IMAGES), holding the
+dataset exclusively. The dataset is held shared here (held, evaluated before any version is
+read: the lookup needs its id), so a deletion that starts later waits for this link to be
+committed, and its own statement then sees it. One that ended before the lock was granted
+may still have deleted versions this statement's snapshot sees: locking a version in the
+lookup (FOR KEY SHARE, as the link's foreign key check does anyway) skips one deleted
+since, and the file is read again as if it had none; linking it would fail the check."""
+
+
+async def link_unchanged(
+    session: AsyncSession, dataset_id: uuid.UUID, job_id: uuid.UUID, files: list[ScannedFile]
+) -> list[ScannedFile]:
+    """Link the files' stored versions that are still true to the job (see LINK_UNCHANGED),
+    committed at once; the files that need a new version (hashed and validated, then
+    link_versions). The session must have no transaction open."""
+    if not files:
+        return []
+    # In autocommit the statement is its own transaction: one round trip, no BEGIN or COMMIT.
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    params = {"dataset_id": dataset_id, "job_id": job_id, **_columns(files, _STATED)}
+    positions = (await connection.execute(LINK_UNCHANGED, params)).scalars().all()
+    return [files[n - 1] for n in positions]
 
 
 async def _link(
@@ -126,7 +210,12 @@ async def _link(
     reused: list[int],
 ) -> set[int]:
     """Store and link; the ids linked."""
-    params = {"dataset_id": dataset_id, "job_id": job_id, "reused": reused, **_columns(changed)}
+    params = {
+        "dataset_id": dataset_id,
+        "job_id": job_id,
+        "reused": _Column(reused),
+        **_columns(changed),
+    }
     return set((await session.execute(LINK_VERSIONS, params)).scalars().all())
 
 

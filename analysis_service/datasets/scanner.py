@@ -72,19 +72,6 @@ def stat_file(root: str, relpath: str, class_name: str | None) -> ScannedFile:
     )
 
 
-def same_file(stored: ScannedFile, current: ScannedFile) -> bool:
-    """Whether a stored version still describes the file without reading it: same class,
-    size, mtime, ctime and inode. Writing a file and setting its mtime back still changes its
-    ctime, which no user can set; a version stored without ctime or inode never matches."""
-    return (
-        stored.ctime_ns is not None
-        and stored.inode is not None
-        and (stored.size_bytes, stored.mtime_ns, stored.ctime_ns, stored.inode)
-        == (current.size_bytes, current.mtime_ns, current.ctime_ns, current.inode)
-        and stored.class_name == current.class_name
-    )
-
-
 def examine(
     root: Path, scanned: ScannedFile, limits: ImageLimits, roots: list[Path]
 ) -> ScannedFile:

@@ -1,16 +1,18 @@
 """The scan stage: walk the dataset, hash and validate every file, remember what this job saw.
 
 A file whose size, mtime, ctime and inode match the stored version of the same folder is not
-read again, so re-submitting a folder (or resuming a killed job) costs one stat per file. A
-changed file gets a new version (image row); earlier jobs keep the versions they saw, so their
-results never change.
+read again, so re-submitting a folder (or resuming a killed job) costs one stat per file and
+a lookup and a link in Postgres. A changed file gets a new version (image row); earlier jobs
+keep the versions they saw, so their results never change.
 
 The walk is cut into shards of SHARD_SIZE files (ranges of the walk's order, see
 datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). Within a shard, batches
 flow through two steps that overlap: while one batch is stored (Postgres, on the event loop),
-the next one is walked, stat'ed, compared and read in threads. Each batch is stored in one
-transaction, so a killed worker loses at most the batches in flight, and the shard's next
-runner keeps the versions it had already linked.
+the next one is walked and stat'ed, compared with its stored versions (the ones still true
+linked to the job in the same statement), and its changed files are read in threads. The
+links of unchanged files are committed as they are compared, a batch's new versions with the
+progress that counts them, so a killed worker loses at most the batches in flight, and the
+shard's next runner keeps the versions it had already linked.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
-from analysis_service.datasets.scanner import ScannedFile, examine_all, same_file, stat_file
+from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_file
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline import fanout
@@ -41,16 +43,10 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[str, str | None]
 
-
-def _unchanged(known: datasets.KnownImage | None, current: ScannedFile) -> bool:
-    """Whether the stored version still describes the file. A version the job already saw
-    (a resumed scan) is kept as it is: the job keeps what it saw first."""
-    if known is None:
-        return False
-    return known.in_job or (
-        same_file(known.image, current)
-        and (current.invalid_reason is None or current.invalid_reason == known.image.invalid_reason)
-    )
+# Connections a batch's comparison with its stored versions is spread over: a re-scan of an
+# unchanged folder is Postgres' work (a lookup and a link per file), and on one connection
+# it keeps one core busy.
+_LINK_PARTS = 2
 
 
 def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFile]:
@@ -91,26 +87,28 @@ def _chunks(files: list[ScannedFile], parts: int) -> list[list[ScannedFile]]:
 @dataclass
 class _Batch:
     changed: list[ScannedFile]
-    reused: list[datasets.KnownImage]
     files: int
+
+
+async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[ScannedFile]:
+    """Link the stored versions still true to the job, each part of the batch in a
+    transaction of its own, side by side; the files that need a new version, in walk order."""
+
+    async def link(part: list[ScannedFile]) -> list[ScannedFile]:
+        async with ctx.sessionmaker() as session:
+            return await datasets.link_unchanged(session, ctx.dataset_id, ctx.job_id, part)
+
+    step = -(-len(stats) // _LINK_PARTS)
+    found = await run_all(*(link(stats[i : i + step]) for i in range(0, len(stats), step)))
+    return [f for part in found for f in part]
 
 
 async def _examine_batch(
     ctx: RunContext, root: Path, stats: list[ScannedFile], pool: ThreadPoolExecutor, threads: int
 ) -> _Batch:
-    """The files that need a new version (hashed and validated), and the known versions
-    still true."""
-    async with ctx.sessionmaker() as session:
-        known = await datasets.known_images(
-            session, ctx.dataset_id, ctx.job_id, [s.relpath for s in stats]
-        )
-    changed, reused = [], []
-    for s in stats:
-        k = known.get(s.relpath)
-        if k is not None and _unchanged(k, s):
-            reused.append(k)
-        else:
-            changed.append(s)
+    """The files that need a new version, hashed and validated; the stored versions still
+    true are linked to the job on the way (committed here: the job keeps what it saw)."""
+    changed = await _link_unchanged(ctx, stats)
     todo = [s for s in changed if s.invalid_reason is None]
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     loop = asyncio.get_running_loop()
@@ -122,16 +120,14 @@ async def _examine_batch(
             for chunk in _chunks(todo, threads)
         )
     )
-    return _Batch(changed, reused, len(stats))
+    return _Batch(changed, len(stats))
 
 
 async def _store(ctx: RunContext, batch: _Batch, shard: HeldShard) -> None:
     """A batch's versions and links, and the progress that counts them, in one commit; then
     stop if a cancel was asked for (read in the same transaction: no round trip of its own)."""
     async with ctx.sessionmaker() as session, session.begin():
-        await datasets.link_versions(
-            session, ctx.dataset_id, ctx.job_id, batch.changed, batch.reused
-        )
+        await datasets.link_versions(session, ctx.dataset_id, ctx.job_id, batch.changed, [])
         await shard.count_in(session, batch.files)
         cancelled = await lifecycle.stop_requested(session, ctx.job_id)
     if cancelled:
@@ -161,7 +157,10 @@ class _ScanPass:
         loop = asyncio.get_running_loop()
         files, root = iter_files(self.root, self.shard.lo, self.shard.hi), str(self.root)
         size = self.ctx.settings.ingest_batch_size
-        while stats := await loop.run_in_executor(self.pool, _next_stats, files, root, size):
+        upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
+        while stats := await upcoming:
+            # The next batch is walked and stat'ed while this one is compared and read.
+            upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
             batch = await _examine_batch(self.ctx, self.root, stats, self.pool, self.threads)
             await self.queue.put(batch)
         await self.queue.put(None)
