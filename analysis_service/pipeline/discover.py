@@ -17,6 +17,7 @@ from analysis_service.pipeline.context import RunContext, StageFailed
 from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
+from analysis_service.reasoners.llm_prompts import LEAD_IN
 from analysis_service.reasoners.names import checked_proposals
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,10 @@ def _estimate(ctx: RunContext, groups: list[tuple[str, int, float]]) -> dict[str
 
 async def run(ctx: RunContext, reasoner: Reasoner) -> None:
     async with ctx.sessionmaker() as session:
-        groups = await captions.captioned_groups(session, ctx.job_id, ctx.options.pooled)
+        # Measured as prompts show captions, so that the estimate counts what is sent.
+        groups = await captions.captioned_groups(
+            session, ctx.job_id, ctx.options.pooled, lead_in=LEAD_IN
+        )
     cost = _estimate(ctx, groups)
     await ctx.record(reasoner=reasoner.name, **({"llm_estimate": cost} if cost else {}))
     # Before any LLM call: a budget below what every job spends fails now, with the estimate.
