@@ -6,11 +6,12 @@ from analysis_service.reasoners.estimate import Group, estimate, refine_rounds, 
 from analysis_service.settings import DiscoverySteps
 
 CLASS = [Group(images=350, caption_tokens=90)]
+MAX_TOKENS = 2048
 
 
 def test_early_stopping_is_expected_and_every_round_is_the_worst_case():
-    early = estimate(DiscoverySteps(saturation_rounds=2), CLASS, False, None)
-    every = estimate(DiscoverySteps(saturation_rounds=0), CLASS, False, None)
+    early = estimate(DiscoverySteps(saturation_rounds=2), CLASS, False, None, MAX_TOKENS)
+    every = estimate(DiscoverySteps(saturation_rounds=0), CLASS, False, None, MAX_TOKENS)
     assert every["calls"] == every["worst_calls"] == early["worst_calls"]
     assert every["tokens"] == every["worst_tokens"] == early["worst_tokens"]
     assert early["fixed_tokens"] < every["fixed_tokens"] / 2
