@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from analysis_service.reasoners.estimate import Group, estimate, refine_rounds, vote_rounds
+from analysis_service.reasoners.estimate import (
+    Group,
+    assignment_cost,
+    estimate,
+    refine_rounds,
+    vote_rounds,
+)
 from analysis_service.settings import DiscoverySteps
 
 CLASS = [Group(images=350, caption_tokens=90)]
+MAX_TOKENS = 2048
 
 
 def test_early_stopping_is_expected_and_every_round_is_the_worst_case():
-    early = estimate(DiscoverySteps(saturation_rounds=2), CLASS, False, None)
-    every = estimate(DiscoverySteps(saturation_rounds=0), CLASS, False, None)
+    early = estimate(DiscoverySteps(saturation_rounds=2), CLASS, False, None, MAX_TOKENS)
+    every = estimate(DiscoverySteps(saturation_rounds=0), CLASS, False, None, MAX_TOKENS)
     assert every["calls"] == every["worst_calls"] == early["worst_calls"]
     assert every["tokens"] == every["worst_tokens"] == early["worst_tokens"]
     assert early["fixed_tokens"] < every["fixed_tokens"] / 2
@@ -32,3 +39,10 @@ def test_a_class_no_larger_than_a_sample_pays_one_round_per_loop():
     steps = DiscoverySteps(saturation_rounds=0)
     assert vote_rounds(steps, 10, 20, 20) == 1
     assert vote_rounds(steps, 10, 20, 21) == 10
+
+
+def test_assignment_calls_count_the_batches_that_long_answers_split():
+    steps, group = DiscoverySteps(), Group(images=350, caption_tokens=90)
+    assert assignment_cost(steps, group, 5, 10, MAX_TOKENS).calls == 9  # 40 a call
+    assert assignment_cost(steps, group, 30, 10, MAX_TOKENS).calls == 25  # 14 a call
+    assert assignment_cost(steps, group, 30, 10, 64).calls == 350  # one a call

@@ -78,11 +78,11 @@ REQUESTS: dict[str, tuple[p.Ask[Any], str]] = {
     ),
     "batched assignment": (
         p.assign_batch("dog", DIMS, CAPTIONS),
-        "ab192367b4ade0172e4235270782e5612f567a8e8dcb152835703c9904ea2093",
+        "baa102497377b5267136a75e35a37f215ad1d19708c82cdeed2b6b49482542e1",
     ),
     "batched assignment, asked again": (
         p.assign_batch("dog", DIMS, CAPTIONS, again=True),
-        "7d5cec40132c15826f1a0f77dc9433d03c13571cf2ab849fc33c13209cc3091b",
+        "6e9052ed63386ebd41c1b374795274ba9cdf47450eb81e1e65c3c070b248d705",
     ),
 }
 

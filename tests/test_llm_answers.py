@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from analysis_service.reasoners import llm_answers as a
+from analysis_service.reasoners import llm_prompts as p
 from analysis_service.reasoners.base import OTHER, ImageAnswer, coerce_choice
 from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import strict_schema
@@ -66,7 +67,7 @@ def test_schemas_carry_the_requests_allowed_values_and_sizes():
     assert rows["minItems"] == rows["maxItems"] == 3
     values = rows["items"]["properties"]["values"]
     assert values["minItems"] == values["maxItems"] == 2
-    assert values["items"]["enum"] == ["lying", OTHER, "plain", "sitting"]
+    assert values["items"] == {"type": "integer", "enum": [0, 1, 2]}  # the longest list's
     names = strict_schema(a.dimensions(3, allowed=["pose", "background"]))
     assert names["properties"]["dimensions"]["items"]["enum"] == ["pose", "background"]
     assert names["properties"]["dimensions"]["maxItems"] == 3
@@ -103,16 +104,24 @@ def test_diagnosis_needs_the_fields_of_its_verdict():
     assert model.model_validate({**missing, "verdict": "hard_case"}).verdict == "hard_case"
 
 
-def test_batched_assignment_lets_outside_values_through_but_not_bad_ids():
+def test_batched_assignment_lets_outside_numbers_through_but_not_bad_ids_or_names():
     model = a.assignments(DIMS, 2)
-    rows = [{"id": 2, "values": ["purple", "plain"]}, {"id": 1, "values": ["lying", "plain"]}]
-    assert [r.values[0] for r in model.model_validate({"answers": rows}).answers] == [
-        "purple",
-        "lying",
-    ]
-    twice = [{"id": 1, "values": ["lying", "plain"]}] * 2
+    rows = [{"id": 2, "values": [7, 1]}, {"id": 1, "values": [2, 0]}]
+    assert [r.values for r in model.model_validate({"answers": rows}).answers] == [[7, 1], [2, 0]]
+    twice = [{"id": 1, "values": [2, 1]}] * 2
     assert "ids 1..2 once each" in problem(model, {"answers": twice})
-    assert "at least 2 items" in problem(model, {"answers": [{"id": 1, "values": ["lying"]}]})
+    assert "at least 2 items" in problem(model, {"answers": [{"id": 1, "values": [2]}]})
+    # Numbers only, checked strictly: a name, a numeral in a string or a boolean is refused.
+    for value in ("lying", "2", True, 1.0):
+        answer = {"answers": [{"id": 1, "values": [value, 1]}, {"id": 2, "values": [1, 1]}]}
+        assert "'answers.0.values.0' Input should be a valid integer" in problem(model, answer)
+
+
+def test_batched_assignment_numbers_the_values_and_reads_them_back():
+    assert p.value_numbers(["sitting", "lying"]) == {1: "sitting", 2: "lying", 0: OTHER}
+    prompt = p.assign_batch("dog", DIMS, ["The image features a dog."]).messages[1]["content"]
+    assert "- pose: 1 'sitting', 2 'lying', 0 'other'\n- copy: 1 'plain', 0 'other'" in prompt
+    assert "1. a dog.\n" in prompt  # the caption without its lead-in
 
 
 def test_a_value_outside_the_list_becomes_other_with_a_note():

@@ -294,12 +294,15 @@ def captioned(job_id: uuid.UUID, *columns: Any) -> Select:
 
 
 async def captioned_groups(
-    session: AsyncSession, job_id: uuid.UUID, pooled: bool
+    session: AsyncSession, job_id: uuid.UUID, pooled: bool, lead_in: str | None = None
 ) -> list[tuple[str, int, float]]:
-    """Each group's name, captioned images and mean caption length in characters, by name."""
+    """Each group's name, captioned images and mean caption length in characters, by name;
+    counted without the text that `lead_in` (a case-insensitive regular expression) matches,
+    when given."""
     group = group_of(pooled)
+    text = Caption.text if lead_in is None else func.regexp_replace(Caption.text, lead_in, "", "i")
     query = (
-        captioned(job_id, group, func.count(), func.avg(func.length(Caption.text)))
+        captioned(job_id, group, func.count(), func.avg(func.length(text)))
         .group_by(group)
         .order_by(group)
     )

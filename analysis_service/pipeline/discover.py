@@ -30,6 +30,7 @@ from analysis_service.reasoners import estimate
 from analysis_service.reasoners.base import OTHER, Goal, Reasoner, coerce_choice
 from analysis_service.reasoners.estimate import Group, tokens_for_chars
 from analysis_service.reasoners.factory import open_reasoner
+from analysis_service.reasoners.llm_prompts import LEAD_IN
 from analysis_service.reasoners.names import checked_proposals
 from analysis_service.shards.repository import Span
 
@@ -141,7 +142,10 @@ async def shard_worker(
 
 async def run(ctx: RunContext, reasoner: Reasoner) -> None:
     async with ctx.sessionmaker() as session:
-        groups = await captions.captioned_groups(session, ctx.job_id, ctx.options.pooled)
+        # Measured as prompts show captions, so that the estimate counts what is sent.
+        groups = await captions.captioned_groups(
+            session, ctx.job_id, ctx.options.pooled, lead_in=LEAD_IN
+        )
     cost = _estimate(ctx, groups)
     await ctx.record(reasoner=reasoner.name, **({"llm_estimate": cost} if cost else {}))
     # Before any LLM call: a budget below what every job spends fails now, with the estimate.

@@ -14,11 +14,17 @@ import math
 from dataclasses import dataclass
 
 from analysis_service.jobs.schemas import JobParameters
+from analysis_service.reasoners.llm_prompts import captions_per_call
 from analysis_service.settings import AnalysisSettings, DiscoverySteps
 
 INSTRUCTIONS = 120  # system message and step instructions
 CHARS_PER_TOKEN = 4  # the documented rule where no tokenizer is at hand
 NAME = 2.5  # tokens of one short quoted name in a list (a value, a dimension)
+NUMBER = 0.5  # tokens of the number before a value in batched assignment's lists
+#: Characters of one caption's row in a batched assignment answer besides its values
+#: ('{"id":12,"values":[]},'), and per value ('3,'): the values are numbers.
+ANSWER_ROW_CHARS = 21
+ANSWER_VALUE_CHARS = 2
 #: Rounds a saturated vote loop runs past the round where a value proposed once stops
 #: passing the share threshold (⌈1/θ⌉), beyond SATURATION_ROUNDS - 1, per dimension past the
 #: first that the attribute rounds ask about (more values, more late newcomers): measured.
@@ -55,6 +61,7 @@ class Cost:
 @dataclass(frozen=True)
 class Group:
     images: int
+    #: Mean tokens of a caption as prompts show it (llm_prompts.shown).
     caption_tokens: float
 
 
@@ -111,21 +118,25 @@ def fixed_cost(c: DiscoverySteps, group: Group, criterion: bool, attributes: int
     return cost
 
 
-def assignment_cost(c: DiscoverySteps, group: Group, dims: int, attributes: int) -> Cost:
-    """Batched: each caption with its number, answered by its id and a value per dimension;
-    each call lists the dimensions."""
+def assignment_cost(
+    c: DiscoverySteps, group: Group, dims: int, attributes: int, max_tokens: int
+) -> Cost:
+    """Batched: each caption with its number, answered by its id and a value's number per
+    dimension; each call lists the dimensions with their numbered values."""
     cost, t = Cost(), group.caption_tokens
     if c.assignment_mode == "per_image_dimension":
         cost.add(group.images * dims, t + INSTRUCTIONS + 40 + NAME * (attributes + 2))
     else:
-        calls = math.ceil(group.images / c.assign_captions_per_call)
-        cost.add(calls, INSTRUCTIONS + 60 + _listing(dims, attributes))
-        cost.tokens += group.images * (t + 1 + 5 + NAME * dims)
+        per_call = captions_per_call(c.assign_captions_per_call, dims, max_tokens)
+        listing = _listing(dims, attributes) + NUMBER * dims * (attributes + 1)
+        cost.add(math.ceil(group.images / per_call), INSTRUCTIONS + 60 + listing)
+        row = tokens_for_chars(ANSWER_ROW_CHARS + ANSWER_VALUE_CHARS * dims)
+        cost.tokens += group.images * (t + 1 + row)
     return cost
 
 
 def _totals(
-    c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int
+    c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int, max_tokens: int
 ) -> tuple[Cost, Cost]:
     """(fixed steps, whole job) over the groups."""
     dims = 1 if criterion else c.dimensions_per_round
@@ -134,16 +145,23 @@ def _totals(
         f = fixed_cost(c, group, criterion, attributes)
         fixed += f
         total += f
-        total += assignment_cost(c, group, dims, attributes)
+        total += assignment_cost(c, group, dims, attributes, max_tokens)
     return fixed, total
 
 
 def estimate(
-    c: DiscoverySteps, groups: list[Group], criterion: bool, attributes: int | None
+    c: DiscoverySteps,
+    groups: list[Group],
+    criterion: bool,
+    attributes: int | None,
+    max_tokens: int,
 ) -> dict[str, int]:
+    """The job's cost; `max_tokens` (LLM_MAX_TOKENS) bounds the captions of an assignment
+    call (llm_prompts.captions_per_call)."""
     attrs = attributes or c.max_attributes
-    fixed, total = _totals(c, groups, criterion, attrs)
-    _, worst = _totals(c.model_copy(update={"saturation_rounds": 0}), groups, criterion, attrs)
+    fixed, total = _totals(c, groups, criterion, attrs, max_tokens)
+    every_round = c.model_copy(update={"saturation_rounds": 0})
+    _, worst = _totals(every_round, groups, criterion, attrs, max_tokens)
     return {
         "calls": math.ceil(total.calls),
         "tokens": math.ceil(total.tokens),
@@ -184,4 +202,5 @@ def for_job(
         return None
     steps = settings.discovery_steps(params.assignment_mode, params.saturation_rounds)
     groups = pooled(groups) if params.pooled else groups
-    return estimate(steps, groups, params.criterion is not None, params.num_attributes)
+    criterion = params.criterion is not None
+    return estimate(steps, groups, criterion, params.num_attributes, settings.llm_max_tokens)

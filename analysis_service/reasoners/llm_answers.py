@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -218,7 +219,7 @@ class Validation(LLMAnswer):
 
 class CaptionValues(LLMAnswer):
     id: int
-    values: list[str]
+    values: list[int]
 
 
 class Assignments(LLMAnswer):
@@ -234,16 +235,18 @@ class Assignments(LLMAnswer):
 
 
 def assignments(dims: Mapping[str, list[str]], captions: int) -> type[Assignments]:
-    """For each of `captions` captions, its id and one value per dimension, in the
-    dimensions' order.
+    """For each of `captions` captions, its id and the number of one value per dimension, in
+    the dimensions' order (llm_prompts.value_numbers: 0 is OTHER, 1 the first attribute).
 
-    The schema lists every allowed value, but a value outside its dimension's list is let
-    through: the caller makes it OTHER for that caption alone, so that one bad value does not
-    cost the whole batch."""
-    every_value = sorted({v for attrs in dims.values() for v in [*attrs, OTHER]})
-    value = Annotated[str, _enum(every_value)]
+    Numbers must be integers (not strings, not booleans), but a number outside its
+    dimension's list is let through: the caller makes it OTHER for that caption alone, so
+    that one bad value does not cost the whole batch."""
+    most = max((len(attrs) for attrs in dims.values()), default=0)
+    number = Annotated[
+        StrictInt, WithJsonSchema({"type": "integer", "enum": list(range(most + 1))})
+    ]
     k = len(dims)
-    row = _answer(CaptionValues, values=conlist(value, min_length=k, max_length=k))
+    row = _answer(CaptionValues, values=conlist(number, min_length=k, max_length=k))
     rows = conlist(row, min_length=captions, max_length=captions)
     return _answer(Assignments, answers=rows)
 

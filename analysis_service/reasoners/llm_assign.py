@@ -1,6 +1,6 @@
 """Step 4 of SSD-LLM through the LLM: every caption gets one attribute per dimension, many
-captions a call with every dimension answered at once (or, as the reference code did, one
-call per image and dimension)."""
+captions a call with every dimension answered at once by the numbers of the values (or, as
+the reference code did, one call per image and dimension by name)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,13 @@ class Assigner:
         answer = await self._ask(subject, ask)
         if answer.data is None:
             return [ImageAnswer.failed(dims, answer.problem) for _ in captions]
-        by_id = {a.id: dict(zip(dims, a.values, strict=True)) for a in answer.data.answers}
+        numbers = {d: p.value_numbers(attrs) for d, attrs in dims.items()}
+        # A number outside its dimension's list stays a number: ImageAnswer.of makes it OTHER
+        # with a note that quotes it.
+        by_id = {
+            a.id: {d: numbers[d].get(n, n) for d, n in zip(dims, a.values, strict=True)}
+            for a in answer.data.answers
+        }
         results = [ImageAnswer.of(dims, by_id[i]) for i in range(1, len(captions) + 1)]
         retry_at = [i for i, r in enumerate(results) if r.notes] if retry else []
         if retry_at:
@@ -71,7 +77,9 @@ class Assigner:
         dims = {d.name: d.attributes for d in dimensions}
         if self._steps.assignment_mode == "per_image_dimension":
             return await run_all(*(self._assign_reference(subject, dims, c) for c in captions))
-        size = self._steps.assign_captions_per_call
+        size = p.captions_per_call(
+            self._steps.assign_captions_per_call, len(dims), self._client.max_tokens
+        )
         chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
         done = await run_all(*(self._assign_chunk(subject, dims, ch) for ch in chunks))
         return [answer for chunk in done for answer in chunk]

@@ -158,7 +158,7 @@ class LLMClient:
         self.mode = MODES[0]
         self._log = log
         self._slots = asyncio.Semaphore(concurrency)
-        self._max_tokens = max_tokens
+        self.max_tokens = max_tokens
 
     def _hash(self, messages: list[dict], schema: dict, temperature: float, seed: int) -> str:
         return canonical_sha256(
@@ -177,7 +177,7 @@ class LLMClient:
         params: dict[str, Any] = {
             "temperature": temperature,
             "seed": seed,
-            "max_tokens": self._max_tokens,
+            "max_tokens": self.max_tokens,
         }
         if (fmt := _response_format(mode, name, schema)) is not None:
             params["response_format"] = fmt
@@ -214,7 +214,7 @@ class LLMClient:
         prompt = sum(estimate_tokens(m["content"]) for m in messages)
         # The most this call may cost, held until it ends (see budget.py); a call that does
         # not fit raises BudgetExceeded here, before anything is sent.
-        with self._log.budget.reserve(prompt + self._max_tokens) as held:
+        with self._log.budget.reserve(prompt + self.max_tokens) as held:
             started = time.perf_counter()
             try:
                 answer = await self.chat.complete(messages, on_transient=transient, **params)

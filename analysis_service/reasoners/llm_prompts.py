@@ -22,6 +22,17 @@ SYSTEM = (
 #: A caption is cut to this many characters in a prompt: one very long text must not crowd
 #: out the others or the instructions.
 MAX_CAPTION_CHARS = 1000
+#: The opening words captioners put before what an image shows ("The image features", "In the
+#: image,"): they say nothing about the image, and on the shared LLaVA captions they are about
+#: 5 of a caption's 90 tokens, sent with every caption. Written for Python's re and
+#: PostgreSQL's regular expressions alike (case-insensitive), so that the cost estimate
+#: measures captions as prompts show them (captions.repository.captioned_groups).
+LEAD_IN = (
+    r"^\s*(?:(?:the|this)\s+(?:image|picture|photo|photograph)\s+"
+    r"(?:features|shows|depicts|displays|captures|presents|portrays|contains|is)\s+"
+    r"|in\s+(?:the|this)\s+(?:image|picture|photo|photograph)\s*,\s*)"
+)
+_LEAD_IN = re.compile(LEAD_IN, re.I)
 #: The subject (a class folder's name, or the subject a job gives) is cut to this many.
 MAX_SUBJECT_CHARS = 255
 #: Dimension and attribute names are stored only as short labels (names.py); cut again here.
@@ -50,24 +61,37 @@ class Ask(Generic[A]):
     answer: type[A]
 
 
-def one_line(text: str, most: int) -> str:
+def _flat(text: str) -> str:
     """`text` as one line of data: line breaks, control and format characters as spaces,
-    angle brackets as ‹ › (so that no text can close the tags it is fenced in), at most
-    `most` characters."""
+    angle brackets as ‹ › (so that no text can close the tags it is fenced in)."""
     text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-    text = re.sub(r"\s+", " ", text).strip().replace("<", "\u2039").replace(">", "\u203a")
+    return re.sub(r"\s+", " ", text).strip().replace("<", "\u2039").replace(">", "\u203a")
+
+
+def _cut(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 1].rstrip() + "\u2026"
+
+
+def one_line(text: str, most: int) -> str:
+    """`text` as one line of data (see _flat), at most `most` characters."""
+    return _cut(_flat(text), most)
+
+
+def shown(caption: str) -> str:
+    """A caption as prompts show it: one line of data without its lead-in (LEAD_IN), at most
+    MAX_CAPTION_CHARS."""
+    return _cut(_LEAD_IN.sub("", _flat(caption)), MAX_CAPTION_CHARS)
 
 
 def _listing(captions: list[str]) -> str:
     """The captions fenced as data, one numbered line each."""
-    lines = "\n".join(f"{i}. {one_line(c, MAX_CAPTION_CHARS)}" for i, c in enumerate(captions, 1))
+    lines = "\n".join(f"{i}. {shown(c)}" for i, c in enumerate(captions, 1))
     return f"<descriptions>\n{lines}\n</descriptions>"
 
 
 def _one(caption: str) -> str:
     """One caption fenced as data."""
-    return f"<description>\n{one_line(caption, MAX_CAPTION_CHARS)}\n</description>"
+    return f"<description>\n{shown(caption)}\n</description>"
 
 
 def _subject(subject: str) -> str:
@@ -184,25 +208,52 @@ def validate_new(
     return Ask(_messages(user), answers.Validation)
 
 
+#: The answer tokens one caption of a batched assignment is expected to take, besides its
+#: values (its id, the keys, the brackets), and per value (a number and a comma): tokenizers
+#: count most digits and punctuation one token each, so an answer of numbers runs near two
+#: characters a token, not four.
+ANSWER_TOKENS_PER_CAPTION = 10
+ANSWER_TOKENS_PER_VALUE = 2
+#: The share of LLM_MAX_TOKENS a batched answer is expected to fill at most: a server may
+#: spread the JSON over lines and indents, which can double it, and an answer cut off at
+#: max_tokens is lost with its whole batch.
+ANSWER_SHARE_OF_MAX_TOKENS = 0.5
+
+
+def captions_per_call(most: int, dimensions: int, max_tokens: int) -> int:
+    """Captions one batched assignment call asks about: at most `most`, and no more than an
+    answer of ANSWER_SHARE_OF_MAX_TOKENS of `max_tokens` holds (at least one)."""
+    each = ANSWER_TOKENS_PER_CAPTION + ANSWER_TOKENS_PER_VALUE * dimensions
+    return max(1, min(most, int(max_tokens * ANSWER_SHARE_OF_MAX_TOKENS) // each))
+
+
+def value_numbers(attributes: list[str]) -> dict[int, str]:
+    """The numbers batched assignment answers with: 1, 2, ... for the attributes in their
+    order, 0 for OTHER. A number is a token or two where a name is several, and the answer
+    holds one per caption and dimension."""
+    return {**dict(enumerate(attributes, 1)), 0: OTHER}
+
+
 def assign_batch(
     subject: str, dimensions: dict[str, list[str]], captions: list[str], again: bool = False
 ) -> Ask[answers.Assignments]:
     """Several captions, every dimension answered at once. Each answer is the caption's id
-    and its values in the order the dimensions are listed: the compact form keeps the
-    output near one short word per caption and dimension."""
+    and, in the order the dimensions are listed, the number of its value (value_numbers)."""
     subject = _subject(subject)
-    options = {d: [*attrs, OTHER] for d, attrs in dimensions.items()}
-    listing = "\n".join(f"{i}. {d}: {opts}" for i, (d, opts) in enumerate(options.items(), 1))
-    order = ", ".join(f'"<{d}>"' for d in options)
+    listing = "\n".join(
+        f"- {d}: " + ", ".join(f"{n} {name!r}" for n, name in value_numbers(attrs).items())
+        for d, attrs in dimensions.items()
+    )
+    order = ", ".join(f"<{d}>" for d in dimensions)
     user = (
-        f"Dimensions of images of {subject}, in this order, with their allowed values:\n"
-        f"{listing}\n\nDescriptions:\n{_listing(captions)}\n\n"
-        f"For each description give its id and one allowed value per dimension, in the order "
-        f"above ('{OTHER}' when none fits). Answer as "
+        f"Dimensions of images of {subject}, in this order, with the numbers of their allowed "
+        f"values:\n{listing}\n\nDescriptions:\n{_listing(captions)}\n\n"
+        "For each description give its id and, for each dimension in the order above, the "
+        f"number of the value it shows (0, '{OTHER}', when none fits). Answer as "
         f'{{"answers": [{{"id": 1, "values": [{order}]}}, ...]}}.'
     )
     if again:
-        user += " An earlier answer used values outside these lists: use only the listed ones."
+        user += " An earlier answer used numbers outside these lists: use only the listed ones."
     return Ask(_messages(user), answers.assignments(dimensions, len(captions)))
 
 

@@ -63,7 +63,8 @@ class ChatServer:
         await self._wait(fault)
         if fault == "malformed":
             return JSONResponse({"choices": []})
-        return self._completion(body, self._reply(body, fault))
+        text, finish_reason = self.limited(body, self._reply(body, fault))
+        return self._completion(body, text, finish_reason)
 
     def _refused_mode(self, body: dict[str, Any]) -> JSONResponse | None:
         """The 400 of a server without the requested response_format type."""
@@ -92,7 +93,12 @@ class ChatServer:
             return self.transform_outside(text)
         return text
 
-    def _completion(self, body: dict[str, Any], text: str) -> JSONResponse:
+    def limited(self, body: dict[str, Any], text: str) -> tuple[str, str]:
+        """The answer as sent, and its finish_reason: all of it ('stop') here; a server that
+        counts tokens cuts it at the request's max_tokens ('length')."""
+        return text, "stop"
+
+    def _completion(self, body: dict[str, Any], text: str, finish_reason: str) -> JSONResponse:
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -102,7 +108,7 @@ class ChatServer:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": self.usage(body, text),

@@ -11,6 +11,8 @@ It is gullible, as models can be: an instruction to propose a dimension ("propos
 <descriptions> or <description> tags) is followed. Inside the fence a description is data:
 counted like any other.
 
+An answer longer than the request's max_tokens is cut there, mid-JSON, as a model's is.
+
 Serve it with `FakeLLM()` (a context manager); faults are queued with `faults.extend([...])`:
 '429', '500', 'timeout', 'malformed' (not JSON), 'outside' (values outside the allowed lists),
 '400'. `reject_modes` makes it refuse response_format types, as servers without structured
@@ -47,6 +49,10 @@ _FENCED = re.compile(r"<(descriptions?)>\n(.*?)\n</\1>", re.S)
 _INSTRUCTION = re.compile(
     r"propose the dimension '([^']+)' with (?:the )?attribute '([^']+)'", re.I
 )
+
+
+#: The number an 'outside' fault answers batched assignment with: no list is this long.
+OUTSIDE_NUMBER = 99
 
 
 def count_tokens(text: str) -> int:
@@ -112,6 +118,17 @@ def _options(text: str) -> dict[str, list[str]]:
         match = re.match(r"^(?:- |\d+\. )(.+?): \[(.*)\]$", line)
         if match:
             found[match.group(1)] = _QUOTED.findall(match.group(2))
+    return found
+
+
+def numbered_options(text: str) -> dict[str, dict[str, int]]:
+    """Lines "- dimension: 1 'a', 2 'b', 0 'other'" -> {dimension: {value: its number}}."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^- (.+?): (\d+ '.*)$", line)
+        if match:
+            pairs = re.findall(r"(\d+) '([^']+)'", match.group(2))
+            found[match.group(1)] = {name: int(n) for n, name in pairs}
     return found
 
 
@@ -195,10 +212,10 @@ def _validate(body: dict[str, Any], prompt: str) -> dict[str, Any]:
 
 def _assign(body: dict[str, Any], prompt: str) -> dict[str, Any]:
     header, descriptions = prompt.split("Descriptions:")
-    dims = _options(header)
+    dims = numbered_options(header)
     return {
         "answers": [
-            {"id": i, "values": [_choose(d, opts, c) for d, opts in dims.items()]}
+            {"id": i, "values": [opts[_choose(d, list(opts), c)] for d, opts in dims.items()]}
             for i, c in enumerate(_captions(descriptions), 1)
         ]
     }
@@ -241,10 +258,10 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
 
 def outside(data: dict[str, Any]) -> dict[str, Any]:
     """The same answer with every chosen value replaced by one nobody allowed."""
-    if "answers" in data:
+    if "answers" in data:  # a number no list reaches
         return {
             "answers": [
-                {"id": a["id"], "values": ["purple elephant"] * len(a["values"])}
+                {"id": a["id"], "values": [OUTSIDE_NUMBER] * len(a["values"])}
                 for a in data["answers"]
             ]
         }
@@ -270,6 +287,13 @@ class FakeLLM(ChatServer):
 
     def transform_outside(self, text: str) -> str:
         return json.dumps(outside(json.loads(text)))
+
+    def limited(self, body: dict[str, Any], text: str) -> tuple[str, str]:
+        """Cut at max_tokens by the token rule, mid-answer, as a model stops there."""
+        most = body.get("max_tokens")
+        if isinstance(most, int) and count_tokens(text) > most:
+            return text[: most * 4], "length"
+        return text, "stop"
 
     def usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
         prompt = sum(count_tokens(m["content"]) for m in body["messages"])

@@ -21,7 +21,8 @@ cost is reproducible; a new sample is a new draw.
   dimension, or none, gets wavering answers; a diagnosis says 'redundant' for two names of
   one value, 'missing' for a value of the caption no name covers, else 'hard_case'; a new
   value is valid unless a listed name covers it.
-- assignment: each caption's first listed value, matched through names' vocabulary values.
+- assignment: each caption's first listed value, matched through names' vocabulary values,
+  answered by its number.
 
 Token rule and faults: those of fake_llm.FakeLLM.
 """
@@ -261,10 +262,13 @@ def _validate(rng: random.Random, body: dict[str, Any], prompt: str) -> dict[str
 
 def _assign(rng: random.Random, body: dict[str, Any], prompt: str) -> dict[str, Any]:
     header, descriptions = prompt.split("Descriptions:")
-    dims = plain._options(header)
+    dims = plain.numbered_options(header)
     return {
         "answers": [
-            {"id": i, "values": [_choose(None, d, opts, c) for d, opts in dims.items()]}
+            {
+                "id": i,
+                "values": [opts[_choose(None, d, list(opts), c)] for d, opts in dims.items()],
+            }
             for i, c in enumerate(plain._captions(descriptions), 1)
         ]
     }
