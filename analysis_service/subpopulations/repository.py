@@ -23,6 +23,11 @@ from analysis_service.models import (
 #: the dimensions and attributes in the order discovery gave them.
 SUBPOPULATION_ORDER = (Dimension.class_name, Dimension.position, Attribute.position, Attribute.id)
 SUBPOPULATION_KEY = (str, int, int, int)
+#: The part of that order a dimension holds: the (job_id, class_name, position) index gives the
+#: job's dimensions in it, so a page walks the index from its cursor and sorts only the few
+#: attributes of each dimension it reaches, where filtering attributes by job sorted all of a
+#: 1000-class job's 15,000 per page.
+_DIMENSION_ORDER = SUBPOPULATION_ORDER[:2]
 
 
 async def subpopulations(
@@ -48,8 +53,9 @@ async def subpopulations(
             Dimension.position.label("dimension_position"),
             Attribute.position,
         )
-        .join(Dimension, Dimension.id == Attribute.dimension_id)
-        .where(Attribute.job_id == job_id, Attribute.size >= min_size)
+        .select_from(Dimension)
+        .join(Attribute, Attribute.dimension_id == Dimension.id)
+        .where(Dimension.job_id == job_id, Attribute.size >= min_size)
         .order_by(*SUBPOPULATION_ORDER)
         .limit(limit)
     )
@@ -58,7 +64,12 @@ async def subpopulations(
     if dimension is not None:
         query = query.where(Dimension.name == dimension)
     if after is not None:
-        query = query.where(tuple_(*SUBPOPULATION_ORDER) > tuple_(*after))
+        # Implied by the whole key's bound, and on the index's columns alone: where the walk
+        # starts. The whole key then drops the rows of that dimension up to the cursor.
+        query = query.where(
+            tuple_(*_DIMENSION_ORDER) >= tuple_(*after[:2]),
+            tuple_(*SUBPOPULATION_ORDER) > tuple_(*after),
+        )
     return list((await session.execute(query)).all())
 
 
