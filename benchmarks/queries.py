@@ -201,7 +201,7 @@ def run(url: str, quick: bool, serve: Callable, db_pid: int) -> list[tuple[str, 
     start = time.perf_counter()
     job_id = asyncio.run(_write(url, shape))
     written = time.perf_counter() - start
-    rows = [(f"big job written and vacuumed by the database, {images:,}", f"{written:.0f} s")]
+    rows = [(f"{images:,}-image job written and vacuumed by the database", f"{written:.0f} s")]
     with serve(url) as (base, api_pid):
         rows += asyncio.run(_measure(base, job_id, 5.0 if quick else 10.0, api_pid, db_pid))
     return rows
