@@ -58,6 +58,28 @@ async def test_subpopulation_pages_keep_their_filters(api, job_id):
     assert all(s["size"] >= 3 for s in walked)
 
 
+@pytest.mark.parametrize("class_", [None, "dog"])
+@pytest.mark.parametrize("dimension", [None, "pose"])
+@pytest.mark.parametrize("min_size", [0, 3])
+async def test_every_choice_of_filters_pages_what_the_filter_leaves(
+    api, job_id, class_, dimension, min_size
+):
+    """Each choice of filters has its own statement: each gives, a page at a time, exactly
+    the rows of the whole listing that pass the filters, in its order."""
+    path = f"/v1/jobs/{job_id}/subpopulations"
+    everything = (await api.get(path)).json()["items"]
+    expected = [
+        s
+        for s in everything
+        if class_ in (None, s["class"])
+        and dimension in (None, s["dimension"])
+        and s["size"] >= min_size
+    ]
+    filters = {"class": class_, "dimension": dimension, "min_size": min_size}
+    walked = await _walk(api, path, 2, **{k: v for k, v in filters.items() if v is not None})
+    assert walked == expected and expected
+
+
 @pytest.mark.parametrize("limit", [1, 2, 3, 7])
 async def test_subpopulation_pages_with_tied_positions_keep_every_row_once_in_order(
     api, sessionmaker, job_id, limit
