@@ -207,7 +207,11 @@ class Dimension(Base):
     """A way to split one class of one job (e.g. background)."""
 
     __tablename__ = "dimension"
-    __table_args__ = (UniqueConstraint("job_id", "class_name", "name"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "class_name", "name"),
+        # The order of a job's subpopulation listing (class, then discovery's order).
+        Index("ix_dimension_job_id_class_name_position", "job_id", "class_name", "position"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
     class_name: Mapped[str] = mapped_column(Text)

@@ -111,6 +111,13 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest request body; larger get 413."
     )
+    api_db_connections: int = Field(
+        default=15,
+        ge=1,
+        le=1000,
+        description="Postgres connections the API keeps open; requests beyond that many at "
+        "once wait for one.",
+    )
     worker_concurrency: int = Field(default=2, ge=1)
     worker_stalled_after_s: float = Field(
         default=30.0, gt=0, description="A worker silent this long is dead; its jobs are retried."

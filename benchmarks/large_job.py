@@ -85,8 +85,10 @@ STATEMENTS = (
 
 
 async def write_large_job(conn: AsyncConnection, shape: LargeJobShape) -> uuid.UUID:
-    """Write the job in the connection's transaction; its id. ANALYZE the tables after commit
-    (the planner must see their sizes, as it does after a real job)."""
+    """Write the job in the connection's transaction; its id. VACUUM (ANALYZE) the tables
+    after commit: the planner must see their sizes, as it does after a real job, and
+    autovacuum would otherwise come within a minute or so and vacuum them while they are
+    measured."""
     job_id = uuid.uuid4()
     params = {
         "ds": uuid.uuid4(),
@@ -103,6 +105,7 @@ async def write_large_job(conn: AsyncConnection, shape: LargeJobShape) -> uuid.U
     return job_id
 
 
+#: The tables the job fills, to VACUUM (ANALYZE) after it is written.
 ANALYZED = (
     *("image", "job_image", "job_class", "dimension", "attribute", "assignment", "caption"),
     "llm_call",

@@ -177,7 +177,7 @@ def main() -> None:
     if "queries" in parts:
         print("query latency on a big finished job ...", flush=True)
         with _bench_database() as url:
-            rows += queries.run(url, QUICK, _api)
+            rows += queries.run(url, QUICK, _api, embedded_server(STATE / "db").get_pid())
     if "discovery" in parts:
         print("discovery cost on real captions ...", flush=True)
         server = embedded_server(STATE / "db")
@@ -210,14 +210,15 @@ def _bench_database() -> Iterator[str]:
 
 
 @contextmanager
-def _api(url: str) -> Iterator[str]:
-    """The analysis API alone on a free port, as `make serve` runs it: its base URL."""
+def _api(url: str) -> Iterator[tuple[str, int]]:
+    """The analysis API alone on a free port, as `make serve` runs it: (its base URL, its
+    process id)."""
     port = _port()
     env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
     api = _spawn([*UVICORN, "--port", str(port), "analysis_service.app:create_app"], env, "api.log")
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", api.pid
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(30)

@@ -7,8 +7,10 @@ import base64
 import json
 
 import pytest
+from sqlalchemy import select, update
 
 from analysis_service.cursors import encode
+from analysis_service.models import Attribute, Dimension
 from benchmarks.synthetic_job import SyntheticImage, insert_job
 
 IMAGES = [
@@ -54,6 +56,55 @@ async def test_subpopulation_pages_keep_their_filters(api, job_id):
     walked = await _walk(api, path, 1, **{"class": "dog", "min_size": 3})
     assert walked and {s["class"] for s in walked} == {"dog"}
     assert all(s["size"] >= 3 for s in walked)
+
+
+@pytest.mark.parametrize("class_", [None, "dog"])
+@pytest.mark.parametrize("dimension", [None, "pose"])
+@pytest.mark.parametrize("min_size", [0, 3])
+async def test_every_choice_of_filters_pages_what_the_filter_leaves(
+    api, job_id, class_, dimension, min_size
+):
+    """Each choice of filters has its own statement: each gives, a page at a time, exactly
+    the rows of the whole listing that pass the filters, in its order."""
+    path = f"/v1/jobs/{job_id}/subpopulations"
+    everything = (await api.get(path)).json()["items"]
+    expected = [
+        s
+        for s in everything
+        if class_ in (None, s["class"])
+        and dimension in (None, s["dimension"])
+        and s["size"] >= min_size
+    ]
+    filters = {"class": class_, "dimension": dimension, "min_size": min_size}
+    walked = await _walk(api, path, 2, **{k: v for k, v in filters.items() if v is not None})
+    assert walked == expected and expected
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+async def test_subpopulation_pages_with_tied_positions_keep_every_row_once_in_order(
+    api, sessionmaker, job_id, limit
+):
+    """A cursor's class and dimension position bound where the walk of the job's dimensions
+    starts and the attribute's position and id bound the rest: with positions tied within a
+    class (dimensions and attributes alike), the pages still go by (class, dimension position,
+    attribute position, id), each row once; another job's rows never show."""
+    async with sessionmaker() as session, session.begin():
+        other_job = str(await insert_job(session, IMAGES))
+        await session.execute(update(Dimension).values(position=0))
+        await session.execute(update(Attribute).values(position=0))
+        # One dimension of each class after the tie, so positions still order something.
+        pose = Dimension.name == "pose"
+        await session.execute(update(Dimension).where(pose).values(position=1))
+        rows = await session.execute(
+            select(Attribute.id, Dimension.class_name, Dimension.position, Attribute.position)
+            .join(Dimension, Dimension.id == Attribute.dimension_id)
+            .where(Dimension.job_id == job_id)
+        )
+        expected = [r.id for r in sorted(rows, key=lambda r: (r[1], r[2], r[3], r[0]))]
+    walked = await _walk(api, f"/v1/jobs/{job_id}/subpopulations", limit)
+    assert [s["id"] for s in walked] == expected and len(expected) == 3 * (3 + 2)
+    other = await _walk(api, f"/v1/jobs/{other_job}/subpopulations", limit)
+    assert len(other) == len(expected) and not {s["id"] for s in other} & set(expected)
 
 
 @pytest.mark.parametrize("limit", [1, 5, 10000])

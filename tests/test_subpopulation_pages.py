@@ -56,6 +56,16 @@ async def test_offset_pages_still_work_and_agree_with_keyset(api, sessionmaker):
     assert all(item["caption"].startswith("c ") for item in by_key["items"])
 
 
+async def test_an_offset_after_a_cursor_skips_from_the_cursor(api, sessionmaker):
+    job = await _job(sessionmaker)
+    sid = (await _subpopulations(api, job))[0]["id"]
+    url = f"/v1/subpopulations/{sid}/images"
+    everything = (await api.get(url, params={"limit": 1000})).json()["items"]
+    first = (await api.get(url, params={"limit": 5})).json()
+    page = (await api.get(url, params={"limit": 4, "offset": 3, "after": first["next"]})).json()
+    assert page["items"] == everything[8:12]
+
+
 @pytest.mark.parametrize(
     "after",
     [
