@@ -18,9 +18,12 @@ import psycopg
 import pytest
 import uvicorn
 
+from analysis_service.app import create_app as create_analysis_app
+from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
 from caption_service.settings import CaptionSettings
 from tests.builders import make_dataset
+from tests.pipeline_helpers import api_client
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,20 +108,13 @@ def job_row(database_url: str, job_id: str) -> tuple:
 
 def submit(database_url: str, dataset: Path) -> str:
     """Submit through the real API app, in-process, against the same database."""
-    from analysis_service.app import create_app
-    from analysis_service.settings import AnalysisSettings
-
-    app = create_app(AnalysisSettings(database_url=database_url, data_roots=str(dataset.parent)))
+    settings = AnalysisSettings(database_url=database_url, data_roots=str(dataset.parent))
 
     async def post() -> str:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://localhost"
-            ) as client:
-                resp = await client.post("/v1/jobs", json={"dataset_path": str(dataset)})
-                assert resp.status_code == 202, resp.text
-                return resp.json()["id"]
+        async with api_client(create_analysis_app(settings)) as api:
+            resp = await api.post("/v1/jobs", json={"dataset_path": str(dataset)})
+            assert resp.status_code == 202, resp.text
+            return resp.json()["id"]
 
     return asyncio.run(post())
 
@@ -412,16 +408,11 @@ def test_cancel_stops_every_shard_on_every_worker(worker_env, database_url, data
         workers = [start_worker(worker_env, tmp_path / f"w{i}.log") for i in (1, 2)]
         try:
             wait_until(lambda: caption_done(database_url, job_id) >= 40, 90, "captioning")
-            from analysis_service.app import create_app
-            from analysis_service.settings import AnalysisSettings
-
-            app = create_app(AnalysisSettings(database_url=database_url, data_roots=str(data_root)))
+            settings = AnalysisSettings(database_url=database_url, data_roots=str(data_root))
 
             async def cancel() -> int:
-                async with app.router.lifespan_context(app):
-                    transport = httpx.ASGITransport(app=app)
-                    async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
-                        return (await c.post(f"/v1/jobs/{job_id}/cancel")).status_code
+                async with api_client(create_analysis_app(settings)) as api:
+                    return (await api.post(f"/v1/jobs/{job_id}/cancel")).status_code
 
             assert asyncio.run(cancel()) == 200
             wait_until(lambda: job_row(database_url, job_id)[0] == "cancelled", 30, "cancel")
