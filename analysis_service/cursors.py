@@ -19,11 +19,15 @@ from shared.errors import InvalidRequest
 
 #: The longest cursor accepted; the longest key (a 4096-character path and two numbers) fits.
 MAX_CURSOR_CHARS = 6000
+#: Every cursor is base64url: declared, so that a schema-valid cursor is also a URL every HTTP
+#: server takes (6,000 four-byte characters, percent-encoded, were a 72 KB request line).
+CURSOR_PATTERN = r"^[A-Za-z0-9_=-]*$"
 
 After = Annotated[
     str | None,
     Query(
         max_length=MAX_CURSOR_CHARS,
+        pattern=CURSOR_PATTERN,
         description="The `next` cursor of the previous page; leave out for the first page.",
     ),
 ]

@@ -133,6 +133,7 @@ def _raw(value: object) -> str:
         _raw(["ca\u0000t", 0, 0, 1]),  # NUL: Postgres text cannot hold it
         '["cat", 0, 0, 1]',  # JSON, not base64 of it
         "A" * 7000,  # longer than any cursor
+        "\U0001d934" * 5000,  # under the length limit, but no cursor: 60 KB once in a URL
     ],
 )
 async def test_forged_or_foreign_cursors_are_422(api, job_id, after):
