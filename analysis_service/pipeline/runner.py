@@ -19,6 +19,7 @@ from analysis_service.jobs import lifecycle
 from analysis_service.jobs import repository as jobs
 from analysis_service.jobs.lifecycle import JobStatus, Stage
 from analysis_service.jobs.schemas import JobOptions
+from analysis_service.models import Job
 from analysis_service.pipeline import caption, discover, fanout, import_captions, scan, summarize
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed, Transports
 from analysis_service.pipeline.fanout import ShardWork
@@ -50,6 +51,18 @@ async def _exclusive(
                 await jobs.unlock_run(guard, job_id)
 
 
+async def _context_of(
+    session: AsyncSession,
+    job: Job,
+    settings: AnalysisSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> tuple[RunContext, Path]:
+    """(context, dataset root) of a job's current attempt."""
+    root = Path(await datasets.root_path(session, job.dataset_id))
+    options = JobOptions.model_validate(job.options)
+    return RunContext(job.id, job.attempts, job.dataset_id, settings, sessionmaker, options), root
+
+
 async def _claim(
     job_id: uuid.UUID, settings: AnalysisSettings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> tuple[RunContext, Path] | JobStatus | None:
@@ -58,10 +71,7 @@ async def _claim(
         job = await lifecycle.claim(session, job_id)
         if job is None:
             return await lifecycle.status_of(session, job_id)
-        root = Path(await datasets.root_path(session, job.dataset_id))
-        options = JobOptions.model_validate(job.options)
-        ctx = RunContext(job_id, job.attempts, job.dataset_id, settings, sessionmaker, options)
-        return ctx, root
+        return await _context_of(session, job, settings, sessionmaker)
 
 
 async def _caption_stage(
@@ -126,6 +136,11 @@ def public_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[:300]}"
 
 
+#: Errors that end a job or shard as foreseen (their message is the reason shown); any other
+#: is a crash, logged with its traceback.
+FORESEEN = (JobCancelled, StageFailed, BudgetExceeded, LLMError)
+
+
 def outcome_of(exc: Exception) -> tuple[JobStatus, str | None]:
     """How an error ends a job, and the reason it shows."""
     if isinstance(exc, JobCancelled):
@@ -146,7 +161,7 @@ async def _outcome(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        if not isinstance(exc, JobCancelled | StageFailed | BudgetExceeded | LLMError):
+        if not isinstance(exc, FORESEEN):
             logger.exception("job %s crashed", ctx.job_id)
         return outcome_of(exc)
     return JobStatus.SUCCEEDED, None
@@ -210,9 +225,7 @@ async def _shard_context(
         job = await lifecycle.running(session, job_id)
         if job is None:
             return None
-        root = Path(await datasets.root_path(session, job.dataset_id))
-    options = JobOptions.model_validate(job.options)
-    return RunContext(job_id, job.attempts, job.dataset_id, settings, sessionmaker, options), root
+        return await _context_of(session, job, settings, sessionmaker)
 
 
 async def run_shard(
@@ -241,7 +254,7 @@ async def run_shard(
         except JobCancelled:
             return False
         except Exception as exc:
-            if not isinstance(exc, StageFailed | BudgetExceeded | LLMError):
+            if not isinstance(exc, FORESEEN):
                 logger.exception("shard %s of job %s crashed", key, job_id)
             await fanout.record_error(ctx, key, outcome_of(exc)[1] or "")
             return False
