@@ -12,8 +12,7 @@ from analysis_service.database_admin import scratch_database
 from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.jobs import schemas
 from analysis_service.migrate import upgrade
-from analysis_service.settings import AnalysisSettings
-from benchmarks.inprocess import run_to_end
+from benchmarks.inprocess import fake_llm_settings, run_to_end
 from tests.fakes.fake_llm import FakeLLM
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
@@ -21,14 +20,7 @@ CAPTIONS = "waterbirds/landbird.csv"
 
 
 async def _one(url: str, base_url: str, mode: str) -> dict:
-    settings = AnalysisSettings(
-        database_url=url,
-        data_roots=str(DATA),
-        llm_base_url=base_url,
-        llm_model="fake-llm",
-        llm_concurrency=16,
-        llm_retry_base_delay_s=0.0,
-    )
+    settings = fake_llm_settings(url, DATA, base_url)
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     try:

@@ -29,8 +29,7 @@ from analysis_service.db import make_engine, make_sessionmaker
 from analysis_service.jobs import schemas
 from analysis_service.migrate import upgrade
 from analysis_service.models import Attribute, Dimension
-from analysis_service.settings import AnalysisSettings
-from benchmarks.inprocess import run_to_end
+from benchmarks.inprocess import fake_llm_settings, run_to_end
 from tests.fakes.varied_llm import VariedFakeLLM
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ssdllm-captions"
@@ -73,14 +72,7 @@ def write_classes(target: Path, classes: int, per_class: int, seed: int = 0) -> 
 async def _job(
     url: str, data: Path, base_url: str, body: schemas.JobCreate
 ) -> tuple[schemas.Job, set[tuple[str, str]]]:
-    settings = AnalysisSettings(
-        database_url=url,
-        data_roots=str(data),
-        llm_base_url=base_url,
-        llm_model="fake-llm",
-        llm_concurrency=16,
-        llm_retry_base_delay_s=0.0,
-    )
+    settings = fake_llm_settings(url, data, base_url)
     engine = make_engine(url)
     try:
         sessionmaker = make_sessionmaker(engine)
