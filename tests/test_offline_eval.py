@@ -8,7 +8,16 @@ import dataclasses
 import pytest
 
 from analysis_service.reasoners.tfidf_settings import ClusterSettings
-from benchmarks.offline_eval import GRID, SEEDS, SETS, Scores, _tuning, choose, default_mismatches
+from benchmarks.offline_eval import (
+    GRID,
+    SEEDS,
+    SETS,
+    Scores,
+    _tuning,
+    action_truth,
+    choose,
+    default_mismatches,
+)
 
 
 def test_the_shipped_defaults_are_a_point_of_the_tuning_grid():
@@ -51,3 +60,16 @@ def test_the_choice_reads_each_point_s_mean_over_the_seeds():
     tuning = _tuning(table, 2)
     assert tuning[1, sets[0]] == pytest.approx(sum(lucky.values()) / len(SEEDS))
     assert choose(tuning, 2, sets[1:]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("playing_guitar_012.jpg", "playing_guitar"),
+        ("playing guitar_3.jpg", "playing_guitar"),
+        ("watching_TV_101.jpg", "watching_TV"),
+        ("reading_7.jpg", "reading"),
+    ],
+)
+def test_the_action_set_reads_its_truth_from_the_file_name(name: str, action: str):
+    assert action_truth(name) == action

@@ -6,7 +6,7 @@ says which part matters. Two general sources of focus, both read from the captio
 - the sentences that name the criterion ("... playing a musical instrument, a cello"), when the
   captions name it often enough to be a signal;
 - for a few general facets of a picture (where it is, what someone is doing, how it feels), the
-  phrases that follow that facet's cue words in any caption: "in a kitchen", "is riding a
+  phrases that follow that facet's cue words in any caption: "in a kitchen", "riding a
   horse", "appears happy". These are grammatical patterns of descriptive English, not lists of
   answers: no place, action or mood word is listed here.
 """
@@ -19,6 +19,9 @@ from dataclasses import dataclass
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z]+")
 _ARTICLE = r"(?:a|an|the|some|his|her|their|its)"
+_PARTICLE = r"(?:on|at|in|into|onto|with|through|down|up|to|from|under|over|out|off)"
+#: -ing words of English that are never a participle of an action.
+_NOT_VERBS = r"(?:during|something|nothing|anything|everything|featuring|including|according)"
 
 #: A criterion word that appears in fewer captions than this share says nothing by its sentences.
 MIN_CRITERION_SHARE = 0.05
@@ -49,7 +52,14 @@ FACETS = (
     Facet(
         "activity",
         frozenset("action actions activity activities doing pose sport task".split()),
-        re.compile(rf"\b(?:is|are)\s+(?:[a-z]+ly\s+)?([a-z]+ing)\b(?:\s+{_ARTICLE}?\s*([a-z]+))?"),
+        # A present participle and what it acts on: "(a man) riding a horse", "is looking
+        # through a microscope". A participle after an article is a noun ("a building"), and
+        # a few -ing words are never verbs; captions name the doer before the verb as often as
+        # not, so no "is"/"are" is required.
+        re.compile(
+            rf"(?<!\ba )(?<!\ban )(?<!\bthe )\b(?!{_NOT_VERBS}\b)([a-z]{{2,}}ing)\b"
+            rf"(?:\s+{_PARTICLE})?(?:\s+{_ARTICLE}\b)?(?:\s+([a-z]+))?"
+        ),
     ),
     Facet(
         "mood",

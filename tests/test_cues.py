@@ -1,0 +1,34 @@
+"""Which words of a caption answer a criterion (the offline reasoner's focusing step)."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis_service.reasoners.cues import Focus, facet_of
+
+
+def test_an_action_is_read_with_or_without_an_auxiliary_verb():
+    focus = Focus("activity", [])
+    assert focus.text("the image features a man riding a horse in a field.") == "riding horse"
+    assert focus.text("a woman is looking through a microscope.") == "looking microscope"
+    assert focus.text("two children are blowing bubbles.") == "blowing bubbles"
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "a tall tower beside the building.",  # a participle after an article is a noun
+        "a quiet street during the day.",  # -ing words that are never an action
+        "a cat sits on something soft.",
+    ],
+)
+def test_nouns_and_function_words_in_ing_are_not_actions(caption: str):
+    assert Focus("action", []).text(caption) == ""
+
+
+def test_each_facet_is_found_from_the_words_of_its_criterion():
+    assert facet_of("What is the person doing? (activity)") is not None
+    assert facet_of("activity").name == "activity"  # type: ignore[union-attr]
+    assert facet_of("location").name == "place"  # type: ignore[union-attr]
+    assert facet_of("emotion").name == "mood"  # type: ignore[union-attr]
+    assert facet_of("object") is None
