@@ -52,9 +52,10 @@ VLLM_TESTS ?= tests/test_vllm_real_api.py tests/test_vllm_engine.py
 gpu-venv: $(STAMP)
 	$(PY) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)"
 
+## Bytecode is written on the first run, for what the tests import (the build compiles none).
 test-vllm: $(STAMP)
 	venv=$$($(PY) .ci/gpu_venv.py --home "$(GPU_VENV_HOME)") && \
-	  REQUIRE_VLLM=1 "$$venv/bin/python" -m pytest -q $(VLLM_TESTS)
+	  env -u PYTHONDONTWRITEBYTECODE REQUIRE_VLLM=1 "$$venv/bin/python" -m pytest -q $(VLLM_TESTS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

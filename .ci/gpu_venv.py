@@ -110,9 +110,9 @@ def resolve(python: Path, listed: Path, timeout_s: float) -> list[str]:
 def fetch(python: Path, chosen: Path, cache: Path, timeout_s: float) -> None:
     """Install exactly the files listed in `chosen`, none of their dependencies, with uv."""
     options, env = uv_transport(pip_settings())
-    # Bytecode now, as pip does: where writing it is off (PYTHONDONTWRITEBYTECODE), every run
-    # would compile torch and vLLM again, twice the CPU of a run on compiled files.
-    options.append("--compile-bytecode")
+    # No bytecode now (pip's and `uv --compile-bytecode`'s way): compiling all ~11 GB took
+    # three of the five minutes of a cold build, for files no test imports. `make test-vllm`
+    # lets Python write the bytecode of what the tests do import, once, on the first run.
     command: list[str | Path] = [*UV, "install", "--quiet", "--no-config", "--no-deps", *options]
     subprocess.run(
         [*command, "--cache-dir", cache, "--python", python, "-r", chosen],
