@@ -20,10 +20,11 @@ from types import FrameType
 from pydantic import Field
 
 from analysis_service.api import ApiServerSettings
-from analysis_service.auth.exposure import is_loopback_host, open_mode_refusal
+from analysis_service.auth.exposure import open_mode_refusal
 from analysis_service.embedded_db import resolve_database_url
 from analysis_service.migrate import upgrade
 from shared.logging import configure_logging
+from shared.loopback import is_loopback_host
 
 logger = logging.getLogger("launcher")
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S, then the launcher gives up
@@ -139,8 +140,9 @@ def _exposure_problem(settings: LauncherSettings, database_url: str) -> str | No
     if not settings.caption_api_key.get_secret_value() and not is_loopback_host(settings.host):
         return (
             f"refusing to listen on {settings.host!r} with no CAPTION_API_KEY: the caption "
-            "service would read images for anyone who reaches it. Set CAPTION_API_KEY to a "
-            "long random secret, or listen on a loopback address (HOST=127.0.0.1)."
+            "service reads images for whoever calls it, and without a key it is for this "
+            "machine only. Set CAPTION_API_KEY to a long random secret, or listen on a "
+            "loopback address (HOST=127.0.0.1)."
         )
     return None
 

@@ -56,7 +56,8 @@ class CaptionSettings(ServiceSettings):
     caption_api_key: SecretStr = Field(
         default=SecretStr(""),
         description="When set, every request but /healthz and /readyz must send it as a Bearer "
-        "token (the analysis service does, from its own CAPTION_API_KEY).",
+        "token (the analysis service does, from its own CAPTION_API_KEY); unset, only loopback "
+        "clients addressing the service by a loopback name are answered.",
     )
 
     # What the model is asked (vllm and openai engines).

@@ -72,7 +72,7 @@ def analysis_settings(database_url: str, data_root: Path) -> AnalysisSettings:
     return AnalysisSettings(
         database_url=database_url,
         data_roots=str(data_root),
-        caption_urls="http://caption.test",
+        caption_urls="http://caption.localhost",
         caption_retry_attempts=3,
         caption_retry_base_delay_s=0.01,
         caption_retry_max_delay_s=0.05,
@@ -97,7 +97,9 @@ async def caption_app(caption_settings: CaptionSettings) -> AsyncIterator:
 @pytest.fixture
 async def caption_client(caption_app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=caption_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://caption.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://caption.localhost"
+    ) as client:
         yield client
 
 

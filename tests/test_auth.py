@@ -27,7 +27,7 @@ from analysis_service.auth.dependencies import (
     AuthGate,
     authorize,
 )
-from analysis_service.auth.exposure import is_loopback_host, open_mode_refusal
+from analysis_service.auth.exposure import open_mode_refusal
 from analysis_service.auth.keys import (
     TOKEN_PREFIX,
     Scope,
@@ -38,6 +38,7 @@ from analysis_service.auth.keys import (
 )
 from analysis_service.models import ApiKey, Job, UiSession
 from analysis_service.settings import AnalysisSettings
+from shared.loopback import is_loopback_host
 from tests.builders import make_dataset
 
 ADMIN = "admin-secret-0123456789abcdef"

@@ -79,6 +79,56 @@ async def test_without_a_key_set_the_service_is_open(caption_client):
     assert (await caption_client.get("/v1/info")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost:8001", True),
+        ("caption.localhost", True),
+        ("127.0.0.1:8001", True),
+        ("[::1]:8001", True),
+        ("caption:8001", False),  # the compose service name: there a key is required
+        ("attacker.example:8001", False),  # a page that pointed its own name at 127.0.0.1
+        ("localhost.attacker.example", False),
+        ("192.0.2.7", False),
+    ],
+)
+async def test_without_a_key_only_requests_addressed_to_a_loopback_name_are_answered(
+    caption_client, data_root: Path, host: str, allowed: bool
+):
+    """DNS rebinding: a web page rebinds its name to 127.0.0.1, so its requests come from
+    loopback; only the Host header tells them apart from the workers'."""
+    path = write_image(data_root / "a.jpg")
+    body = {"images": [{"id": "1", "path": str(path)}]}
+    for resp in (
+        await caption_client.post("/v1/captions", json=body, headers={"Host": host}),
+        await caption_client.get("/v1/info", headers={"Host": host}),
+        await caption_client.get("/metrics", headers={"Host": host}),
+    ):
+        assert (resp.status_code == 200) is allowed, resp.text
+        if not allowed:
+            assert resp.status_code == 403 and resp.json()["error"] == "forbidden"
+            assert "addressed to localhost" in resp.json()["detail"]
+            assert "CAPTION_API_KEY" in resp.json()["detail"]
+    # Health stays open to orchestrators, whatever name they use.
+    assert (await caption_client.get("/healthz", headers={"Host": host})).status_code == 200
+    assert (await caption_client.get("/readyz", headers={"Host": host})).status_code == 200
+
+
+async def test_without_a_key_clients_not_on_loopback_are_refused(caption_app):
+    transport = httpx.ASGITransport(app=caption_app, client=("192.0.2.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        resp = await client.get("/v1/info")
+        assert resp.status_code == 403 and "loopback clients only" in resp.json()["detail"]
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_with_the_key_any_host_name_and_client_may_be_used(guarded_app):
+    transport = httpx.ASGITransport(app=guarded_app, client=("192.0.2.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://caption:8001") as client:
+        resp = await client.get("/v1/info", headers={"Authorization": f"Bearer {KEY}"})
+    assert resp.status_code == 200
+
+
 async def test_the_analysis_client_sends_the_key(guarded_app, data_root: Path):
     path = write_image(data_root / "a.jpg")
     transport = httpx.ASGITransport(app=guarded_app)

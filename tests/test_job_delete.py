@@ -4,6 +4,7 @@ other jobs and the dataset's files stay as they were; a running job is stopped f
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from analysis_service.models import (
     JobEvent,
     JobImage,
 )
-from analysis_service.pipeline.context import RunContext
+from analysis_service.pipeline import scan
+from analysis_service.pipeline.context import RunContext, Transports
+from analysis_service.pipeline.runner import run_shard
+from analysis_service.shards import repository as shards
 from tests.builders import make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, answers, run, submit
 from tests.test_job_lifecycle import _queue_entry_run_by_a_worker
@@ -183,8 +187,6 @@ async def test_deleting_a_running_job_whose_worker_is_gone_deletes_it(
 async def test_a_scan_reusing_images_of_a_job_deleted_meanwhile_stores_them_again(
     api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
 ):
-    from analysis_service.pipeline import scan
-
     make_dataset(data_root / "pets", per_class=6)
     transport = CountingTransport(caption_app)
     job_a = await submit(api, "pets")
@@ -206,3 +208,64 @@ async def test_a_scan_reusing_images_of_a_job_deleted_meanwhile_stores_them_agai
     assert (job["images"], job["valid"]) == (12, 12)
     rows = (await api.get(f"/v1/jobs/{job_b}/assignments?limit=10000")).json()["items"]
     assert len({row["image"] for row in rows}) == 12
+
+
+def _deleting_the_job_after_the_first_batch(api, job_id: uuid.UUID, monkeypatch) -> list[int]:
+    """Each DELETE's status, sent once the first batch of the scan is read and before it is
+    stored; no worker attends the job, so the DELETE stops and deletes it at once."""
+    real_examine = scan._examine_batch
+    deleted: list[int] = []
+
+    async def examine_then_delete(*args):  # type: ignore[no-untyped-def]
+        found = await real_examine(*args)
+        if not deleted:
+            deleted.append((await api.delete(f"/v1/jobs/{job_id}")).status_code)
+        return found
+
+    monkeypatch.setattr(scan, "_examine_batch", examine_then_delete)
+    return deleted
+
+
+def _what_was_logged(caplog) -> tuple[list[str], list[str]]:
+    """(messages at warning or above, or with a traceback; info messages about a deletion)."""
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    told = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and "deleted" in r.getMessage()
+    ]
+    return loud, told
+
+
+async def test_a_shard_whose_job_is_deleted_mid_batch_ends_quietly(
+    api, analysis_settings, sessionmaker, data_root: Path, monkeypatch, caplog
+):
+    """Another worker's shard task stores its batch after the job's row is gone (the links
+    of the batch's images fail on the job's foreign key): one line says so, no traceback."""
+    make_dataset(data_root / "pets", per_class=10)
+    job_id = uuid.UUID(await submit(api, "pets"))
+    async with sessionmaker() as session, session.begin():
+        assert await lifecycle.claim(session, job_id) is not None
+        await shards.create(session, job_id, "scan", [shards.Span(None, None, 20)])
+    deleted = _deleting_the_job_after_the_first_batch(api, job_id, monkeypatch)
+    settings = analysis_settings.model_copy(update={"ingest_batch_size": 4})
+    with caplog.at_level(logging.INFO):
+        ran = await run_shard(job_id, "scan", 0, settings, sessionmaker, Transports())
+    assert deleted == [204] and ran is False
+    loud, told = _what_was_logged(caplog)
+    assert loud == [] and len(told) == 1 and str(job_id) in told[0]
+    assert await _count(sessionmaker, JobImage, JobImage.job_id == job_id) == 0
+
+
+async def test_a_job_deleted_mid_batch_under_its_own_run_ends_quietly(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch, caplog
+):
+    make_dataset(data_root / "pets", per_class=10)
+    job_id = await submit(api, "pets")
+    deleted = _deleting_the_job_after_the_first_batch(api, uuid.UUID(job_id), monkeypatch)
+    settings = analysis_settings.model_copy(update={"ingest_batch_size": 4})
+    with caplog.at_level(logging.INFO):
+        assert await run(job_id, settings, sessionmaker, CountingTransport(caption_app)) is None
+    assert deleted == [204]
+    loud, told = _what_was_logged(caplog)
+    assert loud == [] and len(told) == 1 and job_id in told[0]

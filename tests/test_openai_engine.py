@@ -41,7 +41,9 @@ async def post(settings: CaptionSettings, items: list[dict]) -> httpx.Response:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://caption") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://caption.localhost"
+        ) as client:
             return await client.post("/v1/captions", json={"images": items})
 
 

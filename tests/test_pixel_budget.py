@@ -106,7 +106,9 @@ async def small_budget_app(data_root: Path):
 
 async def _post(app: Any, images: list[dict]) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://caption.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://caption.localhost"
+    ) as client:
         return await client.post("/v1/captions", json={"images": images})
 
 

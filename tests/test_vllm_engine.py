@@ -39,7 +39,7 @@ def app_with(fake: FakeAsyncLLM, settings: CaptionSettings):
 
 async def _client(app):
     transport = httpx.ASGITransport(app=app)
-    return httpx.AsyncClient(transport=transport, base_url="http://caption")
+    return httpx.AsyncClient(transport=transport, base_url="http://caption.localhost")
 
 
 def images(data_root: Path, n: int, size=(1000, 500)) -> list[dict]:

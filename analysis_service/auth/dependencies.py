@@ -17,11 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from analysis_service.auth import repository
-from analysis_service.auth.exposure import (
-    HOW_TO_ADD_A_KEY,
-    is_loopback_address,
-    is_loopback_name,
-)
+from analysis_service.auth.exposure import HOW_TO_ADD_A_KEY
 from analysis_service.auth.keys import (
     OPEN,
     EnvKey,
@@ -33,6 +29,7 @@ from analysis_service.auth.keys import (
 from analysis_service.db import Session
 from shared.bearer import MAX_TOKEN_CHARS, bearer_token
 from shared.errors import Forbidden, PayloadTooLarge, Unauthorized
+from shared.loopback import is_loopback_address, is_loopback_name
 
 REALM = "subpop analysis"
 SESSION_COOKIE = "subpop_session"

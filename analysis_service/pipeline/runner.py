@@ -152,6 +152,13 @@ def outcome_of(exc: Exception) -> tuple[JobStatus, str | None]:
     return JobStatus.FAILED, f"internal error: {public_error(exc)}"
 
 
+async def _deleted(ctx: RunContext) -> bool:
+    """Whether the job's row is gone: deleted while a batch of it was in flight here, whose
+    statements then fail (a link to the job breaks its foreign key) for that reason alone."""
+    async with ctx.sessionmaker() as session:
+        return await lifecycle.status_of(session, ctx.job_id) is None
+
+
 async def _outcome(
     ctx: RunContext, root: Path, transports: Transports
 ) -> tuple[JobStatus, str | None]:
@@ -161,7 +168,7 @@ async def _outcome(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        if not isinstance(exc, FORESEEN):
+        if not isinstance(exc, FORESEEN) and not await _deleted(ctx):
             logger.exception("job %s crashed", ctx.job_id)
         return outcome_of(exc)
     return JobStatus.SUCCEEDED, None
@@ -200,6 +207,8 @@ async def _run_claimed(ctx: RunContext, root: Path, transports: Transports) -> J
             await _event(session, ctx, outcome, error)
     if status == outcome:
         logger.info("job %s %s%s", ctx.job_id, outcome, f": {error}" if error else "")
+    elif status is None:
+        logger.info("job %s was deleted while it ran; its run ends here", ctx.job_id)
     else:
         logger.warning("job %s ended %s but had become %s meanwhile", ctx.job_id, outcome, status)
     return status
@@ -255,6 +264,14 @@ async def run_shard(
             return False
         except Exception as exc:
             if not isinstance(exc, FORESEEN):
+                if await _deleted(ctx):
+                    logger.info(
+                        "job %s was deleted while its %s shard %d ran here; the shard ends",
+                        job_id,
+                        stage,
+                        index,
+                    )
+                    return False
                 logger.exception("shard %s of job %s crashed", key, job_id)
             await fanout.record_error(ctx, key, outcome_of(exc)[1] or "")
             return False
