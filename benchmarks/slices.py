@@ -62,7 +62,7 @@ async def _run(url: str, count: int) -> list[tuple[str, str]]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://bench", timeout=600
+            transport=transport, base_url="http://localhost", timeout=600
         ) as api:
             base = f"/v1/jobs/{job_id}"
             start = time.perf_counter()
