@@ -43,7 +43,8 @@ SEEDS = tuple(range(max(1, int(os.environ.get("EVAL_SEEDS") or 5))))
 #: any set over several seeds and are left out.
 GRID = {
     "lead_weight": (0.0, 0.25, 0.5),
-    "focus_weight": (0.0, 0.25),
+    "named_weight": (0.0, 0.25),
+    "facet_weight": (0.0, 0.25),
     "algorithm": ("euclidean", "spherical"),
     "restart_choice": ("inertia", "silhouette"),
 }

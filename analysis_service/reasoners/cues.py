@@ -100,17 +100,26 @@ class Focus:
             share = sum(1 for c in captions if self._named.search(c)) / len(captions)
             if share < MIN_CRITERION_SHARE:
                 self._named = None
-        #: Whether any part of a caption is focused on at all.
-        self.active = self._named is not None or self.facet is not None
 
-    def text(self, caption: str) -> str:
-        parts: list[str] = []
-        if self._named is not None:
-            parts += [s for s in sentences(caption) if self._named.search(s)]
-        if self.facet is not None:
-            for match in self.facet.pattern.finditer(caption):
-                parts.append(" ".join(g for g in match.groups() if g))
-        return " . ".join(parts)
+    @property
+    def names_criterion(self) -> bool:
+        """Whether the captions name the criterion often enough for its sentences to count."""
+        return self._named is not None
+
+    def named_text(self, caption: str) -> str:
+        """The sentences of a caption that name the criterion."""
+        if self._named is None:
+            return ""
+        return " . ".join(s for s in sentences(caption) if self._named.search(s))
+
+    def facet_text(self, caption: str) -> str:
+        """The phrases of a caption that answer the criterion's facet."""
+        if self.facet is None:
+            return ""
+        return " . ".join(
+            " ".join(g for g in match.groups() if g)
+            for match in self.facet.pattern.finditer(caption)
+        )
 
 
 def lead(caption: str) -> str:

@@ -10,7 +10,7 @@ from analysis_service.reasoners.kmeans import Algorithm, RestartChoice
 @dataclass(frozen=True)
 class ClusterSettings:
     """The method's parameters. `make eval` chooses the organization ones in its grid
-    (lead_weight, focus_weight, algorithm, restart_choice, restarts) leave-one-set-out for its
+    (lead_weight, named_weight, facet_weight, algorithm, restart_choice) leave-one-set-out for its
     numbers; their defaults here are what the same rule chooses on all the evaluation sets, and
     `make eval` fails when they differ."""
 
@@ -19,7 +19,8 @@ class ClusterSettings:
     #: dimensions still depend on the seed, enough to move accuracy by 0.1 on a set of 700.
     svd_iterations: int = 20
     lead_weight: float = 0.25  # weight of the first sentence's terms
-    focus_weight: float = 0.0  # weight of the terms that answer the criterion
+    named_weight: float = 0.0  # weight of the sentences that name the criterion
+    facet_weight: float = 0.0  # weight of the phrases that answer the criterion's facet
     #: k-means restarts (organization): the more, the less which local optimum is kept
     #: depends on the seed.
     restarts: int = 30

@@ -82,9 +82,15 @@ class CaptionSpace:
         matrix = self.vectorizer.transform(texts)
         if s.lead_weight:
             matrix = matrix + s.lead_weight * normalize(self.vectorizer.transform(map(lead, texts)))
-        if s.focus_weight and self.focus.active:
-            focused = self.vectorizer.transform([self.focus.text(t) for t in texts])
-            matrix = matrix + s.focus_weight * normalize(focused)
+        # The two sources of focus (cues.py) weigh differently: sentences that name the
+        # criterion are whole sentences, mostly about the main object; a facet's phrases are
+        # only its answers ("in a kitchen", "riding a horse").
+        if s.named_weight and self.focus.names_criterion:
+            named = self.vectorizer.transform([self.focus.named_text(t) for t in texts])
+            matrix = matrix + s.named_weight * normalize(named)
+        if s.facet_weight and self.focus.facet is not None:
+            phrases = self.vectorizer.transform([self.focus.facet_text(t) for t in texts])
+            matrix = matrix + s.facet_weight * normalize(phrases)
         return normalize(sp.csr_matrix(matrix))
 
     def embed(self, terms: sp.csr_matrix) -> np.ndarray:
