@@ -20,7 +20,7 @@ class ClusterSettings:
     svd_iterations: int = 20
     lead_weight: float = 0.25  # weight of the first sentence's terms
     named_weight: float = 0.0  # weight of the sentences that name the criterion
-    facet_weight: float = 0.0  # weight of the phrases that answer the criterion's facet
+    facet_weight: float = 0.25  # weight of the phrases that answer the criterion's facet
     #: k-means restarts (organization): the more, the less which local optimum is kept
     #: depends on the seed.
     restarts: int = 30
