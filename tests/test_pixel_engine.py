@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
 from PIL import Image
 
-from caption_service.engines.pixel import describe
+from caption_service.engines.base import EngineUnavailable
+from caption_service.engines.pixel import PixelEngine, describe
 
 
 def _split(top: tuple[int, int, int], bottom: tuple[int, int, int], size=(120, 90)) -> Image.Image:
@@ -32,3 +39,61 @@ def test_bright_snow_scene():
     assert "very bright" in text
     assert "white" in text
     assert "square" in text
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[PixelEngine]:
+    threads = ThreadPoolExecutor(max_workers=2)
+    engine = PixelEngine(threads, processes=2)
+    try:
+        yield engine
+    finally:
+        await engine.close()
+        threads.shutdown()
+
+
+def _varied(count: int) -> list[Image.Image]:
+    sizes = [(120, 90), (50, 80), (256, 40), (7, 3)]
+    return [
+        _split((i * 37 % 256, i * 91 % 256, 200), (40, i * 53 % 256, 50), size=sizes[i % 4])
+        for i in range(count)
+    ]
+
+
+def _describing_processes() -> list[psutil.Process]:
+    """The processes forked for describing, by the fork server this process started."""
+    servers = [
+        p
+        for p in psutil.Process().children()
+        if "multiprocessing.forkserver" in " ".join(p.cmdline())
+    ]
+    return [worker for server in servers for worker in server.children()]
+
+
+async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(engine):
+    images = _varied(25)
+    outputs = await engine.caption(images, [""] * len(images))
+    assert [o.caption for o in outputs] == [describe(image) for image in images]
+    # Measuring ran outside the service's process, whose GIL it would otherwise hold.
+    workers = _describing_processes()
+    assert workers and sum(sum(p.cpu_times()[:2]) for p in workers) > 0
+
+
+async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
+    images = _varied(6)
+    await engine.caption(images, [""] * 6)
+    for worker in _describing_processes():
+        worker.kill()
+        worker.wait(10)
+    failures = 0
+    for _ in range(100):  # the pool notices the death on its own thread, within moments
+        try:
+            await engine.caption(images, [""] * 6)
+        except EngineUnavailable as exc:
+            assert "describing process died" in str(exc) and exc.retry_after
+            failures += 1
+            break
+        await asyncio.sleep(0.05)
+    assert failures == 1
+    outputs = await engine.caption(images, [""] * 6)
+    assert [o.caption for o in outputs] == [describe(image) for image in images]

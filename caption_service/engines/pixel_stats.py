@@ -71,11 +71,26 @@ def _shares(names: np.ndarray) -> list[tuple[str, float]]:
     return [(name, float(share)) for name, share in ranked]
 
 
-def measure(image: Image.Image, side: int = 96) -> PixelStats:
-    """Measure an RGB image on a small copy: statistics barely change below ~100 px."""
-    width, height = image.size
+@dataclass(frozen=True)
+class AnalysisCopy:
+    """What the statistics are measured on: a small copy of an image, and the image's size."""
+
+    small: Image.Image
+    width: int
+    height: int
+
+
+def analysis_copy(image: Image.Image, side: int = 96) -> AnalysisCopy:
+    """The small copy: statistics barely change below ~100 px. Shrinking is Pillow's C code,
+    which lets other threads run meanwhile."""
     small = image.copy()
     small.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return AnalysisCopy(small, *image.size)
+
+
+def measure_copy(copy: AnalysisCopy) -> PixelStats:
+    """The statistics of an image, from its analysis copy."""
+    small = copy.small
     rgb = np.asarray(small, dtype=np.float32) / 255.0
     hsv = np.asarray(small.convert("HSV"), dtype=np.float32) / 255.0
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -84,8 +99,8 @@ def measure(image: Image.Image, side: int = 96) -> PixelStats:
     third = max(1, rows // 3)
     grad = np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()
     return PixelStats(
-        width=width,
-        height=height,
+        width=copy.width,
+        height=copy.height,
         brightness=float(luma.mean()),
         saturation=float(hsv[..., 1].mean()),
         contrast=float(luma.std()),
@@ -94,6 +109,11 @@ def measure(image: Image.Image, side: int = 96) -> PixelStats:
         top_color=_shares(names[:third])[0][0],
         bottom_color=_shares(names[rows - third :])[0][0],
     )
+
+
+def measure(image: Image.Image, side: int = 96) -> PixelStats:
+    """Measure an RGB image on a small copy."""
+    return measure_copy(analysis_copy(image, side))
 
 
 def brightness_word(value: float) -> str:
