@@ -58,7 +58,10 @@ def _describe_copies(copies: list[ps.AnalysisCopy]) -> list[str]:
 def _describing_processes(count: int) -> ProcessPoolExecutor:
     # Forked from a server that has imported this module (numpy, Pillow) once, so a process
     # starts in milliseconds; never forked from the service itself, whose threads (the event
-    # loop, the decoding pool) a fork would copy mid-flight.
+    # loop, the decoding pool) a fork would copy mid-flight. Started afresh where there is
+    # no fork server (Windows).
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return ProcessPoolExecutor(max_workers=count, mp_context=context)
