@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import psutil
 import pytest
 from PIL import Image, ImageDraw
 
+from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineUnavailable
 from caption_service.engines.pixel import PixelEngine, describe
 
@@ -55,6 +57,29 @@ def test_a_caption_stays_word_for_word_what_its_key_promises():
         "and a green lower part; low contrast, smooth."
     )
     assert describe(image.resize((37, 211))).startswith("An evenly lit, vivid portrait image")
+
+
+def _names_by_the_rules(hsv: np.ndarray) -> np.ndarray:
+    """The naming rules as written first, on each pixel's HSV as numbers from 0 to 1."""
+    h, s, v = hsv[..., 0] * 360.0, hsv[..., 1], hsv[..., 2]
+    names = np.full(h.shape, ps._CODE["red"], dtype=np.uint8)
+    lower = 0.0
+    for upper, name in ps._HUES:
+        names[(h >= lower) & (h < upper)] = ps._CODE[name]
+        lower = upper
+    names[(h >= 10) & (h < 45) & (v < 0.6) & (s > 0.25)] = ps._CODE["brown"]
+    names[s < 0.18] = ps._CODE["gray"]
+    names[(s < 0.18) & (v > 0.82)] = ps._CODE["white"]
+    names[v < 0.18] = ps._CODE["black"]
+    return names
+
+
+def test_pixels_are_named_by_the_rules_for_every_hsv_value():
+    hue, saturation = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    for value in range(256):
+        hsv = np.stack([hue, saturation, np.full_like(hue, value)], axis=-1).astype(np.uint8)
+        expected = _names_by_the_rules(hsv.astype(np.float32) / 255.0)
+        assert np.array_equal(ps._color_names(hsv), expected), value
 
 
 @pytest.fixture
