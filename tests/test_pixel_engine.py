@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -141,3 +145,52 @@ async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
     assert failures == 1
     outputs = await engine.caption(images, [""] * 6)
     assert [o.caption for o in outputs] == [describe(image) for image in images]
+
+
+_KILLED_SERVICE = """
+import asyncio, os, signal
+from concurrent.futures import ThreadPoolExecutor
+import psutil
+from PIL import Image
+from caption_service.engines.pixel import PixelEngine
+
+async def main():
+    engine = PixelEngine(ThreadPoolExecutor(2), processes=2)
+    await engine.caption([Image.new("RGB", (64, 48), (9, 99, 199))] * 8, [""] * 8)
+    print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_describing_processes_end_with_a_service_killed_outright():
+    service = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SERVICE], stdout=subprocess.PIPE, text=True
+    )
+    assert service.stdout is not None
+    pids = service.stdout.readline().split()
+    assert service.wait(60) == -signal.SIGKILL
+    started = []
+    for pid in map(int, pids):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            started.append(psutil.Process(pid))
+    assert started
+    # The fork server, its describing processes and the resource tracker: none stays behind.
+    try:
+        deadline = time.monotonic() + 20
+        while left := [p for p in started if _alive(p)]:
+            assert time.monotonic() < deadline, [" ".join(p.cmdline())[:80] for p in left]
+            time.sleep(0.1)
+    finally:
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        service.stdout.close()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
