@@ -78,22 +78,20 @@ def _settled(procs: list[subprocess.Popen], timeout: float = 60) -> None:
 
 
 def _cpu_of(url: str, workers: list[subprocess.Popen]) -> dict[str, float]:
-    """CPU seconds used so far by the workers, the caption service (a child of this process)
-    and the database's backends: with the wall time, whether a run left cores idle."""
+    """CPU seconds used so far by the workers, the caption service (a child of this process,
+    with the processes it started: the pixel engine describes in processes of its own) and
+    the database's backends: with the wall time, whether a run left cores idle."""
     database = url.rsplit("/", 1)[1].split("?")[0]
     used = {"workers": sum(_cpu_seconds(p.pid) for p in workers), "caption": 0.0, "postgres": 0.0}
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
-        kind = (
-            "caption"
-            if "caption_service.app" in line and proc.ppid() == os.getpid()
-            else "postgres"
-            if line.startswith("postgres:") and f" {database} " in line
-            else None
-        )
-        if kind is not None:
-            with contextlib.suppress(psutil.Error):
-                used[kind] += _cpu_seconds(proc.pid)
+        with contextlib.suppress(psutil.Error):
+            if "caption_service.app" in line and proc.ppid() == os.getpid():
+                for part in (proc, *proc.children(recursive=True)):
+                    with contextlib.suppress(psutil.Error):
+                        used["caption"] += _cpu_seconds(part.pid)
+            elif line.startswith("postgres:") and f" {database} " in line:
+                used["postgres"] += _cpu_seconds(proc.pid)
     return used
 
 

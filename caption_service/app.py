@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -36,8 +35,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, service="caption")
-        workers = settings.caption_workers or (os.cpu_count() or 2)
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption-prep")
+        executor = ThreadPoolExecutor(
+            max_workers=settings.worker_count, thread_name_prefix="caption-prep"
+        )
         engine = make_engine(settings, executor)
         budget = PixelBudget(settings.max_decode_pixels_in_flight, settings.caption_decode_wait_s)
         app.state.captioner = CaptionState(

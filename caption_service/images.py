@@ -6,15 +6,17 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
 
 from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage
-from shared.concurrency import run_all
+from shared.concurrency import run_all, split_evenly
 from shared.files import UnreadableFile, read_inside_roots
 from shared.imaging import ImageLimits, InvalidImage, open_image, rgb_of
 from shared.paths import PathOutsideRoots, is_inside
@@ -77,21 +79,54 @@ def prepare_one(
     return PreparedImage(image, hashlib.sha256(data).hexdigest())
 
 
+def _prepare_run(
+    items: list[CaptionImage],
+    stop: threading.Event,
+    limits: ImageLimits,
+    roots: list[Path],
+    budget: PixelBudget,
+    max_side: int,
+    short_side: int | None,
+) -> list[PreparedImage | str]:
+    """prepare_one for each item in turn, in one pool thread; once `stop` is set (the batch
+    failed or was cancelled) the rest are not decoded."""
+    prepared: list[PreparedImage | str] = []
+    for item in items:
+        if stop.is_set():
+            break
+        prepared.append(prepare_one(item, limits, roots, budget, max_side, short_side))
+    return prepared
+
+
 async def prepare_all(
     items: list[CaptionImage],
     limits: ImageLimits,
     roots: list[Path],
     budget: PixelBudget,
     executor: Executor,
+    workers: int,
     max_side: int,
     short_side: int | None = None,
 ) -> list[PreparedImage | str]:
-    """Decode and resize every image in the pool, off the event loop. An unreadable image is
-    its reason, not a failure; an unexpected error (DecoderBusy too) cancels the images still
-    queued."""
+    """Decode and resize every image in the pool, off the event loop: one run of images per
+    pool thread (`workers`), so a batch costs the loop a few hand-offs rather than one per
+    image. An unreadable image is its reason, not a failure; an unexpected error (DecoderBusy
+    too), or the request's cancellation, stops the images not decoded yet."""
     loop = asyncio.get_running_loop()
-    jobs = [
-        loop.run_in_executor(executor, prepare_one, it, limits, roots, budget, max_side, short_side)
-        for it in items
-    ]
-    return await run_all(*jobs)
+    stop = threading.Event()
+    prepare = partial(
+        _prepare_run,
+        stop=stop,
+        limits=limits,
+        roots=roots,
+        budget=budget,
+        max_side=max_side,
+        short_side=short_side,
+    )
+    try:
+        runs = await run_all(
+            *(loop.run_in_executor(executor, prepare, run) for run in split_evenly(items, workers))
+        )
+    finally:
+        stop.set()
+    return [prepared for run in runs for prepared in run]

@@ -42,6 +42,7 @@ async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionRes
         settings.data_root_paths,
         state.pixel_budget,
         state.executor,
+        settings.worker_count,
         engine.max_side,
         engine.short_side,
     )

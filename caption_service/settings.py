@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -39,7 +40,10 @@ class CaptionSettings(ServiceSettings):
         description="Largest request body (base64 images included); larger ones get 413.",
     )
     caption_workers: int = Field(
-        default=0, ge=0, description="Threads for image decoding; 0 means one per CPU core."
+        default=0,
+        ge=0,
+        description="Threads that decode images, and processes that describe them (pixel "
+        "engine); 0 means one per CPU core.",
     )
     max_decode_pixels_in_flight: int = Field(
         default=320_000_000,
@@ -91,6 +95,11 @@ class CaptionSettings(ServiceSettings):
     caption_openai_retries: int = Field(default=5, ge=1)
     caption_openai_retry_base_delay_s: float = Field(default=0.5, ge=0)
     caption_openai_concurrency: int = Field(default=16, ge=1)
+
+    @property
+    def worker_count(self) -> int:
+        """CAPTION_WORKERS, with 0 read as one per CPU core."""
+        return self.caption_workers or os.cpu_count() or 2
 
     @property
     def caption_openai_endpoint(self) -> ChatEndpoint:

@@ -37,3 +37,18 @@ async def run_all(*awaitables: Awaitable[T]) -> list[T]:
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+def split_evenly(items: list[T], parts: int) -> list[list[T]]:
+    """items cut into at most `parts` runs in order, their lengths differing by at most one
+    (no empty run): work for `parts` workers with one hand-off each."""
+    count = min(parts, len(items))
+    if count <= 0:
+        return []
+    size, extra = divmod(len(items), count)
+    runs, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        runs.append(items[start:end])
+        start = end
+    return runs

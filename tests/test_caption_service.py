@@ -6,10 +6,17 @@ import base64
 import hashlib
 import json
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from caption_service import images
+from caption_service.images import PreparedImage, prepare_all
+from caption_service.pixel_budget import DecoderBusy, PixelBudget
+from shared.caption_contract import CaptionImage
+from shared.settings import ServiceSettings
 from tests.builders import image_bytes, write_image
 
 
@@ -176,3 +183,55 @@ def test_base64_data_over_the_image_limit_is_refused_before_decoding(monkeypatch
     assert decoded == []
     small = CaptionImage(id="small", data=base64.b64encode(b"x" * 1000).decode())
     assert module._read_bytes(small, limits, [tmp_path]) == b"x" * 1000
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A thread pool that counts the work handed to it."""
+
+    handed = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.handed += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def _decode_budget() -> PixelBudget:
+    return PixelBudget(capacity=10**9, wait_s=5)
+
+
+async def test_a_batch_is_decoded_in_one_hand_off_per_pool_thread(data_root: Path):
+    paths = [write_image(data_root / f"{i}.jpg", marker=i) for i in range(10)]
+    (data_root / "bad.jpg").write_bytes(b"not an image")
+    items = [CaptionImage(id=str(i), path=str(p)) for i, p in enumerate(paths)]
+    items.insert(4, CaptionImage(id="bad", path=str(data_root / "bad.jpg")))
+    limits = ServiceSettings().image_limits
+    with CountingPool(max_workers=2) as pool:
+        prepared = await prepare_all(items, limits, [data_root], _decode_budget(), pool, 2, 256)
+    # Each hand-off to a thread wakes the event loop on its return: two, not eleven.
+    assert pool.handed == 2
+    assert isinstance(prepared[4], str) and "not a recognised image format" in prepared[4]
+    good = [p for i, p in enumerate(prepared) if i != 4]
+    assert [p.sha256 for p in good if isinstance(p, PreparedImage)] == [
+        hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
+    ]
+
+
+async def test_a_failed_batch_stops_decoding_the_images_it_has_not_reached(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    decoded: list[str] = []
+
+    def prepare_one(item: CaptionImage, *args: object) -> str:
+        time.sleep(0.01)
+        if item.id == "0":
+            raise DecoderBusy("every pixel of the budget is taken")
+        decoded.append(item.id)
+        return "unreadable"
+
+    monkeypatch.setattr(images, "prepare_one", prepare_one)
+    items = [CaptionImage(id=str(i), path=f"/data/{i}.jpg") for i in range(40)]
+    limits = ServiceSettings().image_limits
+    with pytest.raises(DecoderBusy), ThreadPoolExecutor(max_workers=2) as pool:
+        await prepare_all(items, limits, [data_root], _decode_budget(), pool, 2, 256)
+    # The other thread's run (images 20 to 39) stopped soon after the failure.
+    assert len(decoded) < 20

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.concurrency import run_all, task_group
+from shared.concurrency import run_all, split_evenly, task_group
 
 
 async def test_run_all_keeps_the_order_of_results():
@@ -46,3 +46,12 @@ async def test_task_group_unwraps_the_failure():
                 raise ValueError("bad")
 
             group.create_task(boom())
+
+
+def test_split_evenly_keeps_the_order_and_balances_the_runs():
+    assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split_evenly([1, 2], 4) == [[1], [2]]  # never an empty run
+    assert split_evenly([], 4) == []
+    runs = split_evenly(list(range(100)), 8)
+    assert [x for run in runs for x in run] == list(range(100))
+    assert max(map(len, runs)) - min(map(len, runs)) <= 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from analysis_service.captions import repository as captions
 from analysis_service.models import Caption, JobImage, JobShard
 from analysis_service.pipeline.context import Transports
 from analysis_service.pipeline.runner import run_shard
@@ -293,3 +294,26 @@ async def test_a_file_name_that_is_not_utf8_never_bounds_a_shard(
     ]
     invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
     assert [i["reason"] for i in invalid] == ["file name is not valid UTF-8"]
+
+
+async def test_a_caption_shard_pages_with_one_statement_built_once(
+    api, analysis_settings, sessionmaker, caption_app, dataset, monkeypatch
+):
+    job_id = await submit(api, str(dataset))
+    assert await run(job_id, analysis_settings, sessionmaker, CountingTransport(caption_app)) == (
+        "succeeded"
+    )
+    job, key = uuid.UUID(job_id), "a key nothing was captioned under"
+    async with sessionmaker() as session:
+        everything = await captions.pending_page(session, job, key, 0, 1000)
+        # Building the statement (its subqueries and aliases) cost a reader more than running
+        # it, page after page: it is built once, not per page.
+        monkeypatch.setattr(captions, "_pending", None)
+        paged, after = [], 0
+        while page := await captions.pending_page(session, job, key, after, 4):
+            paged += page
+            after = page[-1].image_id
+        middle = everything[10].image_id
+        below = await captions.pending_page(session, job, key, 0, 1000, before=middle)
+    assert len(everything) == 31 and paged == everything  # the twin is listed once
+    assert below == everything[:10]

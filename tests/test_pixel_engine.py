@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from PIL import Image
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
-from caption_service.engines.pixel import describe
+import numpy as np
+import psutil
+import pytest
+from PIL import Image, ImageDraw
+
+from caption_service.engines import pixel_stats as ps
+from caption_service.engines.base import EngineUnavailable
+from caption_service.engines.pixel import PixelEngine, describe
 
 
 def _split(top: tuple[int, int, int], bottom: tuple[int, int, int], size=(120, 90)) -> Image.Image:
@@ -32,3 +46,151 @@ def test_bright_snow_scene():
     assert "very bright" in text
     assert "white" in text
     assert "square" in text
+
+
+def test_a_caption_stays_word_for_word_what_its_key_promises():
+    # Captions are stored and reused under the engine's prompt version (pixel-v1): measuring
+    # anywhere (another process, from a copy's bytes) must not change one word of them.
+    image = Image.new("RGB", (160, 120), (70, 130, 230))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 70, 160, 120], fill=(40, 160, 50))
+    draw.ellipse([50, 20, 90, 45], fill=(240, 240, 240))
+    draw.line([0, 0, 160, 120], fill=(120, 60, 20), width=3)
+    assert describe(image) == (
+        "An evenly lit, vivid landscape image, mostly blue and green, with a blue upper part "
+        "and a green lower part; low contrast, smooth."
+    )
+    assert describe(image.resize((37, 211))).startswith("An evenly lit, vivid portrait image")
+
+
+def _names_by_the_rules(hsv: np.ndarray) -> np.ndarray:
+    """The naming rules as written first, on each pixel's HSV as numbers from 0 to 1."""
+    h, s, v = hsv[..., 0] * 360.0, hsv[..., 1], hsv[..., 2]
+    names = np.full(h.shape, ps._CODE["red"], dtype=np.uint8)
+    lower = 0.0
+    for upper, name in ps._HUES:
+        names[(h >= lower) & (h < upper)] = ps._CODE[name]
+        lower = upper
+    names[(h >= 10) & (h < 45) & (v < 0.6) & (s > 0.25)] = ps._CODE["brown"]
+    names[s < 0.18] = ps._CODE["gray"]
+    names[(s < 0.18) & (v > 0.82)] = ps._CODE["white"]
+    names[v < 0.18] = ps._CODE["black"]
+    return names
+
+
+def test_pixels_are_named_by_the_rules_for_every_hsv_value():
+    hue, saturation = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    for value in range(256):
+        hsv = np.stack([hue, saturation, np.full_like(hue, value)], axis=-1).astype(np.uint8)
+        expected = _names_by_the_rules(hsv.astype(np.float32) / 255.0)
+        assert np.array_equal(ps._color_names(hsv), expected), value
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[PixelEngine]:
+    threads = ThreadPoolExecutor(max_workers=2)
+    engine = PixelEngine(threads, processes=2)
+    try:
+        yield engine
+    finally:
+        await engine.close()
+        threads.shutdown()
+
+
+def _varied(count: int) -> list[Image.Image]:
+    sizes = [(120, 90), (50, 80), (256, 40), (7, 3)]
+    return [
+        _split((i * 37 % 256, i * 91 % 256, 200), (40, i * 53 % 256, 50), size=sizes[i % 4])
+        for i in range(count)
+    ]
+
+
+def _describing_processes() -> list[psutil.Process]:
+    """The live processes forked for describing, by the fork server this process started."""
+    children = psutil.Process().children()
+    servers = [p for p in children if "multiprocessing.forkserver" in " ".join(p.cmdline())]
+    live = []
+    for worker in (worker for server in servers for worker in server.children()):
+        with contextlib.suppress(psutil.NoSuchProcess):  # an earlier engine's, ending
+            if worker.status() != psutil.STATUS_ZOMBIE:
+                live.append(worker)
+    return live
+
+
+async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(engine):
+    images = _varied(200)
+    outputs = await engine.caption(images, [""] * len(images))
+    assert [o.caption for o in outputs] == [describe(image) for image in images]
+    # Measuring ran outside the service's process, whose GIL it would otherwise hold.
+    used = [sum(p.cpu_times()[:2]) for p in _describing_processes()]
+    assert used and sum(used) > 0
+
+
+async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
+    images = _varied(6)
+    await engine.caption(images, [""] * 6)
+    for worker in _describing_processes():
+        with contextlib.suppress(psutil.NoSuchProcess):  # an earlier engine's, gone since
+            worker.kill()
+            worker.wait(10)
+    failures = 0
+    for _ in range(100):  # the pool notices the death on its own thread, within moments
+        try:
+            await engine.caption(images, [""] * 6)
+        except EngineUnavailable as exc:
+            assert "describing process died" in str(exc) and exc.retry_after
+            failures += 1
+            break
+        await asyncio.sleep(0.05)
+    assert failures == 1
+    outputs = await engine.caption(images, [""] * 6)
+    assert [o.caption for o in outputs] == [describe(image) for image in images]
+
+
+_KILLED_SERVICE = """
+import asyncio, os, signal
+from concurrent.futures import ThreadPoolExecutor
+import psutil
+from PIL import Image
+from caption_service.engines.pixel import PixelEngine
+
+async def main():
+    engine = PixelEngine(ThreadPoolExecutor(2), processes=2)
+    await engine.caption([Image.new("RGB", (64, 48), (9, 99, 199))] * 8, [""] * 8)
+    print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_describing_processes_end_with_a_service_killed_outright():
+    service = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SERVICE], stdout=subprocess.PIPE, text=True
+    )
+    assert service.stdout is not None
+    pids = service.stdout.readline().split()
+    assert service.wait(60) == -signal.SIGKILL
+    started = []
+    for pid in map(int, pids):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            started.append(psutil.Process(pid))
+    assert started
+    # The fork server, its describing processes and the resource tracker: none stays behind.
+    try:
+        deadline = time.monotonic() + 20
+        while left := [p for p in started if _alive(p)]:
+            assert time.monotonic() < deadline, [" ".join(p.cmdline())[:80] for p in left]
+            time.sleep(0.1)
+    finally:
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        service.stdout.close()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

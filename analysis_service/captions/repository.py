@@ -6,7 +6,19 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, cast, exists, func, literal, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -90,7 +102,10 @@ async def insert_captions(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         await session.execute(INSERT_CAPTIONS, columns)
 
 
-def _valid_images_of(job_id: uuid.UUID) -> Select:
+JobId = uuid.UUID | BindParameter[Any]
+
+
+def _valid_images_of(job_id: JobId) -> Select:
     return (
         select(Image.id)
         .select_from(JobImage)
@@ -99,7 +114,7 @@ def _valid_images_of(job_id: uuid.UUID) -> Select:
     )
 
 
-def _pending(job_id: uuid.UUID, key: str) -> Select:
+def _pending(job_id: JobId, key: str | BindParameter[Any]) -> Select:
     """The job's valid images with no caption under key yet; identical files are captioned
     once, so only the lowest image id of each content hash is listed."""
     twin_link, twin = aliased(JobImage), aliased(Image)
@@ -148,6 +163,23 @@ async def count_pending(
     return int(await session.scalar(query) or 0)
 
 
+def _page_query(bounded: bool) -> Select:
+    query = (
+        _pending(bindparam("job_id"), bindparam("key"))
+        .with_only_columns(Image.id, Image.content_hash, Image.relpath, Image.class_name)
+        .where(JobImage.image_id > bindparam("after"))
+        .order_by(JobImage.image_id)
+        .limit(bindparam("limit"))
+    )
+    return query.where(JobImage.image_id < bindparam("before")) if bounded else query
+
+
+#: pending_page's statement, with an upper bound and without, built once: building it (its
+#: subqueries and aliases) and deriving its cache key cost a caption shard's reader more than
+#: the query itself, once per page.
+_PAGE_QUERIES = {bounded: _page_query(bounded) for bounded in (False, True)}
+
+
 async def pending_page(
     session: AsyncSession,
     job_id: uuid.UUID,
@@ -158,14 +190,11 @@ async def pending_page(
 ) -> list[PendingImage]:
     """The next uncaptioned images after an image id, and before another (keyset paging on
     job_image's key)."""
-    query = (
-        _in_range(_pending(job_id, key), None, before)
-        .with_only_columns(Image.id, Image.content_hash, Image.relpath, Image.class_name)
-        .where(JobImage.image_id > after)
-        .order_by(JobImage.image_id)
-        .limit(limit)
-    )
-    return [PendingImage._make(row) for row in await session.execute(query)]
+    params: dict[str, Any] = {"job_id": job_id, "key": key, "after": after, "limit": limit}
+    if before is not None:
+        params["before"] = before
+    rows = await session.execute(_PAGE_QUERIES[before is not None], params)
+    return [PendingImage._make(row) for row in rows]
 
 
 async def pending_starts(

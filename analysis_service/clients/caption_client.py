@@ -203,8 +203,11 @@ class CaptionClient:
     ) -> tuple[EngineInfo | None, list[CaptionResult]]:
         """The engine that captioned (None when no image could be sent) and one result per
         image, in order; an image that could not be read is a result with its error."""
-        # Reading files for 'data' mode is blocking I/O: off the event loop.
-        payload, unreadable = await asyncio.to_thread(self._payload, images, class_hint)
+        if self._send == "data":
+            # Reading the files is blocking I/O: off the event loop.
+            payload, unreadable = await asyncio.to_thread(self._payload, images, class_hint)
+        else:  # paths only: nothing to wait for, no thread to hand over to
+            payload, unreadable = self._payload(images, class_hint)
         by_id = {i: CaptionResult(id=i, error=why) for i, why in unreadable.items()}
         engine = None
         if payload["images"]:
@@ -215,7 +218,8 @@ class CaptionClient:
     async def _send_batch(self, payload: dict[str, Any]) -> tuple[EngineInfo, list[CaptionResult]]:
         response = await self._call("POST", "/v1/captions", json=payload)
         try:
-            parsed = CaptionResponse.model_validate(response.json())
+            # Parsed and checked in one pass of pydantic's own parser, without Python dicts.
+            parsed = CaptionResponse.model_validate_json(response.content)
         except ValueError as exc:
             raise CaptionServiceError(f"malformed caption service response: {exc}") from exc
         if [r.id for r in parsed.results] != [item["id"] for item in payload["images"]]:

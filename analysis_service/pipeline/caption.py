@@ -177,8 +177,8 @@ class _CaptionPass:
     async def _reader(self) -> None:
         after, size = self.after, self.ctx.settings.caption_batch_size
         while True:
-            await self.ctx.check_cancelled()
             async with self.ctx.sessionmaker() as session:
+                await self.ctx.check_cancelled(session)
                 page = await captions.pending_page(
                     session, self.ctx.job_id, self.captioner.key, after, size, self.before
                 )

@@ -13,7 +13,7 @@ def build_engine(settings: CaptionSettings, executor: Executor) -> CaptionEngine
     if settings.caption_engine == "pixel":
         from caption_service.engines.pixel import PixelEngine
 
-        return PixelEngine(executor)
+        return PixelEngine(executor, settings.worker_count)
     if settings.caption_engine == "vllm":
         from caption_service.engines.vllm_engine import VllmEngine
 

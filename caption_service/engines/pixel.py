@@ -9,14 +9,21 @@ the whole product run end to end without a GPU.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
+import contextlib
+import multiprocessing
+import os
+import select
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
+import psutil
 from PIL import Image
 
 from caption_service.engines import pixel_stats as ps
-from caption_service.engines.base import EngineOutput
+from caption_service.engines.base import EngineOutput, EngineUnavailable
 from shared.caption_contract import EngineInfo
-from shared.concurrency import run_all
+from shared.concurrency import run_all, split_evenly
 
 PROMPT_VERSION = "pixel-v1"
 
@@ -27,9 +34,7 @@ def _join(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def describe(image: Image.Image) -> str:
-    """One sentence about an RGB image, built only from its measured statistics."""
-    stats = ps.measure(image)
+def _sentence(stats: ps.PixelStats) -> str:
     main = [name for name, share in stats.colors[:3] if share >= 0.12] or [stats.colors[0][0]]
     light = ps.brightness_word(stats.brightness)
     sat = ps.saturation_word(stats.saturation)
@@ -42,14 +47,70 @@ def describe(image: Image.Image) -> str:
     )
 
 
+def describe(image: Image.Image) -> str:
+    """One sentence about an RGB image, built only from its measured statistics."""
+    return _sentence(ps.measure(image))
+
+
+def _analysis_copies(images: list[Image.Image]) -> list[ps.AnalysisCopy]:
+    return [ps.analysis_copy(image) for image in images]
+
+
+def _describe_copies(copies: list[ps.AnalysisCopy]) -> list[str]:
+    return [_sentence(ps.measure_copy(copy)) for copy in copies]
+
+
+def _end_with(service: int) -> None:
+    """Start of each describing process: it ends when the service that started it does, even
+    one killed outright. Otherwise it would wait on its work queue for ever (it holds that
+    queue's other end itself), and keep the fork server alive with it."""
+    watch = threading.Thread(target=_exit_after, args=(service,), name="end-with-service")
+    watch.daemon = True
+    watch.start()
+
+
+def _exit_after(pid: int) -> None:
+    try:
+        ended = os.pidfd_open(pid)  # readable once the process has ended (Linux)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd here: psutil looks every few milliseconds
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).wait()
+        os._exit(0)
+    select.select([ended], [], [])
+    os._exit(0)
+
+
+def _describing_processes(count: int) -> ProcessPoolExecutor:
+    # Forked from a server that has imported this module (numpy, Pillow) once, so a process
+    # starts in milliseconds; never forked from the service itself, whose threads (the event
+    # loop, the decoding pool) a fork would copy mid-flight. Started afresh where there is
+    # no fork server (Windows).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(
+        max_workers=count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+    )
+
+
 class PixelEngine:
-    """CPU describer; runs in the shared thread pool so the event loop stays free."""
+    """CPU describer. Measuring is numpy on small arrays and Python, which hold the GIL most
+    of the time: in threads of the service's one process it could use one core whatever
+    their number. So each run of a batch's images is shrunk to its analysis copies in the
+    service's threads (Pillow's C code, which lets the other threads run), and measured in
+    one of `processes` processes of the engine's own; the copies, at most 96 pixels a
+    side, are all that crosses to them."""
 
     max_side = 256
     short_side: int | None = None
 
-    def __init__(self, executor: Executor):
-        self._executor = executor
+    def __init__(self, threads: Executor, processes: int):
+        self._threads = threads
+        self._processes = processes
+        self._pool = _describing_processes(processes)
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         # No prompt, so the class hint changes nothing: one identity either way.
@@ -65,14 +126,28 @@ class PixelEngine:
         self, images: list[Image.Image], instructions: list[str]
     ) -> list[EngineOutput]:
         loop = asyncio.get_running_loop()
-        # A failure cancels the images still queued for the pool instead of describing them.
-        captions = await run_all(
-            *(loop.run_in_executor(self._executor, describe, image) for image in images)
+        runs = split_evenly(images, self._processes)
+        # A failure or a cancellation cancels the runs not started yet, here and below.
+        copies = await run_all(
+            *(loop.run_in_executor(self._threads, _analysis_copies, run) for run in runs)
         )
-        return [EngineOutput(caption=text) for text in captions]
+        pool = self._pool
+        try:
+            described = await run_all(
+                *(loop.run_in_executor(pool, _describe_copies, run) for run in copies)
+            )
+        except BrokenProcessPool as exc:
+            # A describing process died (killed, out of memory), and every run in the pool
+            # with it: a new pool serves the next requests, and this one is answered as
+            # unavailable for now, to be retried.
+            if self._pool is pool:
+                self._pool = _describing_processes(self._processes)
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise EngineUnavailable(f"a describing process died: {exc}", retry_after=1.0) from None
+        return [EngineOutput(caption=text) for run in described for text in run]
 
     async def check_health(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
