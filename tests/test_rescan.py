@@ -15,8 +15,8 @@ from sqlalchemy import func, select, text, update
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets import scanner
 from analysis_service.datasets.layout import iter_files
-from analysis_service.models import Image, Job, JobImage
-from tests.builders import image_bytes, make_dataset
+from analysis_service.models import Image, Job, JobImage, JobShard
+from tests.builders import image_bytes, make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, run, submit
 
 
@@ -164,6 +164,73 @@ async def test_a_rescan_in_batches_reads_exactly_the_changed_files_wherever_they
     assert set(seen_b) == set(seen_a) and len(seen_b) == 10
     assert {p for p in seen_b if seen_b[p][0] != seen_a[p][0]} == changed
     assert all(seen_b[p][1] == seen_a[p][1] for p in changed)  # same bytes, same hash
+
+
+async def scan_shards(sessionmaker, job_id: str) -> list[JobShard]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(JobShard)
+            .where(JobShard.job_id == uuid.UUID(job_id), JobShard.stage == "scan")
+            .order_by(JobShard.index)
+        )
+        return list(rows)
+
+
+async def test_a_rescan_of_an_unchanged_folder_runs_no_scan_shard(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """Planning compares the files with their versions (in batches that straddle the
+    shards) and links them: every shard is created done, by the planner, and none is run."""
+    make_dataset(data_root / "pets", per_class=5)
+    settings = analysis_settings.model_copy(update={"shard_size": 3, "ingest_batch_size": 4})
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    assert all(s.runs == 1 for s in await scan_shards(sessionmaker, job_a))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
+    assert reads == []
+    shards = await scan_shards(sessionmaker, job_b)
+    assert [(s.total, s.done, s.state, s.runs) for s in shards] == [(3, 3, "done", 0)] * 3 + [
+        (1, 1, "done", 0)
+    ]
+    assert all(s.finished_by and s.finished_at for s in shards)
+    scan = (await api.get(f"/v1/jobs/{job_b}")).json()["progress"]["scan"]
+    assert (scan["done"], scan["total"]) == (10, 10)
+    assert await versions(sessionmaker, job_b) == await versions(sessionmaker, job_a)
+
+
+async def test_a_rescan_runs_only_the_shards_that_hold_a_file_to_read(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """A changed file and a new one: their shards run (and read just them), the others are
+    done from the plan, and the job sees every file."""
+    root = make_dataset(data_root / "pets", per_class=5)
+    settings = analysis_settings.model_copy(update={"shard_size": 3, "ingest_batch_size": 4})
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    # In walk order the shards are cat 00-02, cat 03-04 + dog 00, dog 01-03, dog 04-05.
+    st = (root / "cat" / "03.jpg").stat()
+    os.utime(root / "cat" / "03.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    write_image(root / "dog" / "05.jpg", color=(9, 99, 199))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
+    assert sorted(reads) == ["03.jpg", "05.jpg"]
+    shards = await scan_shards(sessionmaker, job_b)
+    assert [(s.total, s.done, s.runs) for s in shards] == [
+        (3, 3, 0),
+        (3, 3, 1),
+        (3, 3, 0),
+        (2, 2, 1),
+    ]
+    seen_a, seen_b = await versions(sessionmaker, job_a), await versions(sessionmaker, job_b)
+    assert set(seen_b) == set(seen_a) | {"dog/05.jpg"}
+    assert {p for p in seen_a if seen_b[p] != seen_a[p]} == {"cat/03.jpg"}
+    scan = (await api.get(f"/v1/jobs/{job_b}")).json()["progress"]["scan"]
+    assert (scan["done"], scan["total"]) == (11, 11)
 
 
 async def test_a_special_file_keeps_its_version_while_it_stays_the_same(

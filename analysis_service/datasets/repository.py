@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets.scanner import ScannedFile
-from analysis_service.models import Dataset
+from analysis_service.models import Dataset, Image
 
 
 async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
@@ -68,6 +68,12 @@ async def known_images(
     # all(): one fetch of the batch's rows, not a call per row through the async adapter.
     rows = (await session.execute(KNOWN_IMAGES, params)).all()
     return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
+
+
+async def has_versions(session: AsyncSession, dataset_id: uuid.UUID) -> bool:
+    """Whether any file of the dataset has a stored version (a scan saw the folder before)."""
+    found = select(Image.id).where(Image.dataset_id == dataset_id).limit(1)
+    return await session.scalar(found) is not None
 
 
 async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusive: bool) -> None:

@@ -6,13 +6,17 @@ a lookup and a link in Postgres. A changed file gets a new version (image row); 
 keep the versions they saw, so their results never change.
 
 The walk is cut into shards of SHARD_SIZE files (ranges of the walk's order, see
-datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). Within a shard, batches
-flow through two steps that overlap: while one batch is stored (Postgres, on the event loop),
-the next one is walked and stat'ed, compared with its stored versions (the ones still true
-linked to the job in the same statement), and its changed files are read in threads. The
-links of unchanged files are committed as they are compared, a batch's new versions with the
-progress that counts them, so a killed worker loses at most the batches in flight, and the
-shard's next runner keeps the versions it had already linked.
+datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). On a folder scanned
+before, the plan's walk also stats the files and links the versions still true, and a shard
+with no file left to read is created done: a re-scan of an unchanged folder runs no shard
+(running one costs a queued task and a dozen round trips, more than its thousand links).
+
+Within a shard, batches flow through two steps that overlap: while one batch is stored
+(Postgres, on the event loop), the next one is walked and stat'ed, compared with its stored
+versions (the ones still true linked to the job in the same statement), and its changed
+files are read in threads. The links of unchanged files are committed as they are compared,
+a batch's new versions with the progress that counts them, so a killed worker loses at most
+the batches in flight, and the shard's next runner keeps the versions it had already linked.
 """
 
 from __future__ import annotations
@@ -64,20 +68,79 @@ def _storable(relpath: str) -> bool:
     return True
 
 
-def _plan(root: Path, size: int) -> Plan:
+class _Cut:
     """Shards of `size` files in the walk's order, each from its first file to the next
-    one's first (the first open below, the last above: files added later fall in one)."""
-    spans: list[Span] = []
-    first: str | None = None
-    files = walked = 0
+    one's first (the first open below, the last above: files added later fall in one). A
+    shard none of whose files needs reading is planned done."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.spans: list[Span] = []
+        self.walked = self._files = 0
+        self._first: str | None = None
+        self._to_read = False
+
+    def add(self, relpath: str, to_read: bool) -> None:
+        if self._files >= self.size and _storable(relpath):
+            self._close(relpath)
+            self._first, self._files, self._to_read = relpath, 0, False
+        self._files += 1
+        self.walked += 1
+        self._to_read = self._to_read or to_read
+
+    def _close(self, hi: str | None) -> None:
+        done = 0 if self._to_read else self._files
+        self.spans.append(Span(self._first, hi, self._files, done))
+
+    def plan(self) -> Plan:
+        self._close(None)
+        return Plan(self.spans, total=self.walked, done=sum(span.done for span in self.spans))
+
+
+def _cut_walk(root: Path, size: int) -> Plan:
+    """Every file of a folder new to the database needs reading."""
+    cut = _Cut(size)
     for rel, _ in iter_files(root):
-        if files >= size and _storable(rel):
-            spans.append(Span(first, rel, files))
-            first, files = rel, 0
-        files += 1
-        walked += 1
-    spans.append(Span(first, None, files))
-    return Plan(spans, total=walked)
+        cut.add(rel, True)
+    return cut.plan()
+
+
+def _next_walked(files: Iterator[Entry], root: str, size: int) -> list[tuple[str, ScannedFile]]:
+    """The next batch of the walk with each file's stat (its relpath as walked: a name that
+    is not UTF-8 is stored escaped, and cannot bound a shard)."""
+    return [(rel, stat_file(root, rel, cls)) for rel, cls in itertools.islice(files, size)]
+
+
+async def _linking_plan(ctx: RunContext, root: Path, size: int) -> Plan:
+    """Walk, stat and compare every file with its stored version, the ones still true linked
+    to the job on the way (see datasets.link_unchanged): only shards with a file to read are
+    left to run. A re-scan of an unchanged folder is this walk, in batches of a statement
+    pair each, and no shard at all; the next batch is walked and stat'ed (in a thread)
+    while Postgres compares this one."""
+    loop = asyncio.get_running_loop()
+    cut, files = _Cut(size), iter_files(root)
+    batch = ctx.settings.ingest_batch_size
+    upcoming = loop.run_in_executor(None, _next_walked, files, str(root), batch)
+    while walked := await upcoming:
+        upcoming = loop.run_in_executor(None, _next_walked, files, str(root), batch)
+        to_read = {id(f) for f in await _link_unchanged(ctx, [f for _, f in walked])}
+        for rel, scanned in walked:
+            cut.add(rel, id(scanned) in to_read)
+        await ctx.check_cancelled()
+    return cut.plan()
+
+
+async def _plan(ctx: RunContext, root: Path, size: int) -> Plan:
+    """The scan's shards. Where the dataset has stored versions, planning compares the files
+    with them and links the ones still true; a shard all of whose files were linked is done
+    from the start, and no one walks its range again (files added to it since the plan's
+    walk are not in this scan, as if added after it)."""
+    async with ctx.sessionmaker() as session:
+        known = await datasets.has_versions(session, ctx.dataset_id)
+    if known:
+        return await _linking_plan(ctx, root, size)
+    # The walk touches the disk: in a thread, never on the event loop.
+    return await asyncio.to_thread(_cut_walk, root, size)
 
 
 def _chunks(files: list[ScannedFile], parts: int) -> list[list[ScannedFile]]:
@@ -202,9 +265,8 @@ async def shard_worker(
 
 async def run(ctx: RunContext, root: Path) -> None:
     await ctx.start_stage(Stage.SCAN)
-    size = ctx.settings.shard_size
-    # The plan walks the folder (in a thread): it counts the files as it cuts them into shards.
-    plan = partial(asyncio.to_thread, _plan, root, size)
+    # The plan walks the folder: it counts the files as it cuts them into shards.
+    plan = partial(_plan, ctx, root, ctx.settings.shard_size)
     state = await fanout.run_stage(ctx, Stage.SCAN, plan, partial(_scan_shard, ctx, root))
     async with ctx.sessionmaker() as session, session.begin():
         await datasets.analyze_images(session)
