@@ -265,10 +265,18 @@ async def shard_worker(
 
 async def run(ctx: RunContext, root: Path) -> None:
     await ctx.start_stage(Stage.SCAN)
-    # The plan walks the folder: it counts the files as it cuts them into shards.
-    plan = partial(_plan, ctx, root, ctx.settings.shard_size)
+    planned: list[Plan] = []
+
+    async def plan() -> Plan:
+        # The plan walks the folder: it counts the files as it cuts them into shards.
+        planned.append(await _plan(ctx, root, ctx.settings.shard_size))
+        return planned[-1]
+
     state = await fanout.run_stage(ctx, Stage.SCAN, plan, partial(_scan_shard, ctx, root))
+    # A plan that left no shard to run stored no version, only links (a resumed scan does
+    # not plan, and cannot tell).
+    versions = not planned or any(span.done < span.total for span in planned[-1].spans)
     async with ctx.sessionmaker() as session, session.begin():
-        await datasets.analyze_images(session)
+        await datasets.analyze_images(session, versions=versions)
     await ctx.finish_stage(Stage.SCAN, done=state.done, total=state.done)
     logger.info("scanned %d files under %s", state.done, root)
