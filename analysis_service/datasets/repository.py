@@ -189,7 +189,7 @@ dataset exclusively. The dataset is held shared here (held, evaluated before any
 read: the lookup needs its id), so a deletion that starts later waits for this link to be
 committed, and its own statement then sees it. One that ended before the lock was granted
 may still have deleted versions this statement's snapshot sees: locking a version in the
-lookup (FOR KEY SHARE, as the link's foreign key check does anyway) skips one deleted
+lookup (FOR KEY SHARE, as the links' reference check does anyway) skips one deleted
 since, and the file is read again as if it had none; linking it would fail the check."""
 
 
@@ -257,8 +257,8 @@ DELETE_UNSHARED_IMAGES = text(
                       WHERE other.image_id = i.id AND other.job_id <> :job_id)
     """
 )
-"""The image rows (file versions) of a job that no other job saw; the job's links and
-assignments to them go with them (ON DELETE CASCADE)."""
+"""The image rows (file versions) of a job that no other job saw; the job's links (a
+trigger, see models.JobImage) and assignments to them (ON DELETE CASCADE) go with them."""
 
 
 async def delete_unshared_images(session: AsyncSession, job_id: uuid.UUID) -> None:
