@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -331,3 +332,28 @@ async def test_versions_deleted_while_a_scan_waited_for_the_dataset_are_read_aga
         assert await session.scalar(select(func.count()).select_from(Image)) == 0
         links = select(func.count()).select_from(JobImage).where(JobImage.job_id == job_b)
         assert await session.scalar(links) == 0
+
+
+def test_stat_all_tells_what_stat_file_tells_of_each_file(data_root: Path):
+    """Files stat'ed by name in their opened folder: the same facts and reasons as by path,
+    at the root, in nested folders, for special files, broken links and names that are not
+    UTF-8, and for the files of a folder gone since the walk."""
+    root = make_dataset(data_root / "pets", per_class=2)
+    (root / "stray.jpg").write_bytes(b"x")
+    (root / "cat" / "deep" / "er").mkdir(parents=True)
+    write_image(root / "cat" / "deep" / "er" / "a.png", color=(1, 2, 3))
+    os.mkfifo(root / "cat" / "pipe.jpg")
+    (root / "dog" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    with open(os.path.join(os.fsencode(root / "dog"), b"caf\xe9.jpg"), "wb") as out:
+        out.write(b"y")
+    (root / "owl" / "gone").mkdir(parents=True)
+    write_image(root / "owl" / "gone" / "b.png", color=(4, 5, 6))
+    entries = list(iter_files(root))
+    assert len(entries) == 10
+    expected = [scanner.stat_file(str(root), rel, cls) for rel, cls in entries]
+    assert scanner.stat_all(str(root), entries) == expected
+    shutil.rmtree(root / "owl" / "gone")
+    again = scanner.stat_all(str(root), entries)
+    assert again == [scanner.stat_file(str(root), rel, cls) for rel, cls in entries]
+    gone = {a.relpath: a.invalid_reason for a, e in zip(again, expected, strict=True) if a != e}
+    assert gone == {"owl/gone/b.png": "cannot stat: No such file or directory"}

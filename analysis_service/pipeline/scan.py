@@ -34,7 +34,7 @@ from pathlib import Path
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
-from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_file
+from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_all
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline import fanout
@@ -55,7 +55,7 @@ _LINK_PARTS = 2
 
 def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFile]:
     """The next batch of the walk, stat'ed (in a thread: both touch the disk)."""
-    return [stat_file(root, rel, cls) for rel, cls in itertools.islice(files, size)]
+    return stat_all(root, itertools.islice(files, size))
 
 
 def _storable(relpath: str) -> bool:
@@ -108,7 +108,8 @@ def _cut_walk(root: Path, size: int) -> Plan:
 def _next_walked(files: Iterator[Entry], root: str, size: int) -> list[tuple[str, ScannedFile]]:
     """The next batch of the walk with each file's stat (its relpath as walked: a name that
     is not UTF-8 is stored escaped, and cannot bound a shard)."""
-    return [(rel, stat_file(root, rel, cls)) for rel, cls in itertools.islice(files, size)]
+    walked = list(itertools.islice(files, size))
+    return list(zip((rel for rel, _ in walked), stat_all(root, walked), strict=True))
 
 
 async def _linking_plan(ctx: RunContext, root: Path, size: int) -> Plan:
