@@ -239,10 +239,10 @@ async def link_versions(
         return
     await hold_dataset(session, dataset_id, exclusive=False)
     # Held: what exists now stays until this transaction ends. A version the job has not
-    # linked yet is linked by no one else meanwhile (the versions of a path are read only by
-    # the runner of the one scan shard whose range holds it, under the shard's lock; new
-    # versions have new ids), so every one that exists is linked here, once, and each one
-    # not linked is gone.
+    # linked yet is linked by no one else meanwhile (the versions of a path are read by the
+    # job's plan before its shards exist, then only by the runner of the one scan shard
+    # whose range holds it, under the shard's lock; new versions have new ids), so every one
+    # that exists is linked here, once, and each one not linked is gone.
     unlinked = list({known.id: known for known in reused if not known.in_job}.values())
     linked = await _link(session, dataset_id, job_id, changed, [k.id for k in unlinked])
     if gone := [known.image for known in unlinked if known.id not in linked]:
