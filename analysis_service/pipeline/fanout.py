@@ -167,7 +167,7 @@ async def _fan_out(
             await shards.create(session, ctx.job_id, stage, made.spans, RUNNER)
             progress = {"done": made.done, "total": made.total}
             await jobs.update_progress(session, ctx.job_id, stage, progress)
-            pending = [i for i, span in enumerate(made.spans) if span.done < span.total]
+            pending = [i for i, span in enumerate(made.spans) if not span.finished]
         else:
             await shards.clear_errors(session, ctx.job_id, stage)
             pending = await shards.pending_indexes(await session.connection(), ctx.job_id, stage)

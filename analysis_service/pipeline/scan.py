@@ -71,7 +71,7 @@ def _storable(relpath: str) -> bool:
 class _Cut:
     """Shards of `size` files in the walk's order, each from its first file to the next
     one's first (the first open below, the last above: files added later fall in one). A
-    shard none of whose files needs reading is planned done."""
+    shard of files none of which needs reading is planned done (Span.finished)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -276,7 +276,7 @@ async def run(ctx: RunContext, root: Path) -> None:
     state = await fanout.run_stage(ctx, Stage.SCAN, plan, partial(_scan_shard, ctx, root))
     # A plan that left no shard to run stored no version, only links (a resumed scan does
     # not plan, and cannot tell).
-    versions = not planned or any(span.done < span.total for span in planned[-1].spans)
+    versions = not planned or not all(span.finished for span in planned[-1].spans)
     async with ctx.sessionmaker() as session, session.begin():
         await datasets.analyze_images(session, versions=versions)
     await ctx.finish_stage(Stage.SCAN, done=state.done, total=state.done)

@@ -19,13 +19,18 @@ DONE = "done"
 
 class Span(NamedTuple):
     """A planned shard: its range (see JobShard), how much work it holds, and how much of it
-    planning did already (a shard whose work planning did entirely is created done: no one
-    runs it)."""
+    planning did already."""
 
     lo: str | None
     hi: str | None
     total: int
     done: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Planning did all of its work (it has some: an empty range is still walked, for
+        files added since): created done, no one runs it."""
+        return 0 < self.done == self.total
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,8 @@ async def create(
     session: AsyncSession, job_id: uuid.UUID, stage: str, spans: list[Span], planner: str
 ) -> None:
     """The stage's shards, once: a coordinator that plans again (it was killed between its
-    plan and its commit, then resumed) adds none twice. A shard whose work planning did is
-    created done, finished by the planner."""
+    plan and its commit, then resumed) adds none twice. A shard planning finished is created
+    done, by the planner."""
     if not spans:
         return
     rows = [
@@ -88,7 +93,7 @@ async def create(
             "runs": 0,
             **(
                 {"state": DONE, "finished_at": func.now(), "finished_by": planner}
-                if s.done == s.total
+                if s.finished
                 else {"state": PENDING, "finished_at": None, "finished_by": None}
             ),
         }
