@@ -139,15 +139,16 @@ class Job(Base):
 
 
 class JobImage(Base):
-    """The image rows (file versions) one job saw; a caption failure is recorded here, per job."""
+    """The image rows (file versions) one job saw; a caption failure is recorded here, per job.
+
+    job_id and image_id reference job and image as foreign keys would (each one exists and is
+    locked for the writing transaction; a deleted job's or image's links go with it), checked
+    by triggers once per statement, not per row: a re-scan writes a link per file (migration
+    0013)."""
 
     __tablename__ = "job_image"
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
-    )
-    image_id: Mapped[int] = mapped_column(
-        ForeignKey("image.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
     caption_error: Mapped[str | None] = mapped_column(Text)
 
 

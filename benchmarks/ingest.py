@@ -1,9 +1,10 @@
 """Ingest at scale: a re-scan of an unchanged folder, and a synthetic 1,000,000-file dataset
 (submission latency and the worker's peak memory through the scan).
 
-Each scan runs in a fresh worker process; the job is cancelled once its scan stage is done,
-so the numbers are the scan's alone. The worker's peak memory is its VmHWM (the kernel's
-high-water mark of its resident set) read when the scan has finished.
+Each scan runs in a fresh worker process, given the job once it has settled (done loading
+what it loads as it starts, as a serving worker has); the job is cancelled once its scan
+stage is done, so the numbers are the scan's alone. The worker's peak memory is its VmHWM
+(the kernel's high-water mark of its resident set) read when the scan has finished.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 
 from analysis_service.jobs.lifecycle import TERMINAL
 
@@ -69,13 +71,29 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _settled(pid: int, timeout_s: float = 120.0) -> None:
+    """Wait until the process has used under 2% of a core for a second: a fresh worker
+    imports the offline reasoner's libraries as it starts (seconds of CPU, in a thread that
+    holds the GIL for most of it), which a worker serving for a while did long before."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout_s
+    used = sum(process.cpu_times()[:2])
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        before, used = used, sum(process.cpu_times()[:2])
+        if used - before < 0.02:
+            return
+    raise RuntimeError(f"worker {pid} still busy after {timeout_s:.0f} s")
+
+
 def scan_only(
     base: str, dataset: Path, spawn_worker: Callable[[], object]
 ) -> tuple[float, int, float]:
-    """Submit a job, let a fresh worker scan it, cancel it once scanned: (scan seconds, files,
-    worker peak MiB through the scan)."""
+    """Submit a job, let a fresh worker scan it once it has settled (see _settled), cancel
+    the job once scanned: (scan seconds, files, worker peak MiB through the scan)."""
     worker = spawn_worker()
     try:
+        _settled(worker.pid)  # type: ignore[attr-defined]
         job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
         while True:
             if (found := httpx.get(f"{base}/v1/jobs/{job_id}", timeout=30)).status_code == 404:

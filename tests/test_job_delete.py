@@ -187,23 +187,28 @@ async def test_deleting_a_running_job_whose_worker_is_gone_deletes_it(
 async def test_a_scan_reusing_images_of_a_job_deleted_meanwhile_stores_them_again(
     api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
 ):
+    """A is deleted once B's first batch (4 files) is linked: those versions stay (B links
+    them), A's other ones go, and B reads those 8 files again and stores them anew."""
     make_dataset(data_root / "pets", per_class=6)
+    settings = analysis_settings.model_copy(update={"ingest_batch_size": 4})
     transport = CountingTransport(caption_app)
     job_a = await submit(api, "pets")
-    assert await run(job_a, analysis_settings, sessionmaker, transport) == "succeeded"
-    real_examine = scan._examine_batch
-    deleted = []
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    real_link = scan._link_unchanged
+    deleted, to_read = [], []
 
-    async def examine_then_delete_a(*args):  # type: ignore[no-untyped-def]
-        found = await real_examine(*args)
-        if not deleted:  # B chose A's versions to reuse; A goes before B links them
+    async def link_then_delete_a(*args):  # type: ignore[no-untyped-def]
+        found = await real_link(*args)
+        to_read.append(len(found))
+        if not deleted:
             deleted.append((await api.delete(f"/v1/jobs/{job_a}")).status_code)
         return found
 
-    monkeypatch.setattr(scan, "_examine_batch", examine_then_delete_a)
+    monkeypatch.setattr(scan, "_link_unchanged", link_then_delete_a)
     job_b = await submit(api, "pets")
-    assert await run(job_b, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
     assert deleted == [204]
+    assert to_read[:3] == [0, 4, 4]  # the plan's batches; then the shards' own
     job = (await api.get(f"/v1/jobs/{job_b}")).json()
     assert (job["images"], job["valid"]) == (12, 12)
     rows = (await api.get(f"/v1/jobs/{job_b}/assignments?limit=10000")).json()["items"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from sqlalchemy import func, select, text, update
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets import scanner
 from analysis_service.datasets.layout import iter_files
-from analysis_service.models import Image, Job, JobImage
-from tests.builders import image_bytes, make_dataset
+from analysis_service.models import Image, Job, JobImage, JobShard
+from tests.builders import image_bytes, make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, run, submit
 
 
@@ -166,6 +167,102 @@ async def test_a_rescan_in_batches_reads_exactly_the_changed_files_wherever_they
     assert all(seen_b[p][1] == seen_a[p][1] for p in changed)  # same bytes, same hash
 
 
+async def scan_shards(sessionmaker, job_id: str) -> list[JobShard]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(JobShard)
+            .where(JobShard.job_id == uuid.UUID(job_id), JobShard.stage == "scan")
+            .order_by(JobShard.index)
+        )
+        return list(rows)
+
+
+async def test_a_rescan_of_an_unchanged_folder_runs_no_scan_shard(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """Planning compares the files with their versions (in batches that straddle the
+    shards) and links them: every shard is created done, by the planner, and none is run."""
+    make_dataset(data_root / "pets", per_class=5)
+    settings = analysis_settings.model_copy(update={"shard_size": 3, "ingest_batch_size": 4})
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    assert all(s.runs == 1 for s in await scan_shards(sessionmaker, job_a))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
+    assert reads == []
+    shards = await scan_shards(sessionmaker, job_b)
+    assert [(s.total, s.done, s.state, s.runs) for s in shards] == [(3, 3, "done", 0)] * 3 + [
+        (1, 1, "done", 0)
+    ]
+    assert all(s.finished_by and s.finished_at for s in shards)
+    scan = (await api.get(f"/v1/jobs/{job_b}")).json()["progress"]["scan"]
+    assert (scan["done"], scan["total"]) == (10, 10)
+    assert await versions(sessionmaker, job_b) == await versions(sessionmaker, job_a)
+
+
+async def test_a_rescan_runs_only_the_shards_that_hold_a_file_to_read(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
+):
+    """A changed file and a new one: their shards run (and read just them), the others are
+    done from the plan, and the job sees every file."""
+    root = make_dataset(data_root / "pets", per_class=5)
+    settings = analysis_settings.model_copy(update={"shard_size": 3, "ingest_batch_size": 4})
+    transport = CountingTransport(caption_app)
+    job_a = await submit(api, "pets")
+    assert await run(job_a, settings, sessionmaker, transport) == "succeeded"
+    # In walk order the shards are cat 00-02, cat 03-04 + dog 00, dog 01-03, dog 04-05.
+    st = (root / "cat" / "03.jpg").stat()
+    os.utime(root / "cat" / "03.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    write_image(root / "dog" / "05.jpg", color=(9, 99, 199))
+    reads.clear()
+    job_b = await submit(api, "pets")
+    assert await run(job_b, settings, sessionmaker, transport) == "succeeded"
+    assert sorted(reads) == ["03.jpg", "05.jpg"]
+    shards = await scan_shards(sessionmaker, job_b)
+    assert [(s.total, s.done, s.runs) for s in shards] == [
+        (3, 3, 0),
+        (3, 3, 1),
+        (3, 3, 0),
+        (2, 2, 1),
+    ]
+    seen_a, seen_b = await versions(sessionmaker, job_a), await versions(sessionmaker, job_b)
+    assert set(seen_b) == set(seen_a) | {"dog/05.jpg"}
+    assert {p for p in seen_a if seen_b[p] != seen_a[p]} == {"cat/03.jpg"}
+    scan = (await api.get(f"/v1/jobs/{job_b}")).json()["progress"]["scan"]
+    assert (scan["done"], scan["total"]) == (11, 11)
+
+
+async def test_a_rescan_that_stores_no_version_refreshes_the_statistics_of_the_links_only(
+    api,
+    analysis_settings,
+    sessionmaker,
+    caption_app,
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """ANALYZE of the versions' table (a tenth of a second at 40,000 rows) only after a
+    scan that stored versions; the links' statistics after every scan."""
+    root = make_dataset(data_root / "pets", per_class=2)
+    analyzed: list[bool] = []
+    real = datasets.analyze_images
+
+    async def spied(session, *, versions: bool = True) -> None:  # type: ignore[no-untyped-def]
+        analyzed.append(versions)
+        await real(session, versions=versions)
+
+    monkeypatch.setattr(datasets, "analyze_images", spied)
+    transport = CountingTransport(caption_app)
+    for change in (None, None, "cat/01.jpg"):
+        if change is not None:
+            st = (root / change).stat()
+            os.utime(root / change, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+        job = await submit(api, "pets")
+        assert await run(job, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert analyzed == [True, False, True]
+
+
 async def test_a_special_file_keeps_its_version_while_it_stays_the_same(
     api, analysis_settings, sessionmaker, caption_app, data_root: Path, reads: list[str]
 ):
@@ -235,3 +332,28 @@ async def test_versions_deleted_while_a_scan_waited_for_the_dataset_are_read_aga
         assert await session.scalar(select(func.count()).select_from(Image)) == 0
         links = select(func.count()).select_from(JobImage).where(JobImage.job_id == job_b)
         assert await session.scalar(links) == 0
+
+
+def test_stat_all_tells_what_stat_file_tells_of_each_file(data_root: Path):
+    """Files stat'ed by name in their opened folder: the same facts and reasons as by path,
+    at the root, in nested folders, for special files, broken links and names that are not
+    UTF-8, and for the files of a folder gone since the walk."""
+    root = make_dataset(data_root / "pets", per_class=2)
+    (root / "stray.jpg").write_bytes(b"x")
+    (root / "cat" / "deep" / "er").mkdir(parents=True)
+    write_image(root / "cat" / "deep" / "er" / "a.png", color=(1, 2, 3))
+    os.mkfifo(root / "cat" / "pipe.jpg")
+    (root / "dog" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    with open(os.path.join(os.fsencode(root / "dog"), b"caf\xe9.jpg"), "wb") as out:
+        out.write(b"y")
+    (root / "owl" / "gone").mkdir(parents=True)
+    write_image(root / "owl" / "gone" / "b.png", color=(4, 5, 6))
+    entries = list(iter_files(root))
+    assert len(entries) == 10
+    expected = [scanner.stat_file(str(root), rel, cls) for rel, cls in entries]
+    assert scanner.stat_all(str(root), entries) == expected
+    shutil.rmtree(root / "owl" / "gone")
+    again = scanner.stat_all(str(root), entries)
+    assert again == [scanner.stat_file(str(root), rel, cls) for rel, cls in entries]
+    gone = {a.relpath: a.invalid_reason for a, e in zip(again, expected, strict=True) if a != e}
+    assert gone == {"owl/gone/b.png": "cannot stat: No such file or directory"}

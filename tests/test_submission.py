@@ -171,12 +171,14 @@ async def test_the_scan_walks_and_stats_the_folder_off_the_event_loop(
             yield found
 
     monkeypatch.setattr(scan, "iter_files", iter_files)
-    monkeypatch.setattr(scan, "stat_file", _off_the_loop(calls, scan.stat_file))
-    resp = await api.post("/v1/jobs", json={"dataset_path": "pets"})
-    job_id = resp.json()["id"]
+    monkeypatch.setattr(scan, "stat_all", _off_the_loop(calls, scan.stat_all))
     transport = CountingTransport(caption_app)
-    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
-    assert len(calls) == 6 * 2 + 6  # the plan, the shard's batches, a stat per file
+    for _ in range(2):  # a first scan, then a re-scan, which stats the files as it plans
+        resp = await api.post("/v1/jobs", json={"dataset_path": "pets"})
+        assert await run(resp.json()["id"], analysis_settings, sessionmaker, transport)
+    # First the plan's walk, the shard's, and its batches' stats (a batch, then the empty one
+    # that ends the walk); then the plan's walk and its batches' stats alone.
+    assert len(calls) == (6 * 2 + 2) + (6 + 2)
     assert not any(on_loop for _, on_loop in calls)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analysis_service.datasets.scanner import ScannedFile
-from analysis_service.models import Dataset
+from analysis_service.models import Dataset, Image
 
 
 async def get_or_create_dataset(session: AsyncSession, root_path: str) -> uuid.UUID:
@@ -68,6 +68,12 @@ async def known_images(
     # all(): one fetch of the batch's rows, not a call per row through the async adapter.
     rows = (await session.execute(KNOWN_IMAGES, params)).all()
     return {row[2]: KnownImage(row[0], row[1], ScannedFile(*row[2:])) for row in rows}
+
+
+async def has_versions(session: AsyncSession, dataset_id: uuid.UUID) -> bool:
+    """Whether any file of the dataset has a stored version (a scan saw the folder before)."""
+    found = select(Image.id).where(Image.dataset_id == dataset_id).limit(1)
+    return await session.scalar(found) is not None
 
 
 async def hold_dataset(session: AsyncSession, dataset_id: uuid.UUID, *, exclusive: bool) -> None:
@@ -183,7 +189,7 @@ dataset exclusively. The dataset is held shared here (held, evaluated before any
 read: the lookup needs its id), so a deletion that starts later waits for this link to be
 committed, and its own statement then sees it. One that ended before the lock was granted
 may still have deleted versions this statement's snapshot sees: locking a version in the
-lookup (FOR KEY SHARE, as the link's foreign key check does anyway) skips one deleted
+lookup (FOR KEY SHARE, as the links' reference check does anyway) skips one deleted
 since, and the file is read again as if it had none; linking it would fail the check."""
 
 
@@ -233,10 +239,10 @@ async def link_versions(
         return
     await hold_dataset(session, dataset_id, exclusive=False)
     # Held: what exists now stays until this transaction ends. A version the job has not
-    # linked yet is linked by no one else meanwhile (the versions of a path are read only by
-    # the runner of the one scan shard whose range holds it, under the shard's lock; new
-    # versions have new ids), so every one that exists is linked here, once, and each one
-    # not linked is gone.
+    # linked yet is linked by no one else meanwhile (the versions of a path are read by the
+    # job's plan before its shards exist, then only by the runner of the one scan shard
+    # whose range holds it, under the shard's lock; new versions have new ids), so every one
+    # that exists is linked here, once, and each one not linked is gone.
     unlinked = list({known.id: known for known in reused if not known.in_job}.values())
     linked = await _link(session, dataset_id, job_id, changed, [k.id for k in unlinked])
     if gone := [known.image for known in unlinked if known.id not in linked]:
@@ -251,8 +257,8 @@ DELETE_UNSHARED_IMAGES = text(
                       WHERE other.image_id = i.id AND other.job_id <> :job_id)
     """
 )
-"""The image rows (file versions) of a job that no other job saw; the job's links and
-assignments to them go with them (ON DELETE CASCADE)."""
+"""The image rows (file versions) of a job that no other job saw; the job's links (a
+trigger, see models.JobImage) and assignments to them (ON DELETE CASCADE) go with them."""
 
 
 async def delete_unshared_images(session: AsyncSession, job_id: uuid.UUID) -> None:

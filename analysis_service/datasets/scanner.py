@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,16 +50,22 @@ def _signed64(inode: int) -> int:
     return inode - (1 << 64) if inode >= 1 << 63 else inode
 
 
-def stat_file(root: str, relpath: str, class_name: str | None) -> ScannedFile:
+def stat_file(
+    root: str, relpath: str, class_name: str | None, folder: int | None = None
+) -> ScannedFile:
     """Size, mtime, ctime and inode; FIFOs, sockets and devices are invalid here, never
     opened, and so is a file whose name is not UTF-8 (it could not be stored or shown as it
-    is)."""
+    is). folder: the file's folder opened (see stat_all), else the file is found by its
+    path from root."""
     if not (_utf8(relpath) and _utf8(class_name)):
         shown_class = _printable(class_name) if class_name is not None else None
         reason = "file name is not valid UTF-8"
         return ScannedFile(_printable(relpath), shown_class, 0, 0, invalid_reason=reason)
     try:
-        st = os.stat(os.path.join(root, relpath))
+        if folder is None:
+            st = os.stat(os.path.join(root, relpath))
+        else:
+            st = os.stat(relpath.rpartition(os.sep)[2], dir_fd=folder)
     except (OSError, ValueError) as exc:  # a dangling symlink, a loop, a name too long
         reason = f"cannot stat: {getattr(exc, 'strerror', None) or exc}"
         return ScannedFile(relpath, class_name, 0, 0, invalid_reason=reason)
@@ -70,6 +78,29 @@ def stat_file(root: str, relpath: str, class_name: str | None) -> ScannedFile:
         _signed64(st.st_ino),
         invalid_reason=special_file_reason(st.st_mode),
     )
+
+
+def stat_all(root: str, entries: Iterable[tuple[str, str | None]]) -> list[ScannedFile]:
+    """stat_file for each (relpath, class name) of a walk, each file found by its name in its
+    folder, opened once for the files the walk lists together: a path from the root costs
+    the kernel a lookup of every folder above the file, a third of the stat. A folder that
+    cannot be opened (gone since the walk) leaves its files to stat_file's own errors."""
+    stats: list[ScannedFile] = []
+    folder, opened = None, None
+    try:
+        for relpath, class_name in entries:
+            head = relpath.rpartition(os.sep)[0]
+            if head != folder:
+                if opened is not None:
+                    os.close(opened)
+                folder, opened = head, None
+                with contextlib.suppress(OSError, ValueError):
+                    opened = os.open(os.path.join(root, head), os.O_RDONLY | os.O_DIRECTORY)
+            stats.append(stat_file(root, relpath, class_name, opened))
+    finally:
+        if opened is not None:
+            os.close(opened)
+    return stats
 
 
 def examine(

@@ -65,8 +65,9 @@ async def invalid_images(
 
 
 async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> None:
-    """The job row; its image links, structure, assignments and events go with it (ON DELETE
-    CASCADE), and its LLM calls stay, without the job (ON DELETE SET NULL)."""
+    """The job row; its image links (a trigger, see models.JobImage), structure, assignments
+    and events go with it (ON DELETE CASCADE), and its LLM calls stay, without the job (ON
+    DELETE SET NULL)."""
     await session.execute(delete(Job).where(Job.id == job_id))
 
 

@@ -41,7 +41,8 @@ WAIT_S = 0.25
 @dataclass(frozen=True)
 class Plan:
     """A stage's shards, and its progress before any of them ran (done: work an earlier job
-    already did, such as captions of the same bytes)."""
+    already did, such as captions of the same bytes, and the work of shards planning did
+    entirely)."""
 
     spans: list[Span]
     total: int
@@ -163,10 +164,10 @@ async def _fan_out(
     made = None if planned else await plan()
     async with ctx.sessionmaker() as session, session.begin():
         if made is not None:
-            await shards.create(session, ctx.job_id, stage, made.spans)
+            await shards.create(session, ctx.job_id, stage, made.spans, RUNNER)
             progress = {"done": made.done, "total": made.total}
             await jobs.update_progress(session, ctx.job_id, stage, progress)
-            pending = list(range(len(made.spans)))
+            pending = [i for i, span in enumerate(made.spans) if not span.finished]
         else:
             await shards.clear_errors(session, ctx.job_id, stage)
             pending = await shards.pending_indexes(await session.connection(), ctx.job_id, stage)
@@ -174,7 +175,7 @@ async def _fan_out(
             # The coordinator starts on the first one itself at once.
             await enqueue_run_shards(session, ctx.job_id, stage, pending[1:])
     if made is not None and len(made.spans) > 1:
-        queued = len(made.spans) - 1 if fan_out else 0
+        queued = max(0, len(pending) - 1) if fan_out else 0
         logger.info("job %s %s: %d shards, %d queued", ctx.job_id, stage, len(made.spans), queued)
 
 

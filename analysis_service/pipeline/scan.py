@@ -6,13 +6,17 @@ a lookup and a link in Postgres. A changed file gets a new version (image row); 
 keep the versions they saw, so their results never change.
 
 The walk is cut into shards of SHARD_SIZE files (ranges of the walk's order, see
-datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). Within a shard, batches
-flow through two steps that overlap: while one batch is stored (Postgres, on the event loop),
-the next one is walked and stat'ed, compared with its stored versions (the ones still true
-linked to the job in the same statement), and its changed files are read in threads. The
-links of unchanged files are committed as they are compared, a batch's new versions with the
-progress that counts them, so a killed worker loses at most the batches in flight, and the
-shard's next runner keeps the versions it had already linked.
+datasets.layout.walk_key) that any worker scans (pipeline/fanout.py). On a folder scanned
+before, the plan's walk also stats the files and links the versions still true, and a shard
+with no file left to read is created done: a re-scan of an unchanged folder runs no shard
+(running one costs a queued task and a dozen round trips, more than its thousand links).
+
+Within a shard, batches flow through two steps that overlap: while one batch is stored
+(Postgres, on the event loop), the next one is walked and stat'ed, compared with its stored
+versions (the ones still true linked to the job in the same statement), and its changed
+files are read in threads. The links of unchanged files are committed as they are compared,
+a batch's new versions with the progress that counts them, so a killed worker loses at most
+the batches in flight, and the shard's next runner keeps the versions it had already linked.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from analysis_service.datasets import repository as datasets
 from analysis_service.datasets.layout import iter_files
-from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_file
+from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_all
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline import fanout
@@ -51,7 +55,7 @@ _LINK_PARTS = 2
 
 def _next_stats(files: Iterator[Entry], root: str, size: int) -> list[ScannedFile]:
     """The next batch of the walk, stat'ed (in a thread: both touch the disk)."""
-    return [stat_file(root, rel, cls) for rel, cls in itertools.islice(files, size)]
+    return stat_all(root, itertools.islice(files, size))
 
 
 def _storable(relpath: str) -> bool:
@@ -64,20 +68,80 @@ def _storable(relpath: str) -> bool:
     return True
 
 
-def _plan(root: Path, size: int) -> Plan:
+class _Cut:
     """Shards of `size` files in the walk's order, each from its first file to the next
-    one's first (the first open below, the last above: files added later fall in one)."""
-    spans: list[Span] = []
-    first: str | None = None
-    files = walked = 0
+    one's first (the first open below, the last above: files added later fall in one). A
+    shard of files none of which needs reading is planned done (Span.finished)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.spans: list[Span] = []
+        self.walked = self._files = 0
+        self._first: str | None = None
+        self._to_read = False
+
+    def add(self, relpath: str, to_read: bool) -> None:
+        if self._files >= self.size and _storable(relpath):
+            self._close(relpath)
+            self._first, self._files, self._to_read = relpath, 0, False
+        self._files += 1
+        self.walked += 1
+        self._to_read = self._to_read or to_read
+
+    def _close(self, hi: str | None) -> None:
+        done = 0 if self._to_read else self._files
+        self.spans.append(Span(self._first, hi, self._files, done))
+
+    def plan(self) -> Plan:
+        self._close(None)
+        return Plan(self.spans, total=self.walked, done=sum(span.done for span in self.spans))
+
+
+def _cut_walk(root: Path, size: int) -> Plan:
+    """Every file of a folder new to the database needs reading."""
+    cut = _Cut(size)
     for rel, _ in iter_files(root):
-        if files >= size and _storable(rel):
-            spans.append(Span(first, rel, files))
-            first, files = rel, 0
-        files += 1
-        walked += 1
-    spans.append(Span(first, None, files))
-    return Plan(spans, total=walked)
+        cut.add(rel, True)
+    return cut.plan()
+
+
+def _next_walked(files: Iterator[Entry], root: str, size: int) -> list[tuple[str, ScannedFile]]:
+    """The next batch of the walk with each file's stat (its relpath as walked: a name that
+    is not UTF-8 is stored escaped, and cannot bound a shard)."""
+    walked = list(itertools.islice(files, size))
+    return list(zip((rel for rel, _ in walked), stat_all(root, walked), strict=True))
+
+
+async def _linking_plan(ctx: RunContext, root: Path, size: int) -> Plan:
+    """Walk, stat and compare every file with its stored version, the ones still true linked
+    to the job on the way (see datasets.link_unchanged): only shards with a file to read are
+    left to run. A re-scan of an unchanged folder is this walk, in batches of a statement
+    pair each, and no shard at all; the next batch is walked and stat'ed (in a thread)
+    while Postgres compares this one."""
+    loop = asyncio.get_running_loop()
+    cut, files = _Cut(size), iter_files(root)
+    batch = ctx.settings.ingest_batch_size
+    upcoming = loop.run_in_executor(None, _next_walked, files, str(root), batch)
+    while walked := await upcoming:
+        upcoming = loop.run_in_executor(None, _next_walked, files, str(root), batch)
+        to_read = {id(f) for f in await _link_unchanged(ctx, [f for _, f in walked])}
+        for rel, scanned in walked:
+            cut.add(rel, id(scanned) in to_read)
+        await ctx.check_cancelled()
+    return cut.plan()
+
+
+async def _plan(ctx: RunContext, root: Path, size: int) -> Plan:
+    """The scan's shards. Where the dataset has stored versions, planning compares the files
+    with them and links the ones still true; a shard all of whose files were linked is done
+    from the start, and no one walks its range again (files added to it since the plan's
+    walk are not in this scan, as if added after it)."""
+    async with ctx.sessionmaker() as session:
+        known = await datasets.has_versions(session, ctx.dataset_id)
+    if known:
+        return await _linking_plan(ctx, root, size)
+    # The walk touches the disk: in a thread, never on the event loop.
+    return await asyncio.to_thread(_cut_walk, root, size)
 
 
 def _chunks(files: list[ScannedFile], parts: int) -> list[list[ScannedFile]]:
@@ -202,11 +266,18 @@ async def shard_worker(
 
 async def run(ctx: RunContext, root: Path) -> None:
     await ctx.start_stage(Stage.SCAN)
-    size = ctx.settings.shard_size
-    # The plan walks the folder (in a thread): it counts the files as it cuts them into shards.
-    plan = partial(asyncio.to_thread, _plan, root, size)
+    planned: list[Plan] = []
+
+    async def plan() -> Plan:
+        # The plan walks the folder: it counts the files as it cuts them into shards.
+        planned.append(await _plan(ctx, root, ctx.settings.shard_size))
+        return planned[-1]
+
     state = await fanout.run_stage(ctx, Stage.SCAN, plan, partial(_scan_shard, ctx, root))
+    # A plan that left no shard to run stored no version, only links (a resumed scan does
+    # not plan, and cannot tell).
+    versions = not planned or not all(span.finished for span in planned[-1].spans)
     async with ctx.sessionmaker() as session, session.begin():
-        await datasets.analyze_images(session)
+        await datasets.analyze_images(session, versions=versions)
     await ctx.finish_stage(Stage.SCAN, done=state.done, total=state.done)
     logger.info("scanned %d files under %s", state.done, root)

@@ -18,11 +18,19 @@ DONE = "done"
 
 
 class Span(NamedTuple):
-    """A planned shard: its range (see JobShard) and how much work it holds."""
+    """A planned shard: its range (see JobShard), how much work it holds, and how much of it
+    planning did already."""
 
     lo: str | None
     hi: str | None
     total: int
+    done: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Planning did all of its work (it has some: an empty range is still walked, for
+        files added since): created done, no one runs it."""
+        return 0 < self.done == self.total
 
 
 @dataclass(frozen=True)
@@ -65,20 +73,33 @@ async def planned(session: AsyncSession, job_id: uuid.UUID, stage: str) -> bool:
     return found is not None
 
 
-async def create(session: AsyncSession, job_id: uuid.UUID, stage: str, spans: list[Span]) -> None:
+async def create(
+    session: AsyncSession, job_id: uuid.UUID, stage: str, spans: list[Span], planner: str
+) -> None:
     """The stage's shards, once: a coordinator that plans again (it was killed between its
-    plan and its commit, then resumed) adds none twice."""
+    plan and its commit, then resumed) adds none twice. A shard planning finished is created
+    done, by the planner."""
     if not spans:
         return
     rows = [
-        {"job_id": job_id, "stage": stage, "index": i, "lo": s.lo, "hi": s.hi, "total": s.total}
+        {
+            "job_id": job_id,
+            "stage": stage,
+            "index": i,
+            "lo": s.lo,
+            "hi": s.hi,
+            "total": s.total,
+            "done": s.done,
+            "runs": 0,
+            **(
+                {"state": DONE, "finished_at": func.now(), "finished_by": planner}
+                if s.finished
+                else {"state": PENDING, "finished_at": None, "finished_by": None}
+            ),
+        }
         for i, s in enumerate(spans)
     ]
-    await session.execute(
-        insert(JobShard)
-        .values([{**row, "state": PENDING, "done": 0, "runs": 0} for row in rows])
-        .on_conflict_do_nothing()
-    )
+    await session.execute(insert(JobShard).values(rows).on_conflict_do_nothing())
 
 
 async def pending_indexes(connection: AsyncConnection, job_id: uuid.UUID, stage: str) -> list[int]:
