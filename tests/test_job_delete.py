@@ -251,7 +251,7 @@ async def test_a_shard_whose_job_is_deleted_mid_batch_ends_quietly(
     job_id = uuid.UUID(await submit(api, "pets"))
     async with sessionmaker() as session, session.begin():
         assert await lifecycle.claim(session, job_id) is not None
-        await shards.create(session, job_id, "scan", [shards.Span(None, None, 20)])
+        await shards.create(session, job_id, "scan", [shards.Span(None, None, 20)], "planner")
     deleted = _deleting_the_job_after_the_first_batch(api, job_id, monkeypatch)
     settings = analysis_settings.model_copy(update={"ingest_batch_size": 4})
     with caplog.at_level(logging.INFO):
