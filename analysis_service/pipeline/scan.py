@@ -41,7 +41,7 @@ from analysis_service.pipeline import fanout
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed, Transports
 from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
-from shared.concurrency import run_all, task_group
+from shared.concurrency import run_all, split_evenly, task_group
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +144,6 @@ async def _plan(ctx: RunContext, root: Path, size: int) -> Plan:
     return await asyncio.to_thread(_cut_walk, root, size)
 
 
-def _chunks(files: list[ScannedFile], parts: int) -> list[list[ScannedFile]]:
-    return [chunk for i in range(parts) if (chunk := files[i::parts])]
-
-
 @dataclass
 class _Batch:
     changed: list[ScannedFile]
@@ -162,8 +158,7 @@ async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[Sca
         async with ctx.sessionmaker() as session:
             return await datasets.link_unchanged(session, ctx.dataset_id, ctx.job_id, part)
 
-    step = -(-len(stats) // _LINK_PARTS)
-    found = await run_all(*(link(stats[i : i + step]) for i in range(0, len(stats), step)))
+    found = await run_all(*(link(part) for part in split_evenly(stats, _LINK_PARTS)))
     return [f for part in found for f in part]
 
 
@@ -181,7 +176,7 @@ async def _examine_batch(
     await run_all(
         *(
             loop.run_in_executor(pool, examine_all, root, chunk, limits, roots)
-            for chunk in _chunks(todo, threads)
+            for chunk in split_evenly(todo, threads)
         )
     )
     return _Batch(changed, len(stats))
