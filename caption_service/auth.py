@@ -12,8 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caption_service.state import CaptionState
 from shared.bearer import bearer_token, same_secret
-from shared.errors import Forbidden, Unauthorized
-from shared.loopback import is_loopback_address, is_loopback_name
+from shared.errors import Unauthorized
+from shared.loopback import require_this_machine
 
 REALM = "caption"
 # Declares the scheme in the OpenAPI schema; the header is read by bearer_token below.
@@ -32,26 +32,12 @@ def require_caption_key(
     state: CaptionState = request.app.state.captioner
     expected = state.settings.caption_api_key.get_secret_value()
     if not expected:
-        _require_this_machine(request)
+        require_this_machine(
+            request, "no CAPTION_API_KEY is configured, so this caption service", HOW_TO_SET_THE_KEY
+        )
         return
     token = bearer_token(request, REALM)
     if token is None:
         raise Unauthorized("this caption service requires CAPTION_API_KEY", realm=REALM)
     if not same_secret(token, expected):
         raise Unauthorized("wrong caption service key", realm=REALM, error="invalid_token")
-
-
-def _require_this_machine(request: Request) -> None:
-    client = request.client
-    if client is None or not is_loopback_address(client.host):
-        raise Forbidden(
-            "no CAPTION_API_KEY is configured, so this caption service answers loopback "
-            f"clients only; {HOW_TO_SET_THE_KEY}"
-        )
-    if not is_loopback_name(request.url.hostname):
-        raise Forbidden(
-            "no CAPTION_API_KEY is configured, so this caption service answers requests "
-            f"addressed to localhost or a loopback address only, not to "
-            f"'{request.url.hostname}' (a web page can point its own name at this machine); "
-            + HOW_TO_SET_THE_KEY
-        )

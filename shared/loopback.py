@@ -6,6 +6,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from starlette.requests import Request
+
+from shared.errors import Forbidden
+
 
 def is_loopback_address(address: str) -> bool:
     """Whether an IP address (as text) is a loopback one; names and garbage are not."""
@@ -44,3 +48,18 @@ def is_loopback_host(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(is_loopback_address(str(info[4][0])) for info in infos)
+
+
+def require_this_machine(request: Request, unkeyed: str, how_to_add_a_key: str) -> None:
+    """403 unless a request comes from a loopback client and is addressed to a loopback name:
+    what a service without a key answers. `unkeyed` says which service has no key ("no API
+    key is configured, so this API"), `how_to_add_a_key` ends each refusal."""
+    client = request.client
+    if client is None or not is_loopback_address(client.host):
+        raise Forbidden(f"{unkeyed} answers loopback clients only; {how_to_add_a_key}")
+    if not is_loopback_name(request.url.hostname):
+        raise Forbidden(
+            f"{unkeyed} answers requests addressed to localhost or a loopback address only, "
+            f"not to '{request.url.hostname}' (a web page can point its own name at this "
+            f"machine); {how_to_add_a_key}"
+        )

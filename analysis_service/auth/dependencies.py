@@ -29,7 +29,7 @@ from analysis_service.auth.keys import (
 from analysis_service.db import Session
 from shared.bearer import MAX_TOKEN_CHARS, bearer_token
 from shared.errors import Forbidden, PayloadTooLarge, Unauthorized
-from shared.loopback import is_loopback_address, is_loopback_name
+from shared.loopback import require_this_machine
 
 REALM = "subpop analysis"
 SESSION_COOKIE = "subpop_session"
@@ -165,18 +165,7 @@ async def identify(request: Request, session: Session) -> Principal:
             "an API key is required: send 'Authorization: Bearer <key>', or sign in at /ui/login",
             realm=REALM,
         )
-    client = request.client
-    if client is None or not is_loopback_address(client.host):
-        raise Forbidden(
-            "no API key is configured, so this API answers loopback clients only; "
-            + HOW_TO_ADD_A_KEY
-        )
-    if not is_loopback_name(request.url.hostname):
-        raise Forbidden(
-            f"no API key is configured, so this API answers requests addressed to localhost "
-            f"or a loopback address only, not to '{request.url.hostname}' (a web page can "
-            f"point its own name at this machine); " + HOW_TO_ADD_A_KEY
-        )
+    require_this_machine(request, "no API key is configured, so this API", HOW_TO_ADD_A_KEY)
     return OPEN
 
 
