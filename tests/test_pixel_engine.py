@@ -194,3 +194,10 @@ def _alive(process: psutil.Process) -> bool:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.parametrize("size", [(1, 40), (40, 1), (1, 1)])
+def test_an_image_one_pixel_across_has_a_texture_word_not_nan(size):
+    stats = ps.measure(Image.new("RGB", size, (120, 60, 30)))
+    assert stats.detail == 0.0
+    assert "smooth" in describe(Image.new("RGB", size, (120, 60, 30)))

@@ -109,6 +109,13 @@ def analysis_copy(image: Image.Image, side: int = 96) -> AnalysisCopy:
     return AnalysisCopy(small.tobytes(), small.size, *image.size)
 
 
+def _mean_step(luma: np.ndarray, axis: int) -> np.float32:
+    """The mean brightness change between neighbours along `axis`: none (0) where the image is
+    one pixel across, rather than the NaN of an empty mean. In float32, as the sum was before."""
+    steps = np.abs(np.diff(luma, axis=axis))
+    return steps.mean() if steps.size else np.float32(0.0)
+
+
 def measure_copy(copy: AnalysisCopy) -> PixelStats:
     """The statistics of an image, from its analysis copy."""
     width, height = copy.size
@@ -121,7 +128,7 @@ def measure_copy(copy: AnalysisCopy) -> PixelStats:
     names = _color_names(hsv_bytes)
     rows = names.shape[0]
     third = max(1, rows // 3)
-    grad = np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()
+    grad = _mean_step(luma, axis=0) + _mean_step(luma, axis=1)
     return PixelStats(
         width=copy.width,
         height=copy.height,

@@ -1,4 +1,7 @@
-"""The queue worker: `python -m analysis_service.worker`. Run as many as you like."""
+"""The queue worker: `python -m analysis_service.worker`. Run as many as you like.
+
+A package whose `__main__` only calls main(): the scan's processes (shared.processes) then
+do not import the whole worker again each."""
 
 from __future__ import annotations
 
@@ -105,7 +108,3 @@ def main() -> None:
     settings = AnalysisSettings()
     configure_logging(settings.log_level, service="worker")
     asyncio.run(serve(settings, resolve_database_url(settings)))
-
-
-if __name__ == "__main__":
-    main()
