@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -98,6 +99,12 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )
     ingest_batch_size: int = Field(default=2000, ge=1)
+    scan_processes: int = Field(
+        default=0,
+        ge=0,
+        description="Processes each worker reads, hashes and validates files in (Python holds "
+        "one process's GIL for much of it); 0 means one per CPU core.",
+    )
     shard_size: int = Field(
         default=1000,
         ge=1,
@@ -160,6 +167,11 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         if saturation_rounds is not None:
             values["saturation_rounds"] = saturation_rounds
         return DiscoverySteps.model_validate(values)
+
+    @property
+    def scan_process_count(self) -> int:
+        """SCAN_PROCESSES, with 0 read as one per CPU core."""
+        return self.scan_processes or os.cpu_count() or 2
 
     @property
     def caption_url_list(self) -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 import uvicorn
@@ -151,9 +152,13 @@ def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
                 60,
                 "captioning to start",
             )
+            # It scanned in processes of its own (a fork server, scanning processes).
+            started = psutil.Process(first.pid).children(recursive=True)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
+        assert started
+        wait_until(lambda: not any(map(_alive, started)), 20, "its processes to end with it")
         status, progress, *_ = job_row(database_url, job_id)
         assert status == "running"
         done_before_kill = progress["caption"]["done"]
@@ -186,6 +191,13 @@ def test_killed_worker_job_is_finished_by_new_workers_without_redoing_work(
     # Nothing stored was captioned again: at most the one batch in flight at the kill is redone.
     assert progress["caption"]["done"] == 80
     assert captioned_images() - captioned_before <= 80 + 4
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def launcher_env(data_root: Path, tmp_path: Path) -> tuple[dict[str, str], int, int]:

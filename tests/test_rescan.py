@@ -17,21 +17,23 @@ from analysis_service.datasets import repository as datasets
 from analysis_service.datasets import scanner
 from analysis_service.datasets.layout import iter_files
 from analysis_service.models import Image, Job, JobImage, JobShard
+from analysis_service.pipeline import scan
 from tests.builders import image_bytes, make_dataset, write_image
 from tests.pipeline_helpers import CountingTransport, run, submit
 
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files the scan reads (names, in order): a spy on its one read, passing through."""
+    """The files the scan reads (names, in order): a spy on what it sends to its scanning
+    processes, passing through."""
     seen: list[str] = []
-    real = scanner.read_inside_roots
+    real = scan._examined
 
-    def counted(path: Path, roots: list[Path], max_bytes: int) -> bytes:
-        seen.append(path.name)
-        return real(path, roots, max_bytes)
+    async def counted(ctx, root: Path, files: list[scanner.ScannedFile]):  # type: ignore[no-untyped-def]
+        seen.extend(Path(f.relpath).name for f in files)
+        return await real(ctx, root, files)
 
-    monkeypatch.setattr(scanner, "read_inside_roots", counted)
+    monkeypatch.setattr(scan, "_examined", counted)
     return seen
 
 

@@ -6,9 +6,12 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from shared.concurrency import split_evenly
 from shared.files import UnreadableFile, read_inside_roots, special_file_reason
 from shared.imaging import ImageLimits, InvalidImage, inspect_image
 
@@ -125,9 +128,29 @@ def examine(
     return scanned
 
 
-def examine_all(
+# Files a scanning process reads at once: on a cold dataset each read is a wait on the disk,
+# and reads in flight side by side go several times faster (on a warm one, four per process
+# still beat one: Python's share of each file overlaps another's I/O).
+READERS_PER_PROCESS = 4
+_readers: ThreadPoolExecutor | None = None
+
+
+def examine_chunk(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> list[ScannedFile]:
+    """In a scanning process (pipeline/scan.py): examine each file of a chunk,
+    READERS_PER_PROCESS at a time, and send the chunk back examined."""
+    global _readers
+    if _readers is None:
+        _readers = ThreadPoolExecutor(READERS_PER_PROCESS, thread_name_prefix="read")
+    examine_part = partial(_examine_all, root, limits=limits, roots=roots)
+    for _ in _readers.map(examine_part, split_evenly(files, READERS_PER_PROCESS)):
+        pass
+    return files
+
+
+def _examine_all(
     root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
 ) -> None:
-    """examine each file of a chunk: one call per thread and chunk, not one per file."""
     for scanned in files:
         examine(root, scanned, limits, roots)

@@ -14,9 +14,12 @@ with no file left to read is created done: a re-scan of an unchanged folder runs
 Within a shard, batches flow through two steps that overlap: while one batch is stored
 (Postgres, on the event loop), the next one is walked and stat'ed, compared with its stored
 versions (the ones still true linked to the job in the same statement), and its changed
-files are read in threads. The links of unchanged files are committed as they are compared,
-a batch's new versions with the progress that counts them, so a killed worker loses at most
-the batches in flight, and the shard's next runner keeps the versions it had already linked.
+files are read, hashed and decoded in the worker's scanning processes (SCAN_PROCESSES, one per
+core by default: in threads of the worker, Python's share of that work held one GIL, and a
+worker used one core however many it had). The links of unchanged files are committed as
+they are compared, a batch's new versions with the progress that counts them, so a killed
+worker loses at most the batches in flight, and the shard's next runner keeps the versions it
+had already linked.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from analysis_service.datasets import repository as datasets
+from analysis_service.datasets import scanner
 from analysis_service.datasets.layout import iter_files
-from analysis_service.datasets.scanner import ScannedFile, examine_all, stat_all
+from analysis_service.datasets.scanner import ScannedFile, examine_chunk, stat_all
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.lifecycle import Stage
 from analysis_service.pipeline import fanout
@@ -42,6 +46,8 @@ from analysis_service.pipeline.context import JobCancelled, RunContext, StageFai
 from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
+from shared.imaging import ImageLimits
+from shared.processes import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -162,23 +168,87 @@ async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[Sca
     return [f for part in found for f in part]
 
 
-async def _examine_batch(
-    ctx: RunContext, root: Path, stats: list[ScannedFile], pool: ThreadPoolExecutor, threads: int
-) -> _Batch:
+class _Examiners:
+    """The worker's scanning processes: started on first use, shared by every shard it runs,
+    replaced when one dies (which fails every chunk the pool held)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._count = 0
+
+    def pool(self, count: int) -> ProcessPoolExecutor:
+        if self._pool is None or self._count != count:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)  # what it holds still finishes
+            self._pool, self._count = process_pool(count, preload=[scanner.__name__]), count
+        return self._pool
+
+    def replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is broken:
+            self._pool = None
+        broken.shutdown(wait=False)
+
+
+_EXAMINERS = _Examiners()
+CRASHED = "reading it ended the process that read it (the decoder crashed or ran out of memory)"
+
+
+async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> list[ScannedFile]:
+    """The files hashed and validated in the scanning processes, a chunk each (one hand-off
+    per process, not per file), in the order given."""
+    count = ctx.settings.scan_process_count
+    limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
+    chunks = split_evenly(files, count)
+    loop = asyncio.get_running_loop()
+    pool = _EXAMINERS.pool(count)
+    try:
+        examined = await run_all(
+            *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks)
+        )
+    except BrokenProcessPool:
+        _EXAMINERS.replace(pool)
+        logger.warning("a scanning process died: its batch is read again, file by file if need be")
+        examined = [await _isolating(root, chunk, limits, roots) for chunk in chunks]
+    return [f for chunk in examined for f in chunk]
+
+
+async def _isolating(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> list[ScannedFile]:
+    """A chunk again after a scanning process died holding it (or another chunk): alone in a
+    process of its own, halved until the one file that ends the process is found. That file
+    is invalid, saying so; the others are examined as usual. A hostile file costs a few
+    processes, never the worker, the job or the files beside it."""
+    loop = asyncio.get_running_loop()
+    pending, done = [files], []
+    pool = process_pool(1, preload=[scanner.__name__])
+    try:
+        while pending:
+            part = pending.pop()
+            try:
+                done += await loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
+            except BrokenProcessPool:
+                pool.shutdown(wait=False)
+                pool = process_pool(1, preload=[scanner.__name__])
+                if len(part) == 1:
+                    logger.warning("%s: %s", part[0].relpath, CRASHED)
+                    done.append(replace(part[0], invalid_reason=CRASHED))
+                else:  # the first half next: the chunk stays in order
+                    pending += [part[len(part) // 2 :], part[: len(part) // 2]]
+    finally:
+        pool.shutdown(wait=False)
+    return done
+
+
+async def _examine_batch(ctx: RunContext, root: Path, stats: list[ScannedFile]) -> _Batch:
     """The files that need a new version, hashed and validated; the stored versions still
     true are linked to the job on the way (committed here: the job keeps what it saw)."""
     changed = await _link_unchanged(ctx, stats)
-    todo = [s for s in changed if s.invalid_reason is None]
-    limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
-    loop = asyncio.get_running_loop()
-    # Reading, hashing and decoding release the GIL: a chunk per thread keeps every core busy,
-    # and a call per chunk (not per file) keeps the event loop's wake-ups few.
-    await run_all(
-        *(
-            loop.run_in_executor(pool, examine_all, root, chunk, limits, roots)
-            for chunk in split_evenly(todo, threads)
-        )
-    )
+    to_read = [i for i, s in enumerate(changed) if s.invalid_reason is None]
+    # What the processes send back replaces what was sent; files invalid at stat time stay.
+    examined = await _examined(ctx, root, [changed[i] for i in to_read])
+    for i, scanned in zip(to_read, examined, strict=True):
+        changed[i] = scanned
     return _Batch(changed, len(stats))
 
 
@@ -200,8 +270,6 @@ class _ScanPass:
 
     ctx: RunContext
     root: Path
-    pool: ThreadPoolExecutor
-    threads: int
     shard: HeldShard
 
     def __post_init__(self) -> None:
@@ -216,11 +284,12 @@ class _ScanPass:
         loop = asyncio.get_running_loop()
         files, root = iter_files(self.root, self.shard.lo, self.shard.hi), str(self.root)
         size = self.ctx.settings.ingest_batch_size
-        upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
+        # Walking and stat'ing the folder touch the disk: in a thread, never on the event loop.
+        upcoming = loop.run_in_executor(None, _next_stats, files, root, size)
         while stats := await upcoming:
             # The next batch is walked and stat'ed while this one is compared and read.
-            upcoming = loop.run_in_executor(self.pool, _next_stats, files, root, size)
-            batch = await _examine_batch(self.ctx, self.root, stats, self.pool, self.threads)
+            upcoming = loop.run_in_executor(None, _next_stats, files, root, size)
+            batch = await _examine_batch(self.ctx, self.root, stats)
             await self.queue.put(batch)
         await self.queue.put(None)
 
@@ -234,18 +303,7 @@ async def _scan_shard(ctx: RunContext, root: Path, shard: HeldShard) -> None:
     """Scan the shard's range of the walk (all of it again on a rerun: the files its earlier
     runner linked cost one stat each)."""
     await shard.restart(0)
-    # Walking and stat'ing the folder touch the disk: in threads, never on the event loop.
-    # More readers than cores: a file not in the page cache is a wait on the disk, and a
-    # cold dataset is read several times faster with reads in flight side by side (on a warm
-    # one, four per core still beat one: Python's share of each file overlaps another's I/O).
-    threads = min(32, 4 * (os.cpu_count() or 2))
-    pool = ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="scan")
-    try:
-        await _ScanPass(ctx, root, pool, threads, shard).run()
-    finally:
-        # Never wait here for a chunk still being read (that would block the event loop):
-        # a cancelled scan leaves it to finish on its own.
-        pool.shutdown(wait=False, cancel_futures=True)
+    await _ScanPass(ctx, root, shard).run()
 
 
 @asynccontextmanager

@@ -9,21 +9,16 @@ the whole product run end to end without a GPU.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
-import os
-import select
-import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import psutil
 from PIL import Image
 
 from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineOutput, EngineUnavailable
 from shared.caption_contract import EngineInfo
 from shared.concurrency import run_all, split_evenly
+from shared.processes import process_pool
 
 PROMPT_VERSION = "pixel-v1"
 
@@ -60,40 +55,9 @@ def _describe_copies(copies: list[ps.AnalysisCopy]) -> list[str]:
     return [_sentence(ps.measure_copy(copy)) for copy in copies]
 
 
-def _end_with(service: int) -> None:
-    """Start of each describing process: it ends when the service that started it does, even
-    one killed outright. Otherwise it would wait on its work queue for ever (it holds that
-    queue's other end itself), and keep the fork server alive with it."""
-    watch = threading.Thread(target=_exit_after, args=(service,), name="end-with-service")
-    watch.daemon = True
-    watch.start()
-
-
-def _exit_after(pid: int) -> None:
-    try:
-        ended = os.pidfd_open(pid)  # readable once the process has ended (Linux)
-    except ProcessLookupError:
-        os._exit(0)
-    except (AttributeError, OSError):  # no pidfd here: psutil looks every few milliseconds
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait()
-        os._exit(0)
-    select.select([ended], [], [])
-    os._exit(0)
-
-
 def _describing_processes(count: int) -> ProcessPoolExecutor:
-    # Forked from a server that has imported this module (numpy, Pillow) once, so a process
-    # starts in milliseconds; never forked from the service itself, whose threads (the event
-    # loop, the decoding pool) a fork would copy mid-flight. Started afresh where there is
-    # no fork server (Windows).
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
-    )
+    # Their fork server imports this module (numpy, Pillow) once.
+    return process_pool(count, preload=[__name__])
 
 
 class PixelEngine:

@@ -1,0 +1,43 @@
+"""The scan reads, hashes and validates files in processes of its own: a file that ends such a
+process (a decoder crash, memory running out) is one invalid file, not a lost worker or job."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from analysis_service.datasets.scanner import ScannedFile, examine_chunk
+from analysis_service.pipeline import scan
+from shared.imaging import ImageLimits
+from tests.builders import make_dataset
+from tests.pipeline_helpers import CountingTransport, run, submit
+
+POISON = "poison"
+
+
+def examine_or_die(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> list[ScannedFile]:
+    """In a scanning process: what examine_chunk does, except that a chunk holding a file
+    named like POISON ends the process at once, as a crashing decoder would."""
+    if any(POISON in f.relpath for f in files):
+        os._exit(70)
+    return examine_chunk(root, files, limits, roots)
+
+
+async def test_a_file_that_ends_its_scanning_process_is_invalid_and_the_rest_is_read(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
+):
+    dataset = make_dataset(data_root / "pets", per_class=12)
+    (dataset / "cat" / "03.jpg").rename(dataset / "cat" / f"{POISON}.jpg")
+    monkeypatch.setattr(scan, "examine_chunk", examine_or_die)
+    job_id = await submit(api, "pets")
+    transport = CountingTransport(caption_app)
+    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    assert (job["images"], job["valid"], job["invalid"]) == (24, 23, 1)
+    invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
+    assert [(i["path"], i["reason"]) for i in invalid] == [(f"cat/{POISON}.jpg", scan.CRASHED)]
+    # Every other file was read and captioned: one caption each. (Had the file been read in
+    # the worker's own process, examine_or_die would have ended the test run.)
+    assert transport.images_sent == 23
