@@ -93,13 +93,6 @@ def _wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(samples, n=100)
     return q[49] * 1000, q[94] * 1000
@@ -127,7 +120,7 @@ def _run_job(base: str, dataset: Path, env: dict[str, str]) -> dict:
         job_id = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}).json()["id"]
         while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
             time.sleep(0.5)
-        job["worker_peak_rss_mib"] = _peak_rss_mib(worker.pid)
+        job["worker_peak_memory"] = ingest.peak_memory(worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
@@ -263,7 +256,7 @@ def _job_rows(size: int, job: dict) -> list[tuple[str, str]]:
             f"end-to-end job, {size} images (pixel)",
             f"{per_s:,.0f} images/s ({job['duration_s']:.1f} s)",
         ),
-        (f"worker peak memory, {size} images", f"{job['worker_peak_rss_mib']:.0f} MiB"),
+        (f"worker peak memory, {size} images", str(job["worker_peak_memory"])),
     ]
 
 
