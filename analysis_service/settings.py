@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from analysis_service.auth.keys import EnvKey, parse_env_keys
 from shared.openai_chat import ChatEndpoint
+from shared.processes import usable_cores
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
 
@@ -103,7 +103,7 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default=0,
         ge=0,
         description="Processes each worker reads, hashes and validates files in (Python holds "
-        "one process's GIL for much of it); 0 means one per CPU core.",
+        "one process's GIL for much of it); 0 means one per core this process may run on.",
     )
     shard_size: int = Field(
         default=1000,
@@ -170,8 +170,8 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
 
     @property
     def scan_process_count(self) -> int:
-        """SCAN_PROCESSES, with 0 read as one per CPU core."""
-        return self.scan_processes or os.cpu_count() or 2
+        """SCAN_PROCESSES, with 0 read as one per usable core."""
+        return self.scan_processes or usable_cores()
 
     @property
     def caption_url_list(self) -> list[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from shared.openai_chat import ChatEndpoint
+from shared.processes import usable_cores
 from shared.retry import RetryPolicy
 from shared.settings import ServiceSettings
 
@@ -43,7 +43,7 @@ class CaptionSettings(ServiceSettings):
         default=0,
         ge=0,
         description="Threads that decode images, and processes that describe them (pixel "
-        "engine); 0 means one per CPU core.",
+        "engine); 0 means one per core this process may run on.",
     )
     max_decode_pixels_in_flight: int = Field(
         default=320_000_000,
@@ -98,8 +98,8 @@ class CaptionSettings(ServiceSettings):
 
     @property
     def worker_count(self) -> int:
-        """CAPTION_WORKERS, with 0 read as one per CPU core."""
-        return self.caption_workers or os.cpu_count() or 2
+        """CAPTION_WORKERS, with 0 read as one per usable core."""
+        return self.caption_workers or usable_cores()
 
     @property
     def caption_openai_endpoint(self) -> ChatEndpoint:

@@ -43,6 +43,15 @@ def _exit_after(pid: int) -> None:
     os._exit(0)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system tells it (a
+    container given some of a machine's cores, `taskset`), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 2
+
+
 def process_pool(count: int, preload: list[str]) -> ProcessPoolExecutor:
     """`count` processes, forked from a server that has imported `preload` (the modules whose
     functions they run), that end with this process.

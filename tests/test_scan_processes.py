@@ -4,10 +4,13 @@ process (a decoder crash, memory running out) is one invalid file, not a lost wo
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from analysis_service.datasets.scanner import ScannedFile, examine_chunk
 from analysis_service.pipeline import scan
+from analysis_service.settings import AnalysisSettings
 from shared.imaging import ImageLimits
 from tests.builders import make_dataset
 from tests.pipeline_helpers import CountingTransport, run, submit
@@ -41,3 +44,22 @@ async def test_a_file_that_ends_its_scanning_process_is_invalid_and_the_rest_is_
     # Every other file was read and captioned: one caption each. (Had the file been read in
     # the worker's own process, examine_or_die would have ended the test run.)
     assert transport.images_sent == 23
+
+
+def test_one_scanning_process_per_core_the_worker_may_run_on():
+    """A worker held to one core (a container's cpuset, taskset) starts one, not one per core
+    of the machine."""
+    held = subprocess.run(
+        [sys.executable, "-c", _HELD_TO_ONE_CORE], capture_output=True, text=True, check=True
+    )
+    assert held.stdout.split() == ["1", "1"]
+    assert AnalysisSettings(scan_processes=3).scan_process_count == 3
+
+
+_HELD_TO_ONE_CORE = """
+import os
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+from analysis_service.settings import AnalysisSettings
+from shared.processes import usable_cores
+print(usable_cores(), AnalysisSettings(scan_processes=0).scan_process_count)
+"""

@@ -3,7 +3,6 @@ or made in a bounded number of worker threads (never on the event loop)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -16,6 +15,7 @@ from analysis_service.thumbnails import render, repository
 from analysis_service.thumbnails.cache import ThumbnailCache
 from analysis_service.thumbnails.render import ScannedFile, UndecodableImage
 from shared.errors import NotFound
+from shared.processes import usable_cores
 
 
 class ThumbnailSize(IntEnum):
@@ -56,7 +56,7 @@ class Thumbnails:
         )
         # PIL decodes and encodes without the GIL: one decode per core keeps them all busy,
         # and a grid of cold thumbnails cannot take every thread of the pool.
-        self._decodes = anyio.Semaphore(os.cpu_count() or 2)
+        self._decodes = anyio.Semaphore(usable_cores())
 
     async def find(self, session: AsyncSession, image_id: int, size: ThumbnailSize) -> Wanted:
         """The image's file as its scan recorded it; the errors say why there is no thumbnail
