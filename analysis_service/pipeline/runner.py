@@ -24,7 +24,7 @@ from analysis_service.pipeline import caption, discover, fanout, import_captions
 from analysis_service.pipeline.context import JobCancelled, RunContext, StageFailed, Transports
 from analysis_service.pipeline.fanout import ShardWork
 from analysis_service.reasoners.budget import BudgetExceeded
-from analysis_service.reasoners.factory import open_reasoner
+from analysis_service.reasoners.factory import load_offline_reasoner_ahead, open_reasoner
 from analysis_service.reasoners.llm_client import LLMError
 from analysis_service.settings import AnalysisSettings
 from analysis_service.shards.repository import ShardKey
@@ -90,6 +90,8 @@ async def _stages(ctx: RunContext, root: Path, transports: Transports) -> None:
         if not await ctx.stage_done(Stage.SCAN):
             await scan.run(ctx, root)
             await summarize.update_counts(ctx)
+    # Discovery comes next: its reasoner's libraries load while the captions are made or read.
+    load_offline_reasoner_ahead(ctx.settings)
     if captions_path:
         path = Path(captions_path)
         if not await asyncio.to_thread(path.is_file):
@@ -253,6 +255,8 @@ async def run_shard(
         return False
     ctx, root = found
     ctx.stage = Stage(stage)
+    if ctx.stage is Stage.CAPTION:  # this worker may well take a class of the job next
+        load_offline_reasoner_ahead(settings)
     key = ShardKey(job_id, stage, index)
     async with fanout.holding(ctx, [key]) as held:
         if held is None:

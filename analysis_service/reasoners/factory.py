@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,8 @@ from analysis_service.reasoners.llm_client import LLMClient
 from analysis_service.reasoners.llm_log import DatabaseCallLog
 from analysis_service.settings import AnalysisSettings
 from shared.openai_chat import ChatClient
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -44,12 +48,38 @@ async def open_llm_client(
 
 
 OFFLINE_REASONER = "analysis_service.reasoners.tfidf_cluster"
+_ahead = threading.Lock()
+_started_ahead = False
+
+
+def load_offline_reasoner_ahead(settings: AnalysisSettings) -> None:
+    """Start loading the offline reasoner in a thread, once per process, where a job will soon
+    discover with it (its captions are being made or read): its first class then need not
+    wait. Not when a worker starts: its libraries take about 250 MiB (SciPy, scikit-learn,
+    pandas) that a worker scanning a big folder, or discovering with an LLM, has no use for,
+    and seconds of CPU a just-started worker's first scan would share."""
+    global _started_ahead
+    if settings.llm_base_url:
+        return
+    with _ahead:
+        if _started_ahead:
+            return
+        _started_ahead = True
+    threading.Thread(target=_import_ahead, name="load-offline-reasoner", daemon=True).start()
+
+
+def _import_ahead() -> None:
+    try:
+        importlib.import_module(OFFLINE_REASONER)
+    except Exception as exc:  # the job's discovery will import it again, and fail there
+        logger.warning("the offline reasoner could not be loaded ahead: %s", exc)
 
 
 async def load_offline_reasoner() -> ModuleType:
     """The offline reasoner's module, imported in a thread: scikit-learn and what it loads
     (SciPy, pandas, pyarrow) take about 250 MiB and a second or two (more on a busy machine),
-    which must not stall the event loop. A worker loads it when it starts (see worker.py)."""
+    which must not stall the event loop (a job's run starts it ahead: see
+    load_offline_reasoner_ahead)."""
     return await asyncio.to_thread(importlib.import_module, OFFLINE_REASONER)
 
 

@@ -18,7 +18,6 @@ from analysis_service.embedded_db import resolve_database_url
 from analysis_service.jobs import lifecycle
 from analysis_service.jobs.tasks import make_queue_app
 from analysis_service.queue import QUEUE
-from analysis_service.reasoners.factory import load_offline_reasoner
 from analysis_service.settings import AnalysisSettings
 from shared.logging import configure_logging
 
@@ -61,11 +60,6 @@ async def _recovery_loop(
         await asyncio.sleep(max(1.0, stalled_after_s / 3))
 
 
-def _preloaded(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("the offline reasoner could not be loaded ahead: %s", task.exception())
-
-
 async def serve(settings: AnalysisSettings, database_url: str) -> None:
     app = make_queue_app(database_url)
     engine = make_engine(database_url, pool_size=settings.worker_concurrency + 2)
@@ -76,12 +70,6 @@ async def serve(settings: AnalysisSettings, database_url: str) -> None:
         recovery = asyncio.create_task(
             _recovery_loop(app, sessionmaker, settings.worker_stalled_after_s)
         )
-        if settings.llm_in_use is None:
-            # Every worker discovers classes of the jobs it shares: its first class should not
-            # wait for the offline reasoner's libraries to load (seconds on a busy machine, a
-            # stage's whole length on a small job).
-            preload = asyncio.create_task(load_offline_reasoner())
-            preload.add_done_callback(_preloaded)
         try:
             await app.run_worker_async(
                 queues=[QUEUE],
