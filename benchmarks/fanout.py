@@ -65,8 +65,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _settled(procs: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Wait until the workers are idle (a worker loads the offline reasoner as it starts):
-    a long-running worker has done so long before a job comes."""
+    """Wait until the workers are idle (done with what a worker does as it starts: its
+    imports, its first queue round trips): a long-running worker has done so long before a
+    job comes."""
     deadline = time.monotonic() + timeout
     before = sum(_cpu_seconds(p.pid) for p in procs)
     while time.monotonic() < deadline:
@@ -77,19 +78,31 @@ def _settled(procs: list[subprocess.Popen], timeout: float = 60) -> None:
         before = now
 
 
+def _tree_cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of a process and of the processes it started that are still running (the
+    workers' scanning processes, the pixel engine's describing processes)."""
+    used = 0.0
+    for part in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            used += _cpu_seconds(part.pid)
+    return used
+
+
 def _cpu_of(url: str, workers: list[subprocess.Popen]) -> dict[str, float]:
-    """CPU seconds used so far by the workers, the caption service (a child of this process,
-    with the processes it started: the pixel engine describes in processes of its own) and
-    the database's backends: with the wall time, whether a run left cores idle."""
+    """CPU seconds used so far by the workers and the caption service (a child of this
+    process), each with the processes it started, and by the database's backends: with the
+    wall time, whether a run left cores idle."""
     database = url.rsplit("/", 1)[1].split("?")[0]
-    used = {"workers": sum(_cpu_seconds(p.pid) for p in workers), "caption": 0.0, "postgres": 0.0}
+    used = {
+        "workers": sum(_tree_cpu_seconds(psutil.Process(p.pid)) for p in workers),
+        "caption": 0.0,
+        "postgres": 0.0,
+    }
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         with contextlib.suppress(psutil.Error):
             if "caption_service.app" in line and proc.ppid() == os.getpid():
-                for part in (proc, *proc.children(recursive=True)):
-                    with contextlib.suppress(psutil.Error):
-                        used["caption"] += _cpu_seconds(part.pid)
+                used["caption"] += _tree_cpu_seconds(proc)
             elif line.startswith("postgres:") and f" {database} " in line:
                 used["postgres"] += _cpu_seconds(proc.pid)
     return used

@@ -1,8 +1,8 @@
 """Ingest at scale: a re-scan of an unchanged folder, and a synthetic 1,000,000-file dataset
 (submission latency and the worker's peak memory through the scan).
 
-Each scan runs in a fresh worker process, given the job once it has settled (done loading
-what it loads as it starts, as a serving worker has); the job is cancelled once its scan
+Each scan runs in a fresh worker process, given the job once it has settled (done with what
+it does as it starts, as a serving worker has); the job is cancelled once its scan
 stage is done, so the numbers are the scan's alone. The worker's peak memory is its VmHWM
 (the kernel's high-water mark of its resident set) read when the scan has finished, and
 apart that of the processes it reads files in.
@@ -97,9 +97,9 @@ def peak_memory(pid: int) -> PeakMemory:
 
 
 def _settled(pid: int, timeout_s: float = 120.0) -> None:
-    """Wait until the process has used under 2% of a core for a second: a fresh worker
-    imports the offline reasoner's libraries as it starts (seconds of CPU, in a thread that
-    holds the GIL for most of it), which a worker serving for a while did long before."""
+    """Wait until the process has used under 2% of a core for a second: a fresh worker's
+    imports and first queue round trips are not the scan's (a worker serving for a while did
+    them long before)."""
     process = psutil.Process(pid)
     deadline = time.monotonic() + timeout_s
     used = sum(process.cpu_times()[:2])

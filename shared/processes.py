@@ -14,17 +14,23 @@ and keep the fork server alive with it.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import select
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import psutil
 
 
 def _end_with(owner: int) -> None:
-    """Start of each pooled process: it ends when its owner does."""
+    """Start of each pooled process: it ends when its owner does. Ctrl-C in a terminal
+    reaches the whole process group: it is the owner's to handle, not its pooled processes'
+    (their deaths would look like a crash of whatever they were doing)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     watch = threading.Thread(target=_exit_after, args=(owner,), name="end-with-owner")
     watch.daemon = True
     watch.start()
@@ -43,13 +49,31 @@ def _exit_after(pid: int) -> None:
     os._exit(0)
 
 
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity where the system tells it (a
-    container given some of a machine's cores, `taskset`), else all of them."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: those its CPU affinity allows (a container's cpuset,
+    `taskset`), else all of them, and no more than its cgroup's CPU quota (`docker --cpus`,
+    Kubernetes' `limits.cpu`), rounded up."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 2
+        cores = os.cpu_count() or 2
+    quota = cgroup_cpu_quota(cgroup)
+    return max(1, min(cores, quota)) if quota is not None else cores
+
+
+def cgroup_cpu_quota(cgroup: Path) -> int | None:
+    """CPUs the cgroup's quota allows, rounded up; None without a quota (or a cgroup)."""
+    try:  # cgroup v2: "max 100000", or "150000 100000" for 1.5 CPUs
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1: a quota of -1 is none
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return math.ceil(quota_us / period_us) if quota_us > 0 and period_us > 0 else None
 
 
 def process_pool(count: int, preload: list[str]) -> ProcessPoolExecutor:

@@ -12,10 +12,12 @@ from analysis_service.datasets.scanner import ScannedFile, examine_chunk
 from analysis_service.pipeline import scan
 from analysis_service.settings import AnalysisSettings
 from shared.imaging import ImageLimits
+from shared.processes import cgroup_cpu_quota, usable_cores
 from tests.builders import make_dataset
 from tests.pipeline_helpers import CountingTransport, run, submit
 
 POISON = "poison"
+ONCE = "dies-once"
 
 
 def examine_or_die(
@@ -25,6 +27,21 @@ def examine_or_die(
     named like POISON ends the process at once, as a crashing decoder would."""
     if any(POISON in f.relpath for f in files):
         os._exit(70)
+    return examine_chunk(root, files, limits, roots)
+
+
+def examine_or_die_once(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> list[ScannedFile]:
+    """A process holding a file named like ONCE among others ends, and so does the first that
+    holds it alone, as if killed from outside (the out-of-memory killer, an operator): the
+    file itself is fine, and reads alone in the next process."""
+    if any(ONCE in f.relpath for f in files):
+        marker = root.parent / "ended-alone"
+        if len(files) > 1 or not marker.exists():
+            if len(files) == 1:
+                marker.touch()
+            os._exit(70)
     return examine_chunk(root, files, limits, roots)
 
 
@@ -44,6 +61,37 @@ async def test_a_file_that_ends_its_scanning_process_is_invalid_and_the_rest_is_
     # Every other file was read and captioned: one caption each. (Had the file been read in
     # the worker's own process, examine_or_die would have ended the test run.)
     assert transport.images_sent == 23
+
+
+async def test_a_process_that_ends_once_blames_no_file(
+    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
+):
+    dataset = make_dataset(data_root / "pets", per_class=12)
+    (dataset / "dog" / "05.jpg").rename(dataset / "dog" / f"{ONCE}.jpg")
+    monkeypatch.setattr(scan, "examine_chunk", examine_or_die_once)
+    job_id = await submit(api, "pets")
+    transport = CountingTransport(caption_app)
+    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+    assert (data_root / "ended-alone").exists()
+    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    assert (job["images"], job["valid"], job["invalid"]) == (24, 24, 0)
+
+
+def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path: Path):
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert usable_cores(tmp_path) == 1
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    assert cgroup_cpu_quota(tmp_path) == 3
 
 
 def test_one_scanning_process_per_core_the_worker_may_run_on():

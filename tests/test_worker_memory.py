@@ -3,6 +3,7 @@ discover with them, while its captions are made: not when it starts, not to scan
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,8 +22,13 @@ print("sklearn" in sys.modules)
 
 
 def _loaded(llm: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_")}
     ran = subprocess.run(
-        [sys.executable, "-c", _WORKER.format(llm=llm)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _WORKER.format(llm=llm)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return ran.stdout.split()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -168,6 +169,25 @@ async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[Sca
     return [f for part in found for f in part]
 
 
+def _start_each(pool: ProcessPoolExecutor, count: int) -> None:
+    for started in [pool.submit(os.getpid) for _ in range(count)]:
+        started.result()
+
+
+async def _started(count: int) -> ProcessPoolExecutor:
+    """A pool of `count` scanning processes, running. Starting them (the fork server and its
+    imports, then each process) blocks for up to half a second: in a thread, never on the
+    event loop. A process that dies before it has read anything is no file's fault: the
+    scan fails, saying so."""
+    pool = process_pool(count, preload=[scanner.__name__])
+    try:
+        await asyncio.to_thread(_start_each, pool, count)
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False)
+        raise StageFailed(f"the scanning processes cannot run here: {exc}") from None
+    return pool
+
+
 class _Examiners:
     """The worker's scanning processes: started on first use, shared by every shard it runs,
     replaced when one dies (which fails every chunk the pool held)."""
@@ -175,13 +195,23 @@ class _Examiners:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._count = 0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    def pool(self, count: int) -> ProcessPoolExecutor:
-        if self._pool is None or self._count != count:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)  # what it holds still finishes
-            self._pool, self._count = process_pool(count, preload=[scanner.__name__]), count
-        return self._pool
+    def _starting(self) -> asyncio.Lock:
+        """One shard starts the pool while the others wait for it (a lock of this loop's)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def pool(self, count: int) -> ProcessPoolExecutor:
+        async with self._starting():
+            if self._pool is None or self._count != count:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)  # what it holds still finishes
+                self._pool, self._count = await _started(count), count
+            return self._pool
 
     def replace(self, broken: ProcessPoolExecutor) -> None:
         if self._pool is broken:
@@ -200,7 +230,7 @@ async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> li
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
     chunks = split_evenly(files, count)
     loop = asyncio.get_running_loop()
-    pool = _EXAMINERS.pool(count)
+    pool = await _EXAMINERS.pool(count)
     try:
         examined = await run_all(
             *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks)
@@ -216,25 +246,31 @@ async def _isolating(
     root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
 ) -> list[ScannedFile]:
     """A chunk again after a scanning process died holding it (or another chunk): alone in a
-    process of its own, halved until the one file that ends the process is found. That file
-    is invalid, saying so; the others are examined as usual. A hostile file costs a few
-    processes, never the worker, the job or the files beside it."""
+    process of its own, halved until one file is left, which is read once more in a fresh
+    process before it is blamed (a process killed from outside, or by the file before it,
+    blames no one). A file that ends a process twice is invalid, saying so; the others are
+    examined as usual. A hostile file costs a few processes, never the worker, the job or
+    the files beside it."""
     loop = asyncio.get_running_loop()
-    pending, done = [files], []
-    pool = process_pool(1, preload=[scanner.__name__])
+    pending: list[tuple[list[ScannedFile], bool]] = [(files, False)]  # (part, ended one alone)
+    done: list[ScannedFile] = []
+    pool = await _started(1)
     try:
         while pending:
-            part = pending.pop()
+            part, ended_one = pending.pop()
             try:
                 done += await loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
             except BrokenProcessPool:
                 pool.shutdown(wait=False)
-                pool = process_pool(1, preload=[scanner.__name__])
-                if len(part) == 1:
+                pool = await _started(1)
+                if len(part) > 1:  # the first half next: the chunk stays in order
+                    half = len(part) // 2
+                    pending += [(part[half:], False), (part[:half], False)]
+                elif not ended_one:
+                    pending.append((part, True))
+                else:
                     logger.warning("%s: %s", part[0].relpath, CRASHED)
                     done.append(replace(part[0], invalid_reason=CRASHED))
-                else:  # the first half next: the chunk stays in order
-                    pending += [part[len(part) // 2 :], part[: len(part) // 2]]
     finally:
         pool.shutdown(wait=False)
     return done
