@@ -91,3 +91,11 @@ def process_pool(count: int, preload: list[str]) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
     )
+
+
+def start_processes(pool: ProcessPoolExecutor, count: int) -> None:
+    """Start a pool's `count` processes now (the first also starts the fork server, which
+    imports its modules): a pool starts them as work comes, inside `submit`, which blocks the
+    caller for up to half a second. Call it in a thread; BrokenProcessPool if one cannot run."""
+    for started in [pool.submit(os.getpid) for _ in range(count)]:
+        started.result()

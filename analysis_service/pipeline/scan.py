@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,7 +47,7 @@ from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
 from shared.imaging import ImageLimits
-from shared.processes import process_pool
+from shared.processes import process_pool, start_processes
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +168,6 @@ async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[Sca
     return [f for part in found for f in part]
 
 
-def _start_each(pool: ProcessPoolExecutor, count: int) -> None:
-    for started in [pool.submit(os.getpid) for _ in range(count)]:
-        started.result()
-
-
 async def _started(count: int) -> ProcessPoolExecutor:
     """A pool of `count` scanning processes, running. Starting them (the fork server and its
     imports, then each process) blocks for up to half a second: in a thread, never on the
@@ -181,7 +175,7 @@ async def _started(count: int) -> ProcessPoolExecutor:
     scan fails, saying so."""
     pool = process_pool(count, preload=[scanner.__name__])
     try:
-        await asyncio.to_thread(_start_each, pool, count)
+        await asyncio.to_thread(start_processes, pool, count)
     except BrokenProcessPool as exc:
         pool.shutdown(wait=False)
         raise StageFailed(f"the scanning processes cannot run here: {exc}") from None

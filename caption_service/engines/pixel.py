@@ -18,7 +18,7 @@ from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineOutput, EngineUnavailable
 from shared.caption_contract import EngineInfo
 from shared.concurrency import run_all, split_evenly
-from shared.processes import process_pool
+from shared.processes import process_pool, start_processes
 
 PROMPT_VERSION = "pixel-v1"
 
@@ -75,6 +75,7 @@ class PixelEngine:
         self._threads = threads
         self._processes = processes
         self._pool = _describing_processes(processes)
+        self._started: ProcessPoolExecutor | None = None
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         # No prompt, so the class hint changes nothing: one identity either way.
@@ -97,6 +98,9 @@ class PixelEngine:
         )
         pool = self._pool
         try:
+            if pool is not self._started:  # started off the event loop, not in submit
+                await asyncio.to_thread(start_processes, pool, self._processes)
+                self._started = pool
             described = await run_all(
                 *(loop.run_in_executor(pool, _describe_copies, run) for run in copies)
             )
