@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from analysis_service.datasets.scanner import ScannedFile, examine_chunk
 from analysis_service.pipeline import scan
 from analysis_service.settings import AnalysisSettings
@@ -45,36 +47,40 @@ def examine_or_die_once(
     return examine_chunk(root, files, limits, roots)
 
 
+@pytest.fixture
+def job_reading_with(api, analysis_settings, sessionmaker, caption_app, data_root, monkeypatch):  # type: ignore[no-untyped-def]
+    """A job on a two-class dataset with one file renamed (class folder, new stem), read in
+    the scanning processes by `examine` (a function of this module, which they import):
+    (its view, the images sent to be captioned)."""
+
+    async def job(examine, folder: str, stem: str) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
+        dataset = make_dataset(data_root / "pets", per_class=12)
+        (dataset / folder / "03.jpg").rename(dataset / folder / f"{stem}.jpg")
+        monkeypatch.setattr(scan, "examine_chunk", examine)
+        job_id = await submit(api, "pets")
+        transport = CountingTransport(caption_app)
+        assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+        return (await api.get(f"/v1/jobs/{job_id}")).json(), transport.images_sent
+
+    return job
+
+
 async def test_a_file_that_ends_its_scanning_process_is_invalid_and_the_rest_is_read(
-    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
+    api, job_reading_with
 ):
-    dataset = make_dataset(data_root / "pets", per_class=12)
-    (dataset / "cat" / "03.jpg").rename(dataset / "cat" / f"{POISON}.jpg")
-    monkeypatch.setattr(scan, "examine_chunk", examine_or_die)
-    job_id = await submit(api, "pets")
-    transport = CountingTransport(caption_app)
-    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
-    job = (await api.get(f"/v1/jobs/{job_id}")).json()
+    job, sent = await job_reading_with(examine_or_die, "cat", POISON)
     assert (job["images"], job["valid"], job["invalid"]) == (24, 23, 1)
-    invalid = (await api.get(f"/v1/jobs/{job_id}/invalid-images")).json()["items"]
+    invalid = (await api.get(f"/v1/jobs/{job['id']}/invalid-images")).json()["items"]
     assert [(i["path"], i["reason"]) for i in invalid] == [(f"cat/{POISON}.jpg", scan.CRASHED)]
     # Every other file was read and captioned: one caption each. (Had the file been read in
     # the worker's own process, examine_or_die would have ended the test run.)
-    assert transport.images_sent == 23
+    assert sent == 23
 
 
-async def test_a_process_that_ends_once_blames_no_file(
-    api, analysis_settings, sessionmaker, caption_app, data_root: Path, monkeypatch
-):
-    dataset = make_dataset(data_root / "pets", per_class=12)
-    (dataset / "dog" / "05.jpg").rename(dataset / "dog" / f"{ONCE}.jpg")
-    monkeypatch.setattr(scan, "examine_chunk", examine_or_die_once)
-    job_id = await submit(api, "pets")
-    transport = CountingTransport(caption_app)
-    assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+async def test_a_process_that_ends_once_blames_no_file(job_reading_with, data_root: Path):
+    job, sent = await job_reading_with(examine_or_die_once, "dog", ONCE)
     assert (data_root / "ended-alone").exists()
-    job = (await api.get(f"/v1/jobs/{job_id}")).json()
-    assert (job["images"], job["valid"], job["invalid"]) == (24, 24, 0)
+    assert (job["images"], job["valid"], job["invalid"], sent) == (24, 24, 0, 24)
 
 
 def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path: Path):
