@@ -99,6 +99,13 @@ class AnalysisSettings(ServiceSettings, DiscoverySteps):
         default=43200.0, gt=0, le=30 * 86400, description="How long an explorer sign-in lasts."
     )
     ingest_batch_size: int = Field(default=2000, ge=1)
+    scan_chunk_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a scanning process may take over its share of a batch (a chunk "
+        "of up to INGEST_BATCH_SIZE / SCAN_PROCESSES files); past it the process is killed and "
+        "the chunk's files are read one part at a time to find the file that never finishes.",
+    )
     scan_processes: int = Field(
         default=0,
         ge=0,

@@ -99,3 +99,12 @@ def start_processes(pool: ProcessPoolExecutor, count: int) -> None:
     caller for up to half a second. Call it in a thread; BrokenProcessPool if one cannot run."""
     for started in [pool.submit(os.getpid) for _ in range(count)]:
         started.result()
+
+
+def kill_pooled(pool: ProcessPoolExecutor) -> None:
+    """End a pool's processes at once (stuck on some work); the pool is broken after it.
+    CPython keeps them in the pool's `_processes`: no public API lists them."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.pipeline_helpers import CountingTransport, run, submit
 
 POISON = "poison"
 ONCE = "dies-once"
+HANG = "never-ends"
 
 
 def examine_or_die(
@@ -47,19 +49,30 @@ def examine_or_die_once(
     return examine_chunk(root, files, limits, roots)
 
 
+def examine_or_hang(
+    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+) -> list[ScannedFile]:
+    """A chunk holding a file named like HANG never finishes, as a decoder in an endless loop
+    would not."""
+    if any(HANG in f.relpath for f in files):
+        time.sleep(3600)
+    return examine_chunk(root, files, limits, roots)
+
+
 @pytest.fixture
 def job_reading_with(api, analysis_settings, sessionmaker, caption_app, data_root, monkeypatch):  # type: ignore[no-untyped-def]
     """A job on a two-class dataset with one file renamed (class folder, new stem), read in
     the scanning processes by `examine` (a function of this module, which they import):
     (its view, the images sent to be captioned)."""
 
-    async def job(examine, folder: str, stem: str) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
+    async def job(examine, folder: str, stem: str, **settings) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
         dataset = make_dataset(data_root / "pets", per_class=12)
         (dataset / folder / "03.jpg").rename(dataset / folder / f"{stem}.jpg")
         monkeypatch.setattr(scan, "examine_chunk", examine)
         job_id = await submit(api, "pets")
         transport = CountingTransport(caption_app)
-        assert await run(job_id, analysis_settings, sessionmaker, transport) == "succeeded"
+        ran = analysis_settings.model_copy(update=settings)
+        assert await run(job_id, ran, sessionmaker, transport) == "succeeded"
         return (await api.get(f"/v1/jobs/{job_id}")).json(), transport.images_sent
 
     return job
@@ -81,6 +94,15 @@ async def test_a_process_that_ends_once_blames_no_file(job_reading_with, data_ro
     job, sent = await job_reading_with(examine_or_die_once, "dog", ONCE)
     assert (data_root / "ended-alone").exists()
     assert (job["images"], job["valid"], job["invalid"], sent) == (24, 24, 0, 24)
+
+
+async def test_a_file_that_never_finishes_reading_is_invalid_and_the_rest_is_read(
+    api, job_reading_with
+):
+    job, sent = await job_reading_with(examine_or_hang, "dog", HANG, scan_chunk_timeout_s=1.0)
+    assert (job["images"], job["valid"], job["invalid"], sent) == (24, 23, 1, 23)
+    invalid = (await api.get(f"/v1/jobs/{job['id']}/invalid-images")).json()["items"]
+    assert [(i["path"], i["reason"]) for i in invalid] == [(f"dog/{HANG}.jpg", scan._too_slow(1.0))]
 
 
 def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path: Path):

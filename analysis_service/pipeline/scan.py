@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
@@ -47,7 +47,7 @@ from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
 from shared.imaging import ImageLimits
-from shared.processes import process_pool, start_processes
+from shared.processes import kill_pooled, process_pool, start_processes
 
 logger = logging.getLogger(__name__)
 
@@ -217,54 +217,82 @@ _EXAMINERS = _Examiners()
 CRASHED = "reading it ended the process that read it (the decoder crashed or ran out of memory)"
 
 
+def _too_slow(timeout_s: float) -> str:
+    return f"reading it did not finish within {timeout_s:g} s, twice (SCAN_CHUNK_TIMEOUT_S)"
+
+
+async def _within(
+    pool: ProcessPoolExecutor, timeout_s: float, *runs: Awaitable[list[ScannedFile]]
+) -> list[list[ScannedFile]]:
+    """The runs' results; TimeoutError when they take longer than timeout_s, the pool's
+    processes killed first (stuck on some file: the pool is broken after it)."""
+    try:
+        return await asyncio.wait_for(run_all(*runs), timeout_s)
+    except TimeoutError:
+        kill_pooled(pool)
+        raise
+
+
 async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> list[ScannedFile]:
     """The files hashed and validated in the scanning processes, a chunk each (one hand-off
     per process, not per file), in the order given."""
     count = ctx.settings.scan_process_count
     limits, roots = ctx.settings.image_limits, ctx.settings.data_root_paths
+    timeout_s = ctx.settings.scan_chunk_timeout_s
     chunks = split_evenly(files, count)
     loop = asyncio.get_running_loop()
     pool = await _EXAMINERS.pool(count)
     try:
-        examined = await run_all(
-            *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks)
+        examined = await _within(
+            pool,
+            timeout_s,
+            *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks),
         )
-    except BrokenProcessPool:
+    except (BrokenProcessPool, TimeoutError) as failed:
         _EXAMINERS.replace(pool)
-        logger.warning("a scanning process died: its batch is read again, file by file if need be")
-        examined = [await _isolating(root, chunk, limits, roots) for chunk in chunks]
+        why = "was too slow" if isinstance(failed, TimeoutError) else "died"
+        logger.warning("a scanning process %s: its batch is read again, part by part", why)
+        examined = [await _isolating(root, chunk, limits, roots, timeout_s) for chunk in chunks]
     return [f for chunk in examined for f in chunk]
 
 
 async def _isolating(
-    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
+    root: Path,
+    files: list[ScannedFile],
+    limits: ImageLimits,
+    roots: list[Path],
+    timeout_s: float,
 ) -> list[ScannedFile]:
-    """A chunk again after a scanning process died holding it (or another chunk): alone in a
-    process of its own, halved until one file is left, which is read once more in a fresh
-    process before it is blamed (a process killed from outside, or by the file before it,
-    blames no one). A file that ends a process twice is invalid, saying so; the others are
-    examined as usual. A hostile file costs a few processes, never the worker, the job or
-    the files beside it."""
+    """A chunk again after a scanning process died or stuck holding it (or another chunk):
+    alone in a process of its own, halved until one file is left, which is read once more
+    in a fresh process before it is blamed (a process killed from outside, or by the file
+    before it, blames no one). A file that ends a process twice, or keeps it past timeout_s
+    twice, is invalid, saying so; the others are examined as usual. A hostile file costs a
+    few processes, never the worker, the job or the files beside it."""
     loop = asyncio.get_running_loop()
-    pending: list[tuple[list[ScannedFile], bool]] = [(files, False)]  # (part, ended one alone)
+    pending: list[tuple[list[ScannedFile], bool]] = [(files, False)]  # (part, failed one alone)
     done: list[ScannedFile] = []
     pool = await _started(1)
     try:
         while pending:
-            part, ended_one = pending.pop()
+            part, failed_once = pending.pop()
             try:
-                done += await loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
-            except BrokenProcessPool:
+                run = loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
+                done += (await _within(pool, timeout_s, run))[0]
+            except (BrokenProcessPool, TimeoutError) as failed:
                 pool.shutdown(wait=False)
                 pool = await _started(1)
                 if len(part) > 1:  # the first half next: the chunk stays in order
                     half = len(part) // 2
                     pending += [(part[half:], False), (part[:half], False)]
-                elif not ended_one:
+                elif not failed_once:
                     pending.append((part, True))
                 else:
-                    logger.warning("%s: %s", part[0].relpath, CRASHED)
-                    done.append(replace(part[0], invalid_reason=CRASHED))
+                    reason = CRASHED
+                    if isinstance(failed, TimeoutError):
+                        reason = _too_slow(timeout_s)
+                    logger.warning("%s: %s", part[0].relpath, reason)
+                    done.append(replace(part[0], invalid_reason=reason))
     finally:
         pool.shutdown(wait=False)
     return done
