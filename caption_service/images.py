@@ -17,9 +17,9 @@ from PIL import Image
 from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage
 from shared.concurrency import run_all, split_evenly
-from shared.files import UnreadableFile, read_inside_roots
+from shared.files import UnreadableFile, is_inside, read_inside_roots
 from shared.imaging import ImageLimits, InvalidImage, open_image, rgb_of
-from shared.paths import PathOutsideRoots, is_inside
+from shared.paths import PathOutsideRoots
 
 
 def _outside(item: CaptionImage, roots: list[Path]) -> bool:

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 from shared.errors import Forbidden, InvalidRequest, NotFound
+from shared.files import is_inside
 
 
 class PathOutsideRoots(Forbidden):
@@ -18,10 +19,6 @@ class PathNotFound(NotFound):
 
 class NotAFolder(InvalidRequest):
     """The path is a file, not a folder."""
-
-
-def is_inside(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 class InvalidPath(PathNotFound):

@@ -3,66 +3,31 @@ process (a decoder crash, memory running out) is one invalid file, not a lost wo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from analysis_service.datasets.scanner import ScannedFile, examine_chunk
 from analysis_service.pipeline import scan
 from analysis_service.settings import AnalysisSettings
-from shared.imaging import ImageLimits
 from shared.processes import cgroup_cpu_quota, usable_cores
 from tests.builders import make_dataset
 from tests.pipeline_helpers import CountingTransport, run, submit
-
-POISON = "poison"
-ONCE = "dies-once"
-HANG = "never-ends"
-
-
-def examine_or_die(
-    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
-) -> list[ScannedFile]:
-    """In a scanning process: what examine_chunk does, except that a chunk holding a file
-    named like POISON ends the process at once, as a crashing decoder would."""
-    if any(POISON in f.relpath for f in files):
-        os._exit(70)
-    return examine_chunk(root, files, limits, roots)
-
-
-def examine_or_die_once(
-    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
-) -> list[ScannedFile]:
-    """A process holding a file named like ONCE among others ends, and so does the first that
-    holds it alone, as if killed from outside (the out-of-memory killer, an operator): the
-    file itself is fine, and reads alone in the next process."""
-    if any(ONCE in f.relpath for f in files):
-        marker = root.parent / "ended-alone"
-        if len(files) > 1 or not marker.exists():
-            if len(files) == 1:
-                marker.touch()
-            os._exit(70)
-    return examine_chunk(root, files, limits, roots)
-
-
-def examine_or_hang(
-    root: Path, files: list[ScannedFile], limits: ImageLimits, roots: list[Path]
-) -> list[ScannedFile]:
-    """A chunk holding a file named like HANG never finishes, as a decoder in an endless loop
-    would not."""
-    if any(HANG in f.relpath for f in files):
-        time.sleep(3600)
-    return examine_chunk(root, files, limits, roots)
+from tests.scan_examiners import (
+    HANG,
+    ONCE,
+    POISON,
+    examine_or_die,
+    examine_or_die_once,
+    examine_or_hang,
+)
 
 
 @pytest.fixture
 def job_reading_with(api, analysis_settings, sessionmaker, caption_app, data_root, monkeypatch):  # type: ignore[no-untyped-def]
     """A job on a two-class dataset with one file renamed (class folder, new stem), read in
-    the scanning processes by `examine` (a function of this module, which they import):
+    the scanning processes by `examine` (a function of tests.scan_examiners, which they import):
     (its view, the images sent to be captioned)."""
 
     async def job(examine, folder: str, stem: str, **settings) -> tuple[dict, int]:  # type: ignore[no-untyped-def]
@@ -99,10 +64,10 @@ async def test_a_process_that_ends_once_blames_no_file(job_reading_with, data_ro
 async def test_a_file_that_never_finishes_reading_is_invalid_and_the_rest_is_read(
     api, job_reading_with
 ):
-    job, sent = await job_reading_with(examine_or_hang, "dog", HANG, scan_chunk_timeout_s=1.0)
+    job, sent = await job_reading_with(examine_or_hang, "dog", HANG, scan_chunk_timeout_s=2.0)
     assert (job["images"], job["valid"], job["invalid"], sent) == (24, 23, 1, 23)
     invalid = (await api.get(f"/v1/jobs/{job['id']}/invalid-images")).json()["items"]
-    assert [(i["path"], i["reason"]) for i in invalid] == [(f"dog/{HANG}.jpg", scan._too_slow(1.0))]
+    assert [(i["path"], i["reason"]) for i in invalid] == [(f"dog/{HANG}.jpg", scan._too_slow(2.0))]
 
 
 def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path: Path):
