@@ -13,6 +13,7 @@ and keep the fork server alive with it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import multiprocessing
@@ -21,6 +22,7 @@ import select
 import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import psutil
@@ -99,6 +101,58 @@ def start_processes(pool: ProcessPoolExecutor, count: int) -> None:
     caller for up to half a second. Call it in a thread; BrokenProcessPool if one cannot run."""
     for started in [pool.submit(os.getpid) for _ in range(count)]:
         started.result()
+
+
+class ReplaceablePool:
+    """A process pool that starts off the event loop on first use and is replaced once broken
+    (a process that dies fails every run the pool held): callers take `await running()`, run
+    on it, and hand a pool that broke under them to `replace`; the next `running()` starts a
+    fresh one. Concurrent callers share one start."""
+
+    def __init__(self, count: int, preload: list[str]) -> None:
+        self.count = count
+        self._preload = preload
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def _starting(self) -> asyncio.Lock:
+        """A lock of the running loop's (an asyncio lock belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def running(self) -> ProcessPoolExecutor:
+        """The pool, its processes started (in a thread: see start_processes);
+        BrokenProcessPool when one cannot even start."""
+        async with self._starting():
+            if self._pool is None:
+                pool = process_pool(self.count, self._preload)
+                try:
+                    await asyncio.to_thread(start_processes, pool, self.count)
+                except BrokenProcessPool:
+                    pool.shutdown(wait=False)
+                    raise
+                self._pool = pool
+            return self._pool
+
+    def replace(self, broken: ProcessPoolExecutor) -> None:
+        """Drop a pool that broke (or, stuck, was killed), unless another caller already did;
+        what it still holds finishes on its own."""
+        if self._pool is broken:
+            self._pool = None
+        broken.shutdown(wait=False)
+
+    def retire(self) -> None:
+        """Shut the pool down without waiting: what it holds still finishes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
 
 def kill_pooled(pool: ProcessPoolExecutor) -> None:

@@ -47,7 +47,7 @@ from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
 from shared.imaging import ImageLimits
-from shared.processes import kill_pooled, process_pool, start_processes
+from shared.processes import ReplaceablePool, kill_pooled
 
 logger = logging.getLogger(__name__)
 
@@ -168,49 +168,33 @@ async def _link_unchanged(ctx: RunContext, stats: list[ScannedFile]) -> list[Sca
     return [f for part in found for f in part]
 
 
-async def _started(count: int) -> ProcessPoolExecutor:
-    """A pool of `count` scanning processes, running. Starting them (the fork server and its
-    imports, then each process) blocks for up to half a second: in a thread, never on the
-    event loop. A process that dies before it has read anything is no file's fault: the
-    scan fails, saying so."""
-    pool = process_pool(count, preload=[scanner.__name__])
+async def _running(pool: ReplaceablePool) -> ProcessPoolExecutor:
+    """The pool's processes, started. A process that dies before it has read anything is no
+    file's fault: the scan fails, saying so."""
     try:
-        await asyncio.to_thread(start_processes, pool, count)
+        return await pool.running()
     except BrokenProcessPool as exc:
-        pool.shutdown(wait=False)
         raise StageFailed(f"the scanning processes cannot run here: {exc}") from None
-    return pool
+
+
+def _scanning_processes(count: int) -> ReplaceablePool:
+    # Their fork server imports the scanner (Pillow, hashing, the file checks) once.
+    return ReplaceablePool(count, preload=[scanner.__name__])
 
 
 class _Examiners:
-    """The worker's scanning processes: started on first use, shared by every shard it runs,
-    replaced when one dies (which fails every chunk the pool held)."""
+    """The worker's scanning processes: started on first use, shared by every shard it runs
+    (a new pool where a job's settings ask for another count)."""
 
     def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        self._count = 0
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ReplaceablePool | None = None
 
-    def _starting(self) -> asyncio.Lock:
-        """One shard starts the pool while the others wait for it (a lock of this loop's)."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
-
-    async def pool(self, count: int) -> ProcessPoolExecutor:
-        async with self._starting():
-            if self._pool is None or self._count != count:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)  # what it holds still finishes
-                self._pool, self._count = await _started(count), count
-            return self._pool
-
-    def replace(self, broken: ProcessPoolExecutor) -> None:
-        if self._pool is broken:
-            self._pool = None
-        broken.shutdown(wait=False)
+    def of(self, count: int) -> ReplaceablePool:
+        if self._pool is None or self._pool.count != count:
+            if self._pool is not None:
+                self._pool.retire()
+            self._pool = _scanning_processes(count)
+        return self._pool
 
 
 _EXAMINERS = _Examiners()
@@ -241,7 +225,8 @@ async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> li
     timeout_s = ctx.settings.scan_chunk_timeout_s
     chunks = split_evenly(files, count)
     loop = asyncio.get_running_loop()
-    pool = await _EXAMINERS.pool(count)
+    examiners = _EXAMINERS.of(count)
+    pool = await _running(examiners)
     try:
         examined = await _within(
             pool,
@@ -249,7 +234,7 @@ async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> li
             *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks),
         )
     except (BrokenProcessPool, TimeoutError) as failed:
-        _EXAMINERS.replace(pool)
+        examiners.replace(pool)
         why = "was too slow" if isinstance(failed, TimeoutError) else "died"
         logger.warning("a scanning process %s: its batch is read again, part by part", why)
         examined = [await _isolating(root, chunk, limits, roots, timeout_s) for chunk in chunks]
@@ -272,7 +257,8 @@ async def _isolating(
     loop = asyncio.get_running_loop()
     pending: list[tuple[list[ScannedFile], bool]] = [(files, False)]  # (part, failed one alone)
     done: list[ScannedFile] = []
-    pool = await _started(1)
+    alone = _scanning_processes(1)
+    pool = await _running(alone)
     try:
         while pending:
             part, failed_once = pending.pop()
@@ -280,8 +266,8 @@ async def _isolating(
                 run = loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
                 done += (await _within(pool, timeout_s, run))[0]
             except (BrokenProcessPool, TimeoutError) as failed:
-                pool.shutdown(wait=False)
-                pool = await _started(1)
+                alone.replace(pool)
+                pool = await _running(alone)
                 if len(part) > 1:  # the first half next: the chunk stays in order
                     half = len(part) // 2
                     pending += [(part[half:], False), (part[:half], False)]
@@ -294,7 +280,7 @@ async def _isolating(
                     logger.warning("%s: %s", part[0].relpath, reason)
                     done.append(replace(part[0], invalid_reason=reason))
     finally:
-        pool.shutdown(wait=False)
+        alone.retire()
     return done
 
 

@@ -9,7 +9,7 @@ the whole product run end to end without a GPU.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 
 from PIL import Image
@@ -18,7 +18,7 @@ from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineOutput, EngineUnavailable
 from shared.caption_contract import EngineInfo
 from shared.concurrency import run_all, split_evenly
-from shared.processes import process_pool, start_processes
+from shared.processes import ReplaceablePool
 
 PROMPT_VERSION = "pixel-v1"
 
@@ -55,11 +55,6 @@ def _describe_copies(copies: list[ps.AnalysisCopy]) -> list[str]:
     return [_sentence(ps.measure_copy(copy)) for copy in copies]
 
 
-def _describing_processes(count: int) -> ProcessPoolExecutor:
-    # Their fork server imports this module (numpy, Pillow) once.
-    return process_pool(count, preload=[__name__])
-
-
 class PixelEngine:
     """CPU describer. Measuring is numpy on small arrays and Python, which hold the GIL most
     of the time: in threads of the service's one process it could use one core whatever
@@ -74,8 +69,8 @@ class PixelEngine:
     def __init__(self, threads: Executor, processes: int):
         self._threads = threads
         self._processes = processes
-        self._pool = _describing_processes(processes)
-        self._started: ProcessPoolExecutor | None = None
+        # Their fork server imports this module (numpy, Pillow) once.
+        self._pool = ReplaceablePool(processes, preload=[__name__])
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         # No prompt, so the class hint changes nothing: one identity either way.
@@ -96,11 +91,9 @@ class PixelEngine:
         copies = await run_all(
             *(loop.run_in_executor(self._threads, _analysis_copies, run) for run in runs)
         )
-        pool = self._pool
+        pool = None
         try:
-            if pool is not self._started:  # started off the event loop, not in submit
-                await asyncio.to_thread(start_processes, pool, self._processes)
-                self._started = pool
+            pool = await self._pool.running()
             described = await run_all(
                 *(loop.run_in_executor(pool, _describe_copies, run) for run in copies)
             )
@@ -108,9 +101,8 @@ class PixelEngine:
             # A describing process died (killed, out of memory), and every run in the pool
             # with it: a new pool serves the next requests, and this one is answered as
             # unavailable for now, to be retried.
-            if self._pool is pool:
-                self._pool = _describing_processes(self._processes)
-                pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                self._pool.replace(pool)
             raise EngineUnavailable(f"a describing process died: {exc}", retry_after=1.0) from None
         return [EngineOutput(caption=text) for run in described for text in run]
 
@@ -118,4 +110,4 @@ class PixelEngine:
         return None
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        await self._pool.close()
