@@ -58,7 +58,11 @@ class Image(Base):
     version of its relpath), so every job keeps the rows it saw and its answers never change."""
 
     __tablename__ = "image"
-    __table_args__ = (Index("ix_image_dataset_id_relpath", "dataset_id", "relpath"),)
+    __table_args__ = (
+        Index("ix_image_dataset_id_relpath", "dataset_id", "relpath"),
+        # Discovery reads a job's images one class at a time, in id order (see captioned).
+        Index("ix_image_dataset_id_class_name_id", "dataset_id", "class_name", "id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
     relpath: Mapped[str] = mapped_column(Text)
