@@ -70,6 +70,25 @@ async def record_classes(
     return progress
 
 
+WRITE_STRUCTURE = text(
+    """
+    WITH dims AS (
+        INSERT INTO dimension (job_id, class_name, name, position)
+        SELECT :job_id, :class_name, d.name, d.n - 1
+        FROM unnest(CAST(:dimensions AS text[])) WITH ORDINALITY AS d(name, n)
+        RETURNING id, position
+    )
+    INSERT INTO attribute (dimension_id, job_id, name, position, is_other, size, share)
+    SELECT dims.id, :job_id, a.name, a.position, a.name = :other, 0, 0
+    FROM unnest(CAST(:of_dimension AS int[]), CAST(:attributes AS text[]),
+                CAST(:positions AS int[])) AS a(dimension, name, position)
+    JOIN dims ON dims.position = a.dimension
+    """
+)
+"""A class's dimensions and their attributes in one statement: a class of twenty dimensions
+took forty round trips, one per dimension and one per dimension's attributes."""
+
+
 async def write_structure(
     session: AsyncSession,
     job_id: uuid.UUID,
@@ -81,27 +100,25 @@ async def write_structure(
     state = await _class_row(session, job_id, class_name)
     if state.structured_at is not None:
         return False
+    of_dimension: list[int] = []
+    attributes: list[str] = []
+    positions: list[int] = []
     for d_pos, proposal in enumerate(proposals):
-        dim_id = await session.scalar(
-            insert(Dimension)
-            .values(job_id=job_id, class_name=class_name, name=proposal.name, position=d_pos)
-            .returning(Dimension.id)
-        )
         names = [a for a in dict.fromkeys(proposal.attributes) if a != OTHER] + [OTHER]
-        await session.execute(
-            insert(Attribute).values(
-                [
-                    {
-                        "dimension_id": dim_id,
-                        "job_id": job_id,
-                        "name": name,
-                        "position": a_pos,
-                        "is_other": name == OTHER,
-                    }
-                    for a_pos, name in enumerate(names)
-                ]
-            )
-        )
+        of_dimension += [d_pos] * len(names)
+        attributes += names
+        positions += range(len(names))
+    if proposals:
+        params = {
+            "job_id": job_id,
+            "class_name": class_name,
+            "dimensions": [proposal.name for proposal in proposals],
+            "of_dimension": of_dimension,
+            "attributes": attributes,
+            "positions": positions,
+            "other": OTHER,
+        }
+        await session.execute(WRITE_STRUCTURE, params)
     state.structured_at = func.now()
     return True
 
