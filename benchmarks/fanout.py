@@ -1,5 +1,10 @@
-"""One big job run by one worker process, then the same job by two (its shards shared between
-them): wall times from submission to the end, each stage's time, and the ratio.
+"""Big jobs run by one worker process, then by two (their shards shared between them): wall
+times from submission to the end, each stage's time, and the ratio, for two jobs:
+
+- images (BENCH_FANOUT_IMAGES, 20,000): scan, caption (pixel engine, caption service on the
+  same machine) and discovery; the caption service does most of the work;
+- captions given (BENCH_FANOUT_CLASSES classes of 50 real captions, 300): the workers do
+  the work (storing, the offline reasoner per class, assignments).
 
 Each run gets a fresh database and fresh services, so the second job reuses nothing of the
 first (no stored file versions, no captions of the same bytes); the dataset's files are read
@@ -28,10 +33,14 @@ import psycopg
 from analysis_service.db import libpq_url
 from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from benchmarks.datasets import ensure_dataset
+from benchmarks.discovery_stopping import write_classes
 
 Services = Callable[[str, Path], AbstractContextManager[tuple[str, dict[str, str]]]]
 Database = Callable[[], AbstractContextManager[str]]
 Spawn = Callable[[dict[str, str]], subprocess.Popen]
+
+#: Captions per class of the captions job.
+PER_CLASS = 50
 
 
 def _seconds(stage: dict) -> float:
@@ -118,7 +127,7 @@ def _runners(url: str, job_id: str) -> int:
 
 
 def _one_job(
-    url: str, services: Services, data: Path, dataset: Path, workers: int, spawn: Spawn
+    url: str, services: Services, data: Path, body: dict[str, str], workers: int, spawn: Spawn
 ) -> tuple[float, dict, int]:
     """(wall seconds from submission to the end, the finished job, processes that ran shards)."""
     with services(url, data) as (base, env):
@@ -128,7 +137,7 @@ def _one_job(
             _settled(procs)
             cpu_before = _cpu_of(url, procs)
             start = time.monotonic()
-            resp = httpx.post(base + "/v1/jobs", json={"dataset_path": str(dataset)}, timeout=30)
+            resp = httpx.post(base + "/v1/jobs", json=body, timeout=30)
             job_id = resp.json()["id"]
             while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
                 time.sleep(0.2)
@@ -149,43 +158,80 @@ def _stages(job: dict) -> str:
     progress = job["progress"]
     stages = ", ".join(
         f"{stage} {_seconds(progress[stage]):.1f} s"
-        for stage in ("scan", "caption", "discover")
+        for stage in ("scan", "caption", "import", "discover")
         if stage in progress
     )
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in job["cpu_s"].items())
     return f"{stages}; CPU s: {cpu}"
 
 
-def run(
-    database: Database, services: Services, spawn: Spawn, data: Path, quick: bool
+def _compare(
+    what: str,
+    body: dict[str, str],
+    database: Database,
+    services: Services,
+    spawn: Spawn,
+    data: Path,
+    rounds: int,
 ) -> list[tuple[str, str]]:
-    size = int(os.environ.get("BENCH_FANOUT_IMAGES", "4000" if quick else "20000"))
-    rounds = int(os.environ.get("BENCH_FANOUT_ROUNDS", "1"))
-    print(f"preparing {size} images ...", flush=True)
-    dataset = ensure_dataset(data / f"synthetic-{size}", size)
-    _warm(dataset)
+    """The job run by one worker, then by two, for `rounds` alternated rounds."""
     load_before = os.getloadavg()[0]
     walls: dict[int, list[float]] = {1: [], 2: []}
     rows: list[tuple[str, str]] = []
     for round_ in range(rounds):
         for workers in (1, 2):
-            print(f"a job on {size} images, {workers} worker process(es) ...", flush=True)
+            print(f"a job of {what}, {workers} worker process(es) ...", flush=True)
             with database() as url:
-                wall, job, runners = _one_job(url, services, data, dataset, workers, spawn)
+                wall, job, runners = _one_job(url, services, data, body, workers, spawn)
             walls[workers].append(wall)
             rows.append(
                 (
-                    f"job of {size} images, {workers} worker process(es), round {round_ + 1}",
+                    f"job of {what}, {workers} worker process(es), round {round_ + 1}",
                     f"{wall:.1f} s ({_stages(job)}; shards run by {runners} process(es))",
                 )
             )
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    faster = sum(a > b for a, b in zip(walls[1], walls[2], strict=True))
     rows.append(
         (
-            f"job of {size} images, 2 worker processes vs 1 (median of {rounds})",
-            f"{one / two:.2f}x as fast ({one:.1f} s vs {two:.1f} s; "
-            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
-            f"{os.cpu_count()} cores)",
+            f"job of {what}, 2 worker processes vs 1 (median of {rounds})",
+            f"{one / two:.2f}x as fast ({one:.1f} s vs {two:.1f} s; two faster in {faster} of "
+            f"{rounds} rounds; load average {load_before:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores)",
         )
     )
     return rows
+
+
+def run(
+    database: Database, services: Services, spawn: Spawn, data: Path, quick: bool
+) -> list[tuple[str, str]]:
+    size = int(os.environ.get("BENCH_FANOUT_IMAGES", "4000" if quick else "20000"))
+    classes = int(os.environ.get("BENCH_FANOUT_CLASSES", "100" if quick else "300"))
+    rounds = int(os.environ.get("BENCH_FANOUT_ROUNDS", "1"))
+    print(f"preparing {size} images and {classes} classes of captions ...", flush=True)
+    dataset = ensure_dataset(data / f"synthetic-{size}", size)
+    _warm(dataset)
+    captions = data / f"captions-{classes}x{PER_CLASS}.csv"
+    if not captions.exists():
+        write_classes(captions, classes, PER_CLASS)
+    return [
+        *_compare(
+            f"{size} images",
+            {"dataset_path": str(dataset)},
+            database,
+            services,
+            spawn,
+            data,
+            rounds,
+        ),
+        *_compare(
+            f"{classes} classes of {PER_CLASS} captions",
+            {"captions_path": captions.name},
+            database,
+            services,
+            spawn,
+            data,
+            rounds,
+        ),
+    ]

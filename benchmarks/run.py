@@ -14,17 +14,18 @@ comma-separated choice of
   the database (benchmarks/slices.py);
 - queries: latency and throughput of the job view, the subpopulation list and an image page
   of a 1,000,000-image job (benchmarks/queries.py);
-- fanout: one job of 20,000 images run by one worker process, then by two (its shards
-  shared), each on a fresh database: wall times and the ratio (benchmarks/fanout.py);
+- fanout: a job of 20,000 images, and one of 300 classes of 50 captions, each run by one
+  worker process, then by two (its shards shared), each on a fresh database: wall times and
+  the ratio (benchmarks/fanout.py);
 - offline: the offline reasoner's speed on synthetic captions;
 - thumbnails: per core, and the time to a first grid of 60 on a 100,000-image job
   (benchmarks/thumbnails.py);
 - scale1m: POST latency and the worker's peak memory scanning 1,000,000 tiny files
   (benchmarks/ingest.py; not in the default set, since making the files takes about 15
   minutes the first time).
-BENCH_QUICK=1 (`make bench-quick`): 3000 images (4,000 for fanout, 10,000 for slices and
-thumbnails, 100,000 for queries), no discovery cost or stopping, for before/after comparisons
-within minutes.
+BENCH_QUICK=1 (`make bench-quick`): 3000 images (4,000 and 100 classes for fanout, 10,000
+for slices and thumbnails, 100,000 for queries), no discovery cost or stopping, for
+before/after comparisons within minutes.
 """
 
 from __future__ import annotations
