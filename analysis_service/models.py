@@ -228,7 +228,11 @@ class Attribute(Base):
     """A value of a dimension (e.g. snow); with its images it is one subpopulation."""
 
     __tablename__ = "attribute"
-    __table_args__ = (UniqueConstraint("dimension_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("dimension_id", "name"),
+        # What an assignment references: an attribute with its dimension.
+        UniqueConstraint("id", "dimension_id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     dimension_id: Mapped[int] = mapped_column(ForeignKey("dimension.id", ondelete="CASCADE"))
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
@@ -245,19 +249,22 @@ class Assignment(Base):
     __tablename__ = "assignment"
     __table_args__ = (
         Index("ix_assignment_attribute_id_image_id", "attribute_id", "image_id"),
-        # Only an image the job saw can be assigned in it.
+        # Only an image the job saw can be assigned in it; the job goes with its images.
         ForeignKeyConstraint(
             ["job_id", "image_id"], ["job_image.job_id", "job_image.image_id"], ondelete="CASCADE"
         ),
+        # Only an attribute of the dimension; the dimension goes with its attributes. Two
+        # references checked per row, not four (migration 0015).
+        ForeignKeyConstraint(
+            ["attribute_id", "dimension_id"],
+            ["attribute.id", "attribute.dimension_id"],
+            ondelete="CASCADE",
+        ),
     )
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dimension_id: Mapped[int] = mapped_column(
-        ForeignKey("dimension.id", ondelete="CASCADE"), primary_key=True
-    )
-    attribute_id: Mapped[int] = mapped_column(ForeignKey("attribute.id", ondelete="CASCADE"))
+    dimension_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    attribute_id: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)  # why 'other' was recorded, when forced
 
 
