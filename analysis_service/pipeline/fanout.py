@@ -79,6 +79,10 @@ class HeldShard:
     async def restart(self, done: int) -> None:
         """The shard's work starts (again) with `done` already done; the job's progress loses
         what an earlier runner of the shard had counted and gains this."""
+        if done == self.done:
+            # Nothing to change (a shard run for the first time): no transaction. What the
+            # shard's row says was read under the shard's lock, which this runner holds.
+            return
         async with self.ctx.sessionmaker() as session, session.begin():
             await shards.set_done(session, self.key, done)
             await jobs.add_to_done(session, self.ctx.job_id, self.key.stage, done - self.done)
