@@ -23,7 +23,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -35,6 +34,7 @@ from analysis_service.jobs.lifecycle import TERMINAL, JobStatus
 from benchmarks.datasets import ensure_dataset
 from benchmarks.discovery_stopping import DATA as CAPTIONS
 from benchmarks.discovery_stopping import write_classes
+from benchmarks.progress import stage_seconds
 
 Services = Callable[[str, Path], AbstractContextManager[tuple[str, dict[str, str]]]]
 Database = Callable[[], AbstractContextManager[str]]
@@ -42,11 +42,6 @@ Spawn = Callable[[dict[str, str]], subprocess.Popen]
 
 #: Captions per class of the captions job.
 PER_CLASS = 50
-
-
-def _seconds(stage: dict) -> float:
-    start = datetime.fromisoformat(stage["started_at"])
-    return (datetime.fromisoformat(stage["finished_at"]) - start).total_seconds()
 
 
 def _warm(dataset: Path) -> None:
@@ -158,7 +153,7 @@ def _one_job(
 def _stages(job: dict) -> str:
     progress = job["progress"]
     stages = ", ".join(
-        f"{stage} {_seconds(progress[stage]):.1f} s"
+        f"{stage} {stage_seconds(progress[stage]):.1f} s"
         for stage in ("scan", "caption", "import", "discover")
         if stage in progress
     )

@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 import psutil
 
 from analysis_service.jobs.lifecycle import TERMINAL
+from benchmarks.progress import stage_seconds
 
 CLASSES = ("airplane", "bird", "car", "ship")
 PER_FOLDER = 5000
@@ -60,11 +60,6 @@ def ensure_scale_dataset(root: Path, count: int) -> Path:
             out.write(_bmp(index))
     marker.touch()
     return root
-
-
-def _seconds(stage: dict) -> float:
-    start = datetime.fromisoformat(stage["started_at"])
-    return (datetime.fromisoformat(stage["finished_at"]) - start).total_seconds()
 
 
 def _vm_hwm_mib(pid: int) -> float:
@@ -135,7 +130,7 @@ def scan_only(
         worker.wait(60)  # type: ignore[attr-defined]
     if not scan.get("finished_at"):
         raise RuntimeError(f"scan of {dataset} ended {job['status']}: {job.get('error')}")
-    return _seconds(scan), int(scan["done"]), peak
+    return stage_seconds(scan), int(scan["done"]), peak
 
 
 def rescan_rows(

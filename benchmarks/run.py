@@ -60,6 +60,7 @@ from benchmarks import (
     thumbnails,
 )
 from benchmarks.datasets import ensure_dataset
+from benchmarks.progress import stage_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state" / "bench"
@@ -128,14 +129,6 @@ def _run_job(base: str, dataset: Path, env: dict[str, str]) -> dict:
     if job["status"] != JobStatus.SUCCEEDED:
         raise RuntimeError(f"benchmark job {job['status']}: {job.get('error')}")
     return job
-
-
-def _seconds(stage: dict) -> float:
-    from datetime import datetime
-
-    start = datetime.fromisoformat(stage["started_at"])
-    end = datetime.fromisoformat(stage["finished_at"])
-    return (end - start).total_seconds()
 
 
 def _parts() -> set[str]:
@@ -247,8 +240,8 @@ def _services(url: str, data: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _job_rows(size: int, job: dict) -> list[tuple[str, str]]:
-    scan_s = _seconds(job["progress"]["scan"])
-    cap_s = _seconds(job["progress"]["caption"])
+    scan_s = stage_seconds(job["progress"]["scan"])
+    cap_s = stage_seconds(job["progress"]["caption"])
     per_s = job["valid"] / job["duration_s"]
     return [
         (f"ingest throughput, {size} files", f"{size / scan_s:,.0f} files/s"),
@@ -303,7 +296,7 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
             job = _run_job(base, dataset, env)
             rows += _job_rows(size, job)
         print(f"re-scanning the unchanged {size} images ...", flush=True)
-        first = size / _seconds(job["progress"]["scan"])
+        first = size / stage_seconds(job["progress"]["scan"])
         rows += ingest.rescan_rows(base, dataset, first, _worker(env))
         rows += _latency_rows(base, job)
     return rows
