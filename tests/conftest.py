@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from analysis_service.app import create_app as create_analysis_app
 from analysis_service.database_admin import scratch_database
-from analysis_service.db import make_engine, make_sessionmaker
+from analysis_service.db import libpq_url, make_engine, make_sessionmaker
 from analysis_service.migrate import upgrade
 from analysis_service.settings import AnalysisSettings
 from caption_service.app import create_app as create_caption_app
@@ -107,6 +108,13 @@ async def caption_client(caption_app) -> AsyncIterator[httpx.AsyncClient]:
 async def api(analysis_settings: AnalysisSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(create_analysis_app(analysis_settings)) as client:
         yield client
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """The test's database in plain SQL, autocommit (see tests/sql.py)."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture

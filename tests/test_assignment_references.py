@@ -5,54 +5,25 @@ dimension."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from analysis_service.db import libpq_url
+from tests.sql import IMAGE, JOB, new_dataset, one_value
 
 ASSIGN = (
     "INSERT INTO assignment (job_id, image_id, dimension_id, attribute_id) VALUES (%s, %s, %s, %s)"
 )
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
-        yield conn
-
-
-def _one(db: psycopg.Connection, query: str, *params: object):  # type: ignore[no-untyped-def]
-    row = db.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
 def _job(db: psycopg.Connection) -> dict[str, object]:
     """A job with one linked image and two dimensions of two attributes each."""
-    ds = _one(
-        db,
-        "INSERT INTO dataset (id, root_path) VALUES (gen_random_uuid(), %s) RETURNING id",
-        f"/d/{uuid.uuid4()}",
-    )
-    job = _one(
-        db,
-        "INSERT INTO job (id, dataset_id, status, options, progress, images, valid, invalid,"
-        " cancel_requested, attempts) VALUES (gen_random_uuid(), %s, 'succeeded', '{}', '{}',"
-        " 1, 1, 0, false, 1) RETURNING id",
-        ds,
-    )
-    image = _one(
-        db,
-        "INSERT INTO image (dataset_id, relpath, class_name, size_bytes, mtime_ns)"
-        " VALUES (%s, 'cat/1.jpg', 'cat', 1, 1) RETURNING id",
-        ds,
-    )
+    ds = new_dataset(db)
+    job, image = one_value(db, JOB, ds), one_value(db, IMAGE, ds, "cat/1.jpg")
     db.execute("INSERT INTO job_image (job_id, image_id) VALUES (%s, %s)", (job, image))
     dims, attrs = {}, {}
     for d, name in enumerate(("background", "pose")):
-        dims[name] = _one(
+        dims[name] = one_value(
             db,
             "INSERT INTO dimension (job_id, class_name, name, position)"
             " VALUES (%s, 'cat', %s, %s) RETURNING id",
@@ -61,7 +32,7 @@ def _job(db: psycopg.Connection) -> dict[str, object]:
             d,
         )
         for a, value in enumerate((f"{name}-a", "other")):
-            attrs[(name, value)] = _one(
+            attrs[(name, value)] = one_value(
                 db,
                 "INSERT INTO attribute (dimension_id, job_id, name, position, is_other, size,"
                 " share) VALUES (%s, %s, %s, %s, %s, 0, 0) RETURNING id",
@@ -75,7 +46,7 @@ def _job(db: psycopg.Connection) -> dict[str, object]:
 
 
 def _assignments(db: psycopg.Connection, job: uuid.UUID) -> int:
-    return int(_one(db, "SELECT count(*) FROM assignment WHERE job_id = %s", job))
+    return int(one_value(db, "SELECT count(*) FROM assignment WHERE job_id = %s", job))
 
 
 def test_an_assignment_must_reference_an_attribute_of_its_dimension(db):

@@ -7,43 +7,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from analysis_service.db import libpq_url
+from tests.sql import IMAGE, JOB, new_dataset, one_value
 
-JOB = (
-    "INSERT INTO job (id, dataset_id, status, options, progress, images, valid, invalid,"
-    " cancel_requested, attempts) VALUES (gen_random_uuid(), %s, 'succeeded', '{}', '{}',"
-    " 0, 0, 0, false, 1) RETURNING id"
-)
-IMAGE = (
-    "INSERT INTO image (dataset_id, relpath, class_name, size_bytes, mtime_ns)"
-    " VALUES (%s, %s, 'cat', 1, 1) RETURNING id"
-)
 LINK = "INSERT INTO job_image (job_id, image_id) VALUES (%s, %s)"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
-        yield conn
-
-
-def _dataset(db: psycopg.Connection) -> uuid.UUID:
-    row = db.execute(
-        "INSERT INTO dataset (id, root_path) VALUES (gen_random_uuid(), '/d') RETURNING id"
-    ).fetchone()
-    assert row is not None
-    return row[0]
-
-
-def _one(db: psycopg.Connection, query: str, *params: object):  # type: ignore[no-untyped-def]
-    row = db.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def _links(db: psycopg.Connection) -> list[tuple[uuid.UUID, int]]:
@@ -51,9 +22,9 @@ def _links(db: psycopg.Connection) -> list[tuple[uuid.UUID, int]]:
 
 
 def test_a_statement_linking_a_missing_job_or_image_fails_whole(db: psycopg.Connection):
-    ds = _dataset(db)
-    job = _one(db, JOB, ds)
-    images = [_one(db, IMAGE, ds, f"cat/{i}.jpg") for i in range(3)]
+    ds = new_dataset(db)
+    job = one_value(db, JOB, ds)
+    images = [one_value(db, IMAGE, ds, f"cat/{i}.jpg") for i in range(3)]
     many = "INSERT INTO job_image (job_id, image_id) SELECT %s, unnest(%s::bigint[])"
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         db.execute(many, (job, [*images, max(images) + 1]))
@@ -65,9 +36,9 @@ def test_a_statement_linking_a_missing_job_or_image_fails_whole(db: psycopg.Conn
 
 
 def test_deleting_a_job_or_an_image_deletes_its_links(db: psycopg.Connection):
-    ds = _dataset(db)
-    kept, gone = _one(db, JOB, ds), _one(db, JOB, ds)
-    first, second = (_one(db, IMAGE, ds, f"cat/{i}.jpg") for i in range(2))
+    ds = new_dataset(db)
+    kept, gone = one_value(db, JOB, ds), one_value(db, JOB, ds)
+    first, second = (one_value(db, IMAGE, ds, f"cat/{i}.jpg") for i in range(2))
     for job in (kept, gone):
         for image in (first, second):
             db.execute(LINK, (job, image))
@@ -78,9 +49,9 @@ def test_deleting_a_job_or_an_image_deletes_its_links(db: psycopg.Connection):
 
 
 def test_the_keys_links_hold_or_reference_never_change(db: psycopg.Connection):
-    ds = _dataset(db)
-    job, image = _one(db, JOB, ds), _one(db, IMAGE, ds, "cat/a.jpg")
-    other = _one(db, IMAGE, ds, "cat/b.jpg")
+    ds = new_dataset(db)
+    job, image = one_value(db, JOB, ds), one_value(db, IMAGE, ds, "cat/a.jpg")
+    other = one_value(db, IMAGE, ds, "cat/b.jpg")
     db.execute(LINK, (job, image))
     for statement, params in (
         ("UPDATE job SET id = gen_random_uuid() WHERE id = %s", (job,)),
@@ -96,7 +67,9 @@ def test_the_keys_links_hold_or_reference_never_change(db: psycopg.Connection):
 def _until_waiting(db: psycopg.Connection, pid: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if _one(db, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", pid):
+        if one_value(
+            db, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", pid
+        ):
             return
         time.sleep(0.02)
     raise AssertionError("the statement never waited for a lock")
@@ -107,8 +80,8 @@ def test_a_link_to_an_image_being_deleted_waits_and_then_fails(
 ):
     """As a foreign key check: the link waits for the deleting transaction, and fails once
     the deletion is committed."""
-    ds = _dataset(db)
-    job, image = _one(db, JOB, ds), _one(db, IMAGE, ds, "cat/a.jpg")
+    ds = new_dataset(db)
+    job, image = one_value(db, JOB, ds), one_value(db, IMAGE, ds, "cat/a.jpg")
     with psycopg.connect(libpq_url(database_url)) as deleting:
         deleting.execute("DELETE FROM image WHERE id = %s", (image,))
         with psycopg.connect(libpq_url(database_url), autocommit=True) as linking:
@@ -134,8 +107,8 @@ def test_deleting_an_image_a_transaction_is_linking_waits_and_deletes_the_link(
 ):
     """The link locks what it references until its transaction ends: the deletion waits,
     then deletes the link with the image."""
-    ds = _dataset(db)
-    job, image = _one(db, JOB, ds), _one(db, IMAGE, ds, "cat/a.jpg")
+    ds = new_dataset(db)
+    job, image = one_value(db, JOB, ds), one_value(db, IMAGE, ds, "cat/a.jpg")
     with psycopg.connect(libpq_url(database_url)) as linking:
         linking.execute(LINK, (job, image))
         with psycopg.connect(libpq_url(database_url), autocommit=True) as deleting:
@@ -146,11 +119,11 @@ def test_deleting_an_image_a_transaction_is_linking_waits_and_deletes_the_link(
             _until_waiting(db, deleting.info.backend_pid)
             linking.commit()
             thread.join(30)
-    assert _one(db, "SELECT count(*) FROM image") == 0
+    assert one_value(db, "SELECT count(*) FROM image") == 0
     assert _links(db) == []
 
 
 def test_links_carry_no_per_row_foreign_key_check(db: psycopg.Connection):
     """A re-scan links every file of the folder: a check per row and key was half of it."""
     foreign_keys = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'job_image'::regclass"
-    assert _one(db, foreign_keys + " AND contype = 'f'") == 0
+    assert one_value(db, foreign_keys + " AND contype = 'f'") == 0
