@@ -10,7 +10,8 @@ Each run gets a fresh database and fresh services, so the second job reuses noth
 first (no stored file versions, no captions of the same bytes); the dataset's files are read
 once beforehand, so both runs find them in the page cache. The runs alternate (one worker,
 two, one, two, ... for BENCH_FANOUT_ROUNDS rounds): a machine whose load changes meanwhile
-weighs on both.
+weighs on both. BENCH_FANOUT_WORKERS ("1,2") names the counts of workers, each compared with
+the first: "1,2,4" on a machine with the cores for it.
 """
 
 from __future__ import annotations
@@ -169,13 +170,15 @@ def _compare(
     spawn: Spawn,
     data: Path,
     rounds: int,
+    counts: list[int],
 ) -> list[tuple[str, str]]:
-    """The job run by one worker, then by two, for `rounds` alternated rounds."""
+    """The job run by each count of workers in turn (1 then 2 by default), for `rounds`
+    alternated rounds; each count's median against the first count's."""
     load_before = os.getloadavg()[0]
-    walls: dict[int, list[float]] = {1: [], 2: []}
+    walls: dict[int, list[float]] = {count: [] for count in counts}
     rows: list[tuple[str, str]] = []
     for round_ in range(rounds):
-        for workers in (1, 2):
+        for workers in counts:
             print(f"a job of {what}, {workers} worker process(es) ...", flush=True)
             with database() as url:
                 wall, job, runners = _one_job(url, services, data, body, workers, spawn)
@@ -186,16 +189,18 @@ def _compare(
                     f"{wall:.1f} s ({_stages(job)}; shards run by {runners} process(es))",
                 )
             )
-    one, two = statistics.median(walls[1]), statistics.median(walls[2])
-    faster = sum(a > b for a, b in zip(walls[1], walls[2], strict=True))
-    rows.append(
-        (
-            f"job of {what}, 2 worker processes vs 1 (median of {rounds})",
-            f"{one / two:.2f}x as fast ({one:.1f} s vs {two:.1f} s; two faster in {faster} of "
-            f"{rounds} rounds; load average {load_before:.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores)",
+    base = counts[0]
+    for workers in counts[1:]:
+        one, many = statistics.median(walls[base]), statistics.median(walls[workers])
+        faster = sum(a > b for a, b in zip(walls[base], walls[workers], strict=True))
+        rows.append(
+            (
+                f"job of {what}, {workers} worker processes vs {base} (median of {rounds})",
+                f"{one / many:.2f}x as fast ({one:.1f} s vs {many:.1f} s; {workers} faster in "
+                f"{faster} of {rounds} rounds; load average {load_before:.1f} before, "
+                f"{os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores)",
+            )
         )
-    )
     return rows
 
 
@@ -218,14 +223,17 @@ def run(
     size = int(os.environ.get("BENCH_FANOUT_IMAGES", "4000" if quick else "20000"))
     classes = int(os.environ.get("BENCH_FANOUT_CLASSES", "100" if quick else "300"))
     rounds = int(os.environ.get("BENCH_FANOUT_ROUNDS", "1"))
+    counts = [int(n) for n in os.environ.get("BENCH_FANOUT_WORKERS", "1,2").split(",")]
     print(f"preparing {size} images ...", flush=True)
     dataset = ensure_dataset(data / f"synthetic-{size}", size)
     _warm(dataset)
     rows = _compare(
-        f"{size} images", {"dataset_path": str(dataset)}, database, services, spawn, data, rounds
+        f"{size} images",
+        {"dataset_path": str(dataset)},
+        *(database, services, spawn, data, rounds, counts),
     )
     what = f"{classes} classes of {PER_CLASS} captions"
     if (captions := _captions_file(data, classes)) is None:
         return [*rows, (f"job of {what}", f"not run: no real captions under {CAPTIONS}")]
     body = {"captions_path": captions.name}
-    return [*rows, *_compare(what, body, database, services, spawn, data, rounds)]
+    return [*rows, *_compare(what, body, database, services, spawn, data, rounds, counts)]
