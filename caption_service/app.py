@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from caption_service import metrics
 from caption_service.auth import require_caption_key
 from caption_service.engines import build_engine
 from caption_service.engines.base import CaptionEngine
@@ -40,9 +41,10 @@ def create_app(
         )
         engine = make_engine(settings, executor)
         budget = PixelBudget(settings.max_decode_pixels_in_flight, settings.caption_decode_wait_s)
-        app.state.captioner = CaptionState(
+        app.state.captioner = state = CaptionState(
             settings=settings, engine=engine, executor=executor, pixel_budget=budget
         )
+        metrics.DECODE_PIXELS.set_function(lambda: state.decode_budget().in_use)
         try:
             yield
         finally:

@@ -10,7 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from caption_service import metrics, prompts
-from caption_service.engines.base import EngineDead, EngineOutput, EngineUnavailable
+from caption_service.engines.base import (
+    EngineDead,
+    EngineOutput,
+    EngineUnavailable,
+    ReadsItsFiles,
+)
 from caption_service.images import check_paths, prepare_all
 from caption_service.pixel_budget import DecoderBusy
 from caption_service.state import CaptionState
@@ -36,6 +41,14 @@ class ClientGone(Exception):
 
 async def _caption(body: CaptionRequest, state: CaptionState) -> list[CaptionResult]:
     engine, settings = state.engine, state.settings
+    if isinstance(engine, ReadsItsFiles):
+        described = await engine.caption_files(
+            body.images, settings.image_limits, settings.data_root_paths
+        )
+        return [
+            CaptionResult(id=item.id, caption=one.caption, error=one.error, sha256=one.sha256)
+            for item, one in zip(body.images, described, strict=True)
+        ]
     prepared = await prepare_all(
         body.images,
         settings.image_limits,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from caption_service.engines.base import CaptionEngine
+from caption_service.engines.base import CaptionEngine, ReadsItsFiles
 from caption_service.pixel_budget import PixelBudget
 from caption_service.settings import CaptionSettings
 
@@ -15,12 +15,19 @@ class CaptionState:
     settings: CaptionSettings
     engine: CaptionEngine
     executor: Executor
-    #: The pixels all decoding threads may hold at once (MAX_DECODE_PIXELS_IN_FLIGHT).
+    #: The pixels the service's decoding threads may hold at once
+    #: (MAX_DECODE_PIXELS_IN_FLIGHT); an engine that reads its files has its own.
     pixel_budget: PixelBudget
     in_flight: int = 0
     #: Moving average of seconds per request, for the Retry-After hint.
     recent_request_s: float = 1.0
     dead: str | None = field(default=None)
+
+    def decode_budget(self) -> PixelBudget:
+        """The budget the decodes of this moment take pixels from."""
+        if isinstance(self.engine, ReadsItsFiles) and self.engine.decode_budget is not None:
+            return self.engine.decode_budget
+        return self.pixel_budget
 
     def try_admit(self, images: int) -> bool:
         """Admit a batch if it fits under the in-flight bound (no await: atomic in asyncio)."""

@@ -39,10 +39,11 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def split_evenly(items: list[T], parts: int) -> list[list[T]]:
+def split_evenly(items: list[T], parts: int, least: int = 1) -> list[list[T]]:
     """items cut into at most `parts` runs in order, their lengths differing by at most one
-    (no empty run): work for `parts` workers with one hand-off each."""
-    count = min(parts, len(items))
+    (no empty run), each of at least `least` items where there are that many: work for
+    `parts` workers with one hand-off each, and no hand-off that costs more than its run."""
+    count = min(parts, max(1, len(items) // max(1, least)), len(items))
     if count <= 0:
         return []
     size, extra = divmod(len(items), count)

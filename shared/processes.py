@@ -21,21 +21,27 @@ import os
 import select
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 
-def _end_with(owner: int) -> None:
-    """Start of each pooled process: it ends when its owner does. Ctrl-C in a terminal
-    reaches the whole process group: it is the owner's to handle, not its pooled processes'
-    (their deaths would look like a crash of whatever they were doing)."""
+def _end_with(owner: int, install: Callable[[Any], None] | None, shared: Any) -> None:
+    """Start of each pooled process: it ends when its owner does, and receives what its pool
+    shares (install(shared)). Ctrl-C in a terminal reaches the whole process group: it is the
+    owner's to handle, not its pooled processes' (their deaths would look like a crash of
+    whatever they were doing)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     watch = threading.Thread(target=_exit_after, args=(owner,), name="end-with-owner")
     watch.daemon = True
     watch.start()
+    if install is not None:
+        install(shared)
 
 
 def _exit_after(pid: int) -> None:
@@ -78,9 +84,9 @@ def cgroup_cpu_quota(cgroup: Path) -> int | None:
     return math.ceil(quota_us / period_us) if quota_us > 0 and period_us > 0 else None
 
 
-def process_pool(count: int, preload: list[str]) -> ProcessPoolExecutor:
-    """`count` processes, forked from a server that has imported `preload` (the modules whose
-    functions they run), that end with this process.
+def pool_context(preload: list[str]) -> BaseContext:
+    """How pooled processes start: forked from a server that has imported `preload` (the
+    modules whose functions they run).
 
     A process started by `python -m some.module` has its main module imported again in every
     pooled process (multiprocessing's way of finding functions defined there), unless that
@@ -90,8 +96,22 @@ def process_pool(count: int, preload: list[str]) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
         context.set_forkserver_preload(preload)
+    return context
+
+
+def process_pool(
+    count: int,
+    context: BaseContext,
+    install: Callable[[Any], None] | None = None,
+    shared: Any = None,
+) -> ProcessPoolExecutor:
+    """`count` processes of `context` that end with this process; each calls install(shared)
+    as it starts (locks and shared memory reach a process only then)."""
     return ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+        max_workers=count,
+        mp_context=context,
+        initializer=_end_with,
+        initargs=(os.getpid(), install, shared),
     )
 
 
@@ -107,11 +127,24 @@ class ReplaceablePool:
     """A process pool that starts off the event loop on first use and is replaced once broken
     (a process that dies fails every run the pool held): callers take `await running()`, run
     on it, and hand a pool that broke under them to `replace`; the next `running()` starts a
-    fresh one. Concurrent callers share one start."""
+    fresh one. Concurrent callers share one start.
 
-    def __init__(self, count: int, preload: list[str]) -> None:
+    With `sharing`, each pool gets what it makes (say a lock) for its processes, which
+    receive it through `install` as they start: `shared` is the running pool's. A fresh one
+    for each pool, since a process that died may have left its pool's in any state."""
+
+    def __init__(
+        self,
+        count: int,
+        preload: list[str],
+        sharing: Callable[[BaseContext], Any] | None = None,
+        install: Callable[[Any], None] | None = None,
+    ) -> None:
         self.count = count
         self._preload = preload
+        self._sharing = sharing
+        self._install = install
+        self.shared: Any = None
         self._pool: ProcessPoolExecutor | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
@@ -128,13 +161,15 @@ class ReplaceablePool:
         BrokenProcessPool when one cannot even start."""
         async with self._starting():
             if self._pool is None:
-                pool = process_pool(self.count, self._preload)
+                context = pool_context(self._preload)
+                shared = self._sharing(context) if self._sharing is not None else None
+                pool = process_pool(self.count, context, self._install, shared)
                 try:
                     await asyncio.to_thread(start_processes, pool, self.count)
                 except BrokenProcessPool:
                     pool.shutdown(wait=False)
                     raise
-                self._pool = pool
+                self._pool, self.shared = pool, shared
             return self._pool
 
     def replace(self, broken: ProcessPoolExecutor) -> None:

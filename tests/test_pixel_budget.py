@@ -1,6 +1,6 @@
-"""The caption service's decode budget: the pixels decoded at once across all threads stay
-within MAX_DECODE_PIXELS_IN_FLIGHT; an image larger than it is its own error, and a budget that
-stays used up answers 503 with Retry-After."""
+"""The caption service's decode budget: the pixels decoded at once across all decoders (threads,
+or the pixel engine's processes) stay within MAX_DECODE_PIXELS_IN_FLIGHT; an image larger than
+it is its own error, and a budget that stays used up answers 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -125,13 +125,17 @@ async def test_the_service_decodes_within_the_budget_and_refuses_what_cannot_fit
     results = {r["id"]: r for r in resp.json()["results"]}
     assert all(results[str(i)]["caption"] for i in range(12))
     assert "MAX_DECODE_PIXELS_IN_FLIGHT" in results["canvas"]["error"]
-    budget = small_budget_app.state.captioner.pixel_budget
+    # The pixel engine decodes in its four processes, which share one budget.
+    budget = small_budget_app.state.captioner.decode_budget()
+    assert budget is small_budget_app.state.captioner.engine.decode_budget
     assert 4_800 <= budget.peak <= 10_000 and budget.in_use == 0
 
 
 async def test_a_used_up_budget_answers_503_with_retry_after(small_budget_app, data_root: Path):
     path = write_image(data_root / "a.jpg", size=(80, 60))
-    budget = small_budget_app.state.captioner.pixel_budget
+    assert (await _post(small_budget_app, [{"id": "a", "path": str(path)}])).status_code == 200
+    # The describing processes' budget, taken here, in the process that started them.
+    budget = small_budget_app.state.captioner.decode_budget()
     with budget.hold(10_000):  # every pixel taken for longer than a decode waits
         resp = await _post(small_budget_app, [{"id": "a", "path": str(path)}])
     assert resp.status_code == 503

@@ -89,7 +89,7 @@ def test_pixels_are_named_by_the_rules_for_every_hsv_value():
 @pytest.fixture
 async def engine() -> AsyncIterator[PixelEngine]:
     threads = ThreadPoolExecutor(max_workers=2)
-    engine = PixelEngine(threads, processes=2)
+    engine = PixelEngine(threads, processes=2, decode_pixels=10**8, decode_wait_s=30.0)
     try:
         yield engine
     finally:
@@ -129,6 +129,9 @@ async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(en
 async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
     images = _varied(6)
     await engine.caption(images, [""] * 6)
+    # As if a process had died decoding: its pixels are never given back to its pool's budget.
+    first_budget = engine.decode_budget
+    first_budget.hold(10**8).__enter__()
     for worker in _describing_processes():
         with contextlib.suppress(psutil.NoSuchProcess):  # an earlier engine's, gone since
             worker.kill()
@@ -145,6 +148,8 @@ async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
     assert failures == 1
     outputs = await engine.caption(images, [""] * 6)
     assert [o.caption for o in outputs] == [describe(image) for image in images]
+    # The new pool has a budget of its own, whole.
+    assert engine.decode_budget is not first_budget and engine.decode_budget.in_use == 0
 
 
 _KILLED_SERVICE = """
@@ -155,7 +160,7 @@ from PIL import Image
 from caption_service.engines.pixel import PixelEngine
 
 async def main():
-    engine = PixelEngine(ThreadPoolExecutor(2), processes=2)
+    engine = PixelEngine(ThreadPoolExecutor(2), processes=2, decode_pixels=10**8, decode_wait_s=30)
     await engine.caption([Image.new("RGB", (64, 48), (9, 99, 199))] * 8, [""] * 8)
     print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -13,7 +13,12 @@ def build_engine(settings: CaptionSettings, executor: Executor) -> CaptionEngine
     if settings.caption_engine == "pixel":
         from caption_service.engines.pixel import PixelEngine
 
-        return PixelEngine(executor, settings.worker_count)
+        return PixelEngine(
+            executor,
+            settings.worker_count,
+            decode_pixels=settings.max_decode_pixels_in_flight,
+            decode_wait_s=settings.caption_decode_wait_s,
+        )
     if settings.caption_engine == "vllm":
         from caption_service.engines.vllm_engine import VllmEngine
 

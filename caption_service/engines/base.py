@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from shared.caption_contract import EngineInfo
+from caption_service.pixel_budget import PixelBudget
+from shared.caption_contract import CaptionImage, EngineInfo
 from shared.concurrency import run_all
+from shared.imaging import ImageLimits
 
 
 @dataclass
@@ -54,6 +57,33 @@ class CaptionEngine(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileCaption:
+    """One request item's caption, or the reason it has none (unreadable, outside the data
+    roots, not an image); sha256 of the bytes it was described from."""
+
+    caption: str | None
+    error: str | None = None
+    sha256: str | None = None
+
+
+@runtime_checkable
+class ReadsItsFiles(Protocol):
+    """An engine that reads, checks and decodes a batch's files itself, in processes of its
+    own, rather than being handed images decoded in the service's process: that process then
+    only answers HTTP, and the engine's work is not held to one core by its GIL."""
+
+    #: What its decodes hold pixels of (MAX_DECODE_PIXELS_IN_FLIGHT), once it has started.
+    decode_budget: PixelBudget | None
+
+    async def caption_files(
+        self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path]
+    ) -> list[FileCaption]:
+        """A caption or a reason per item, in order; DecoderBusy when the budget stays used
+        up."""
+        ...
 
 
 class RequestPerImage(ABC):
