@@ -16,9 +16,16 @@ import psutil
 import pytest
 from PIL import Image, ImageDraw
 
+from caption_service import images as image_preparation
+from caption_service.engines import pixel
 from caption_service.engines import pixel_stats as ps
-from caption_service.engines.base import EngineUnavailable
+from caption_service.engines.base import EngineUnavailable, FileCaption
 from caption_service.engines.pixel import PixelEngine, describe
+from caption_service.images import PreparedImage, prepare_one
+from caption_service.pixel_budget import PixelBudget
+from shared.caption_contract import CaptionImage
+from shared.imaging import ImageLimits
+from tests.builders import write_image
 
 
 def _split(top: tuple[int, int, int], bottom: tuple[int, int, int], size=(120, 90)) -> Image.Image:
@@ -124,6 +131,33 @@ async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(en
     # Measuring ran outside the service's process, whose GIL it would otherwise hold.
     used = [sum(p.cpu_times()[:2]) for p in _describing_processes()]
     assert used and sum(used) > 0
+
+
+async def test_files_are_read_decoded_and_described_in_the_describing_processes(
+    engine, tmp_path, monkeypatch
+):
+    limits = ImageLimits(max_bytes=10**6, max_pixels=10**6)
+    items = [
+        CaptionImage(id=str(i), path=str(write_image(tmp_path / f"{i}.jpg", marker=i)))
+        for i in range(20)
+    ]
+    items.insert(7, CaptionImage(id="gone", path=str(tmp_path / "gone.jpg")))
+    expected = []
+    for item in items:
+        prepared = prepare_one(item, limits, [tmp_path], PixelBudget(10**6, 1.0), 256)
+        if isinstance(prepared, PreparedImage):
+            expected.append(FileCaption(describe(prepared.image), sha256=prepared.sha256))
+        else:
+            expected.append(FileCaption(None, error=prepared))
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was prepared in the service's process")
+
+    # The describing processes are forked from a server that imported the modules itself.
+    monkeypatch.setattr(image_preparation, "prepare_one", not_here)
+    monkeypatch.setattr(pixel, "prepare_one", not_here)
+    assert await engine.caption_files(items, limits, [tmp_path]) == expected
+    assert expected[7].error and expected[7].sha256 is None and expected[8].caption
 
 
 async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
