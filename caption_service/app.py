@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from caption_service import metrics
 from caption_service.auth import require_caption_key
 from caption_service.engines import build_engine
-from caption_service.engines.base import CaptionEngine
+from caption_service.engines.base import AnyEngine
 from caption_service.pixel_budget import PixelBudget
 from caption_service.router import health, router
 from caption_service.settings import CaptionSettings
@@ -23,7 +23,7 @@ from shared.body_limit import BodyLimitMiddleware
 from shared.errors import ERROR_RESPONSES, install_error_handlers
 from shared.logging import RequestIdMiddleware, configure_logging
 
-EngineFactory = Callable[[CaptionSettings, Executor], CaptionEngine]
+EngineFactory = Callable[[CaptionSettings, Executor], AnyEngine]
 
 
 def create_app(

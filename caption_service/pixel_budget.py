@@ -3,9 +3,11 @@
 MAX_IMAGE_PIXELS bounds one image, but many small files with huge canvases decoded side by side
 could still exhaust memory. Each decode first takes its pixel count, known from the header
 before any pixel is decoded, from this budget (MAX_DECODE_PIXELS_IN_FLIGHT), and gives it back
-once the image is decoded and shrunk. A decode that does not fit waits, first come first
-served so that a large image is not starved by small ones, for at most CAPTION_DECODE_WAIT_S;
-an image larger than the whole budget is refused at once.
+once the image is decoded and shrunk. A decode that does not fit waits, for at most
+CAPTION_DECODE_WAIT_S in all, at the head of the line: the decodes behind it, small or large,
+wait for the head rather than overtake it, so small images cannot keep a large one waiting for
+ever (who comes next to the head is up to the lock, not strictly first come). An image larger
+than the whole budget is refused at once.
 
 The decoders are the service's threads, or the processes of an engine that decodes its own
 files (the pixel engine): `PixelBudget.across(context, ...)` is the same budget in memory
@@ -38,10 +40,8 @@ class _Count:
 
 
 class PixelBudget:
-    """A counting semaphore by weight (pixels); `peak` is the most ever held.
-
-    The first waiter in line holds `_line` while it waits for its pixels, so those behind it,
-    small or large, wait for their turn rather than overtake it."""
+    """A counting semaphore by weight (pixels); `peak` is the most ever held. The waiter at
+    the head of the line holds `_line` while it waits for its pixels."""
 
     def __init__(
         self,

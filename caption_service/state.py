@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from caption_service.engines.base import CaptionEngine, ReadsItsFiles
+from caption_service.engines.base import AnyEngine, ReadsItsFiles
 from caption_service.pixel_budget import PixelBudget
 from caption_service.settings import CaptionSettings
 
@@ -13,7 +13,7 @@ from caption_service.settings import CaptionSettings
 @dataclass
 class CaptionState:
     settings: CaptionSettings
-    engine: CaptionEngine
+    engine: AnyEngine
     executor: Executor
     #: The pixels the service's decoding threads may hold at once
     #: (MAX_DECODE_PIXELS_IN_FLIGHT); an engine that reads its files has its own.

@@ -176,14 +176,14 @@ class ReplaceablePool:
         """Drop a pool that broke (or, stuck, was killed), unless another caller already did;
         what it still holds finishes on its own."""
         if self._pool is broken:
-            self._pool = None
+            self._pool, self.shared = None, None
         broken.shutdown(wait=False)
 
     def retire(self) -> None:
         """Shut the pool down without waiting: what it holds still finishes."""
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-            self._pool = None
+            self._pool, self.shared = None, None
 
     async def close(self) -> None:
         if self._pool is not None:

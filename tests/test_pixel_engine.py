@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import io
+import multiprocessing
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psutil
@@ -93,15 +95,16 @@ def test_pixels_are_named_by_the_rules_for_every_hsv_value():
         assert np.array_equal(ps._color_names(hsv), expected), value
 
 
+LIMITS = ImageLimits(max_bytes=10**6, max_pixels=10**6)
+
+
 @pytest.fixture
 async def engine() -> AsyncIterator[PixelEngine]:
-    threads = ThreadPoolExecutor(max_workers=2)
-    engine = PixelEngine(threads, processes=2, decode_pixels=10**8, decode_wait_s=30.0)
+    engine = PixelEngine(processes=2, decode_pixels=10**8, decode_wait_s=30.0)
     try:
         yield engine
     finally:
         await engine.close()
-        threads.shutdown()
 
 
 def _varied(count: int) -> list[Image.Image]:
@@ -110,6 +113,20 @@ def _varied(count: int) -> list[Image.Image]:
         _split((i * 37 % 256, i * 91 % 256, 200), (40, i * 53 % 256, 50), size=sizes[i % 4])
         for i in range(count)
     ]
+
+
+def _sent(images: list[Image.Image]) -> list[CaptionImage]:
+    """The images as request items of their bytes (PNG: decoded, they are the same pixels)."""
+    items = []
+    for i, image in enumerate(images):
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        items.append(CaptionImage(id=str(i), data=base64.b64encode(png.getvalue()).decode()))
+    return items
+
+
+async def _captions(engine: PixelEngine, images: list[Image.Image]) -> list[str | None]:
+    return [c.caption for c in await engine.caption_files(_sent(images), LIMITS, [])]
 
 
 def _describing_processes() -> list[psutil.Process]:
@@ -126,8 +143,7 @@ def _describing_processes() -> list[psutil.Process]:
 
 async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(engine):
     images = _varied(200)
-    outputs = await engine.caption(images, [""] * len(images))
-    assert [o.caption for o in outputs] == [describe(image) for image in images]
+    assert await _captions(engine, images) == [describe(image) for image in images]
     # Measuring ran outside the service's process, whose GIL it would otherwise hold.
     used = [sum(p.cpu_times()[:2]) for p in _describing_processes()]
     assert used and sum(used) > 0
@@ -136,7 +152,7 @@ async def test_the_engine_writes_what_describe_writes_in_processes_of_its_own(en
 async def test_files_are_read_decoded_and_described_in_the_describing_processes(
     engine, tmp_path, monkeypatch
 ):
-    limits = ImageLimits(max_bytes=10**6, max_pixels=10**6)
+    limits = LIMITS
     items = [
         CaptionImage(id=str(i), path=str(write_image(tmp_path / f"{i}.jpg", marker=i)))
         for i in range(20)
@@ -162,10 +178,11 @@ async def test_files_are_read_decoded_and_described_in_the_describing_processes(
 
 async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
     images = _varied(6)
-    await engine.caption(images, [""] * 6)
+    await _captions(engine, images)
     # As if a process had died decoding: its pixels are never given back to its pool's budget.
     first_budget = engine.decode_budget
-    first_budget.hold(10**8).__enter__()
+    held = first_budget.hold(10**8)
+    held.__enter__()
     for worker in _describing_processes():
         with contextlib.suppress(psutil.NoSuchProcess):  # an earlier engine's, gone since
             worker.kill()
@@ -173,29 +190,59 @@ async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
     failures = 0
     for _ in range(100):  # the pool notices the death on its own thread, within moments
         try:
-            await engine.caption(images, [""] * 6)
+            await _captions(engine, images)
         except EngineUnavailable as exc:
             assert "describing process died" in str(exc) and exc.retry_after
             failures += 1
             break
         await asyncio.sleep(0.05)
     assert failures == 1
-    outputs = await engine.caption(images, [""] * 6)
-    assert [o.caption for o in outputs] == [describe(image) for image in images]
-    # The new pool has a budget of its own, whole.
+    # The new pool's processes decode with a budget of their own, whole.
+    assert await _captions(engine, images) == [describe(image) for image in images]
     assert engine.decode_budget is not first_budget and engine.decode_budget.in_use == 0
+    assert engine.decode_budget.peak > 0
+    held.__exit__(None, None, None)
+
+
+async def test_a_given_up_batch_stops_at_its_next_image(engine, monkeypatch):
+    # A describing process checks, before each image, whether its batch was given up.
+    shared = pixel._PoolShared.make(multiprocessing.get_context("spawn"), 10**8, 1.0)
+    monkeypatch.setattr(pixel, "_SHARED", shared)
+    items = _sent(_varied(5))
+    assert len(pixel._describe_files(items, LIMITS, [], batch=7)) == 5
+    shared.give_up(7)
+    assert pixel._describe_files(items, LIMITS, [], batch=7) == []
+    assert len(pixel._describe_files(items, LIMITS, [], batch=8)) == 5
+    # The engine gives up a batch whose request is cancelled: its runs, already taken by the
+    # processes, would otherwise go on to the end.
+    assert engine.decode_budget is None
+    await _captions(engine, _varied(2))  # batch 1; starts the pool
+    budget = engine.decode_budget
+    assert budget is not None
+    with budget.hold(10**8):  # batch 2's decodes wait for every pixel
+        request = asyncio.create_task(engine.caption_files(_sent(_varied(40)), LIMITS, []))
+        await asyncio.sleep(0.2)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    assert engine._pool.shared.gave_up(2) and not engine._pool.shared.gave_up(1)
+    assert await _captions(engine, _varied(3)) == [describe(i) for i in _varied(3)]
 
 
 _KILLED_SERVICE = """
-import asyncio, os, signal
-from concurrent.futures import ThreadPoolExecutor
+import asyncio, base64, io, os, signal
 import psutil
 from PIL import Image
 from caption_service.engines.pixel import PixelEngine
+from shared.caption_contract import CaptionImage
+from shared.imaging import ImageLimits
 
 async def main():
-    engine = PixelEngine(ThreadPoolExecutor(2), processes=2, decode_pixels=10**8, decode_wait_s=30)
-    await engine.caption([Image.new("RGB", (64, 48), (9, 99, 199))] * 8, [""] * 8)
+    engine = PixelEngine(processes=2, decode_pixels=10**8, decode_wait_s=30)
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(png, format="PNG")
+    item = CaptionImage(id="1", data=base64.b64encode(png.getvalue()).decode())
+    await engine.caption_files([item] * 8, ImageLimits(max_bytes=10**6, max_pixels=10**6), [])
     print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 

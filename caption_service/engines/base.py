@@ -36,20 +36,11 @@ class EngineUnavailable(RuntimeError):
         self.retry_after = retry_after
 
 
-class CaptionEngine(Protocol):
-    #: Longest side an image may have when it reaches the engine.
-    max_side: int
-    #: When set, images are shrunk until their short side is this (models that centre-crop).
-    short_side: int | None
+class Engine(Protocol):
+    """What every engine does besides captioning."""
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         """Engine, model, prompt and parameters: together they identify a caption."""
-        ...
-
-    async def caption(
-        self, images: list[Image.Image], instructions: list[str]
-    ) -> list[EngineOutput]:
-        """Caption RGB images, one output per image, in order."""
         ...
 
     async def check_health(self) -> None:
@@ -57,6 +48,21 @@ class CaptionEngine(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class CaptionEngine(Engine, Protocol):
+    """An engine handed images that the service has read, checked and decoded."""
+
+    #: Longest side an image may have when it reaches the engine.
+    max_side: int
+    #: When set, images are shrunk until their short side is this (models that centre-crop).
+    short_side: int | None
+
+    async def caption(
+        self, images: list[Image.Image], instructions: list[str]
+    ) -> list[EngineOutput]:
+        """Caption RGB images, one output per image, in order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,15 @@ class FileCaption:
 
 
 @runtime_checkable
-class ReadsItsFiles(Protocol):
+class ReadsItsFiles(Engine, Protocol):
     """An engine that reads, checks and decodes a batch's files itself, in processes of its
     own, rather than being handed images decoded in the service's process: that process then
     only answers HTTP, and the engine's work is not held to one core by its GIL."""
 
-    #: What its decodes hold pixels of (MAX_DECODE_PIXELS_IN_FLIGHT), once it has started.
-    decode_budget: PixelBudget | None
+    @property
+    def decode_budget(self) -> PixelBudget | None:
+        """What its decodes hold pixels of (MAX_DECODE_PIXELS_IN_FLIGHT), once it runs."""
+        ...
 
     async def caption_files(
         self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path]
@@ -84,6 +92,10 @@ class ReadsItsFiles(Protocol):
         """A caption or a reason per item, in order; DecoderBusy when the budget stays used
         up."""
         ...
+
+
+#: An engine of either kind.
+AnyEngine = CaptionEngine | ReadsItsFiles
 
 
 class RequestPerImage(ABC):

@@ -9,17 +9,18 @@ the whole product run end to end without a GPU.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
+import itertools
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from functools import partial
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 from PIL import Image
 
 from caption_service.engines import pixel_stats as ps
-from caption_service.engines.base import EngineOutput, EngineUnavailable, FileCaption
+from caption_service.engines.base import EngineUnavailable, FileCaption
 from caption_service.images import prepare_one
 from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage, EngineInfo
@@ -33,9 +34,6 @@ PROMPT_VERSION = "pixel-v1"
 #: its GIL, so on a machine of many cores runs of one or two images cost it more than they
 #: spread. Other requests in flight keep the remaining processes busy.
 LEAST_RUN = 8
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def _join(words: list[str]) -> str:
@@ -62,33 +60,58 @@ def describe(image: Image.Image) -> str:
     return _sentence(ps.measure(image))
 
 
-def _analysis_copies(images: list[Image.Image]) -> list[ps.AnalysisCopy]:
-    return [ps.analysis_copy(image) for image in images]
+#: How many given-up batches the describing processes can tell apart: batch n's mark is
+#: overwritten only by batch n + GIVEN_UP_KEPT's, long after n's runs have ended.
+GIVEN_UP_KEPT = 4096
 
 
-def _describe_copies(copies: list[ps.AnalysisCopy]) -> list[str]:
-    return [_sentence(ps.measure_copy(copy)) for copy in copies]
+@dataclass(frozen=True)
+class _PoolShared:
+    """What a pool's describing processes share, in shared memory: the decode budget
+    (MAX_DECODE_PIXELS_IN_FLIGHT), and the batches given up (the request cancelled, or a
+    run of it failed), whose other runs stop at their next image. A fresh one with each
+    pool: a process that died may have left its pool's in any state (pixels never given
+    back)."""
+
+    budget: PixelBudget
+    given_up: Any  # GIVEN_UP_KEPT batch numbers, batch n's at n % GIVEN_UP_KEPT
+
+    @classmethod
+    def make(cls, context: BaseContext, capacity: int, wait_s: float) -> _PoolShared:
+        return cls(
+            PixelBudget.across(context, capacity, wait_s),
+            context.Array("q", GIVEN_UP_KEPT, lock=False),
+        )
+
+    def give_up(self, batch: int) -> None:
+        self.given_up[batch % GIVEN_UP_KEPT] = batch
+
+    def gave_up(self, batch: int) -> bool:
+        return bool(self.given_up[batch % GIVEN_UP_KEPT] == batch)
 
 
-#: In a describing process, its pool's decode budget, shared with the pool's other processes
-#: (received as the process starts).
-_BUDGET: PixelBudget | None = None
+#: In a describing process, what its pool shares (received as the process starts).
+_SHARED: _PoolShared | None = None
 
 
-def _use_budget(budget: PixelBudget) -> None:
-    global _BUDGET
-    _BUDGET = budget
+def _receive(shared: _PoolShared) -> None:
+    global _SHARED
+    _SHARED = shared
 
 
 def _describe_files(
-    items: list[CaptionImage], limits: ImageLimits, roots: list[Path]
+    items: list[CaptionImage], limits: ImageLimits, roots: list[Path], batch: int
 ) -> list[FileCaption]:
     """In a describing process: each item read, checked, decoded (holding its pixels of the
-    pool's budget) and described in turn, as the service prepares images for any engine."""
-    assert _BUDGET is not None, "a describing process receives its budget as it starts"
+    pool's budget) and described in turn, as the service prepares images for any engine,
+    until the batch is given up."""
+    if _SHARED is None:
+        raise RuntimeError("a describing process receives what its pool shares as it starts")
     described = []
     for item in items:
-        prepared = prepare_one(item, limits, roots, _BUDGET, PixelEngine.max_side)
+        if _SHARED.gave_up(batch):
+            break
+        prepared = prepare_one(item, limits, roots, _SHARED.budget, PixelEngine.max_side)
         if isinstance(prepared, str):
             described.append(FileCaption(None, error=prepared))
         else:
@@ -98,39 +121,31 @@ def _describe_files(
 
 class PixelEngine:
     """CPU describer. Measuring is numpy on small arrays and Python, which hold the GIL most
-    of the time, so it runs in `processes` processes of the engine's own. A request's files
-    are read, checked, decoded and measured there too (caption_files): in the service's
-    threads their Python share held that process's GIL, which capped one service at about
-    one core's worth of requests whatever the cores (about 800 images a second on 16).
-    Only paths (or sent bytes) cross to the processes, and captions come back.
-
-    `caption` measures images decoded elsewhere: they are shrunk to their analysis copies in
-    the service's threads (Pillow's C code, which lets the other threads run), and only the
-    copies, at most 96 pixels a side, cross."""
+    of the time, so it runs in `processes` processes of the engine's own, and so does the
+    rest of a request's work on its files: reading, checking and decoding them
+    (ReadsItsFiles). In the service's threads their Python share held that process's GIL,
+    which capped one service at about one core's worth of requests whatever the cores
+    (about 800 images a second on 16). Only paths (or sent bytes) cross to the processes,
+    and captions come back."""
 
     max_side = 256
-    short_side: int | None = None
 
-    def __init__(
-        self, threads: Executor, processes: int, *, decode_pixels: int, decode_wait_s: float
-    ):
-        self._threads = threads
+    def __init__(self, processes: int, *, decode_pixels: int, decode_wait_s: float):
         self._processes = processes
-        # Their fork server imports this module (numpy, Pillow) once. Each pool has its
-        # decode budget (MAX_DECODE_PIXELS_IN_FLIGHT): a process that died holding pixels
-        # leaves its pool's budget short, and a broken pool is replaced with its budget.
+        self._batches = itertools.count(1)
+        # Their fork server imports this module (numpy, Pillow) once.
         self._pool = ReplaceablePool(
             processes,
             preload=[__name__],
-            sharing=partial(PixelBudget.across, capacity=decode_pixels, wait_s=decode_wait_s),
-            install=_use_budget,
+            sharing=partial(_PoolShared.make, capacity=decode_pixels, wait_s=decode_wait_s),
+            install=_receive,
         )
 
     @property
     def decode_budget(self) -> PixelBudget | None:
-        """The running pool's decode budget; None before the pool has started."""
-        budget: PixelBudget | None = self._pool.shared
-        return budget
+        """The running pool's decode budget; None while no pool runs."""
+        shared: _PoolShared | None = self._pool.shared
+        return shared.budget if shared is not None else None
 
     def info(self, class_hint: bool = False) -> EngineInfo:
         # No prompt, so the class hint changes nothing: one identity either way.
@@ -142,36 +157,20 @@ class PixelEngine:
             params={"analysis_side": 96},
         )
 
-    async def caption(
-        self, images: list[Image.Image], instructions: list[str]
-    ) -> list[EngineOutput]:
-        loop = asyncio.get_running_loop()
-        runs = split_evenly(images, self._processes, LEAST_RUN)
-        # A failure or a cancellation cancels the runs not started yet, here and below.
-        copies = await run_all(
-            *(loop.run_in_executor(self._threads, _analysis_copies, run) for run in runs)
-        )
-        described = await self._in_processes(_describe_copies, copies)
-        return [EngineOutput(caption=text) for text in described]
-
     async def caption_files(
         self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path]
     ) -> list[FileCaption]:
-        """The batch read, decoded and described in the describing processes (ReadsItsFiles):
-        of each image only its path (or bytes) crosses, and its caption comes back."""
-        runs = split_evenly(items, self._processes, LEAST_RUN)
-        describe_run = partial(_describe_files, limits=limits, roots=roots)
-        return await self._in_processes(describe_run, runs)
-
-    async def _in_processes(
-        self, work: Callable[[list[T]], list[R]], runs: list[list[T]]
-    ) -> list[R]:
-        """`work` on each run in a describing process; the results in order."""
+        """The batch read, decoded and described in the describing processes, a run of at
+        least LEAST_RUN images each; a run that fails, or the request's cancellation, gives
+        up the batch: its other runs stop at their next image."""
         loop = asyncio.get_running_loop()
+        batch = next(self._batches)
+        describe_run = partial(_describe_files, limits=limits, roots=roots, batch=batch)
         pool = None
         try:
             pool = await self._pool.running()
-            done = await run_all(*(loop.run_in_executor(pool, work, run) for run in runs))
+            runs = split_evenly(items, self._processes, LEAST_RUN)
+            done = await run_all(*(loop.run_in_executor(pool, describe_run, run) for run in runs))
         except BrokenProcessPool as exc:
             # A describing process died (killed, out of memory), and every run in the pool
             # with it: a new pool serves the next requests, and this one is answered as
@@ -179,7 +178,13 @@ class PixelEngine:
             if pool is not None:
                 self._pool.replace(pool)
             raise EngineUnavailable(f"a describing process died: {exc}", retry_after=1.0) from None
-        return [result for run in done for result in run]
+        except BaseException:
+            # A pool's processes take runs the moment they are queued: cancelling their
+            # futures stops nothing.
+            if (shared := self._pool.shared) is not None:
+                shared.give_up(batch)
+            raise
+        return [described for run in done for described in run]
 
     async def check_health(self) -> None:
         return None

@@ -92,8 +92,7 @@ def _shares(names: np.ndarray) -> list[tuple[str, float]]:
 @dataclass(frozen=True)
 class AnalysisCopy:
     """What the statistics are measured on: an image shrunk to a small copy, held as the
-    copy's RGB bytes (they cross to another process for half the CPU of a pickled Pillow
-    image), and the image's own size."""
+    copy's RGB bytes, and the image's own size."""
 
     rgb: bytes
     size: tuple[int, int]
