@@ -21,13 +21,14 @@ from PIL import Image, ImageDraw
 from caption_service import images as image_preparation
 from caption_service.engines import pixel
 from caption_service.engines import pixel_stats as ps
-from caption_service.engines.base import EngineUnavailable, FileCaption
+from caption_service.engines.base import FileCaption
 from caption_service.engines.pixel import PixelEngine, describe
 from caption_service.images import PreparedImage, prepare_one
 from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage
 from shared.imaging import ImageLimits
 from tests.builders import write_image
+from tests.fakes.crashing_describer import describe_or_crash
 
 
 def _split(top: tuple[int, int, int], bottom: tuple[int, int, int], size=(120, 90)) -> Image.Image:
@@ -176,7 +177,7 @@ async def test_files_are_read_decoded_and_described_in_the_describing_processes(
     assert expected[7].error and expected[7].sha256 is None and expected[8].caption
 
 
-async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
+async def test_a_dead_describing_process_costs_no_image(engine):
     images = _varied(6)
     await _captions(engine, images)
     # As if a process had died decoding: its pixels are never given back to its pool's budget.
@@ -187,21 +188,33 @@ async def test_a_dead_describing_process_costs_a_batch_not_the_engine(engine):
         with contextlib.suppress(psutil.NoSuchProcess):  # an earlier engine's, gone since
             worker.kill()
             worker.wait(10)
-    failures = 0
-    for _ in range(100):  # the pool notices the death on its own thread, within moments
-        try:
-            await _captions(engine, images)
-        except EngineUnavailable as exc:
-            assert "describing process died" in str(exc) and exc.retry_after
-            failures += 1
-            break
-        await asyncio.sleep(0.05)
-    assert failures == 1
-    # The new pool's processes decode with a budget of their own, whole.
+    # The broken pool fails the next batch's runs: the batch is described again, an image at
+    # a time in a process of its own, and a new pool with a budget of its own, whole,
+    # serves the next one.
+    assert await _captions(engine, images) == [describe(image) for image in images]
     assert await _captions(engine, images) == [describe(image) for image in images]
     assert engine.decode_budget is not first_budget and engine.decode_budget.in_use == 0
     assert engine.decode_budget.peak > 0
     held.__exit__(None, None, None)
+
+
+async def test_an_image_that_crashes_its_process_is_an_error_of_its_own():
+    engine = PixelEngine(
+        processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
+    )
+    try:
+        images = _varied(12)
+        items = _sent(images)
+        items[5] = items[5].model_copy(update={"id": "crash-5"})
+        # Every run of the batch fails with the pool; then each image is read alone.
+        described = await engine.caption_files(items, LIMITS, [])
+        assert described[5] == FileCaption(None, error=pixel.CRASHED)
+        expected = [describe(image) for image in images]
+        assert [d.caption for i, d in enumerate(described) if i != 5] == expected[:5] + expected[6:]
+        # The engine goes on with a new pool.
+        assert await _captions(engine, images[:3]) == expected[:3]
+    finally:
+        await engine.close()
 
 
 async def test_a_given_up_batch_stops_at_its_next_image(engine, monkeypatch):

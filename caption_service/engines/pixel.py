@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +29,8 @@ from shared.caption_contract import CaptionImage, EngineInfo
 from shared.concurrency import run_all, split_evenly
 from shared.imaging import ImageLimits
 from shared.processes import ReplaceablePool
+
+logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "pixel-v1"
 #: The fewest images a describing process is handed at once (unless the batch has fewer):
@@ -90,6 +94,13 @@ class _PoolShared:
         return bool(self.given_up[batch % GIVEN_UP_KEPT] == batch)
 
 
+#: What a describing process runs on a run of a batch's items: (items, limits=, roots=, batch=).
+DescribeRun = Callable[..., list[FileCaption]]
+CRASHED = (
+    "describing it ended the process that described it, twice (the decoder crashed or ran "
+    "out of memory)"
+)
+
 #: In a describing process, what its pool shares (received as the process starts).
 _SHARED: _PoolShared | None = None
 
@@ -130,16 +141,25 @@ class PixelEngine:
 
     max_side = 256
 
-    def __init__(self, processes: int, *, decode_pixels: int, decode_wait_s: float):
+    def __init__(
+        self,
+        processes: int,
+        *,
+        decode_pixels: int,
+        decode_wait_s: float,
+        describe_run: DescribeRun = _describe_files,
+    ):
         self._processes = processes
         self._batches = itertools.count(1)
+        self._sharing = partial(_PoolShared.make, capacity=decode_pixels, wait_s=decode_wait_s)
+        # What a describing process runs on a run of a batch (a module-level function: it is
+        # pickled by name); tests give one that crashes on some image.
+        self._describe_run = describe_run
+        self._pool = self._describing_processes(processes)
+
+    def _describing_processes(self, count: int) -> ReplaceablePool:
         # Their fork server imports this module (numpy, Pillow) once.
-        self._pool = ReplaceablePool(
-            processes,
-            preload=[__name__],
-            sharing=partial(_PoolShared.make, capacity=decode_pixels, wait_s=decode_wait_s),
-            install=_receive,
-        )
+        return ReplaceablePool(count, [__name__], sharing=self._sharing, install=_receive)
 
     @property
     def decode_budget(self) -> PixelBudget | None:
@@ -162,22 +182,25 @@ class PixelEngine:
     ) -> list[FileCaption]:
         """The batch read, decoded and described in the describing processes, a run of at
         least LEAST_RUN images each; a run that fails, or the request's cancellation, gives
-        up the batch: its other runs stop at their next image."""
+        up the batch: its other runs stop at their next image.
+
+        A describing process that dies (a decoder crash, the kernel's out-of-memory killer)
+        fails every run its pool held, of every request: each of those batches is then
+        described again an image at a time in a process of its own (_one_at_a_time), so a
+        crashing image costs only itself, and a new pool serves the next requests."""
         loop = asyncio.get_running_loop()
         batch = next(self._batches)
-        describe_run = partial(_describe_files, limits=limits, roots=roots, batch=batch)
+        describe_run = partial(self._describe_run, limits=limits, roots=roots, batch=batch)
         pool = None
         try:
             pool = await self._pool.running()
             runs = split_evenly(items, self._processes, LEAST_RUN)
             done = await run_all(*(loop.run_in_executor(pool, describe_run, run) for run in runs))
-        except BrokenProcessPool as exc:
-            # A describing process died (killed, out of memory), and every run in the pool
-            # with it: a new pool serves the next requests, and this one is answered as
-            # unavailable for now, to be retried.
-            if pool is not None:
-                self._pool.replace(pool)
-            raise EngineUnavailable(f"a describing process died: {exc}", retry_after=1.0) from None
+        except BrokenProcessPool:
+            if pool is None:  # none could even start
+                raise EngineUnavailable("the describing processes cannot start") from None
+            self._pool.replace(pool)
+            return await self._one_at_a_time(items, limits, roots, batch)
         except BaseException:
             # A pool's processes take runs the moment they are queued: cancelling their
             # futures stops nothing.
@@ -185,6 +208,39 @@ class PixelEngine:
                 shared.give_up(batch)
             raise
         return [described for run in done for described in run]
+
+    async def _one_at_a_time(
+        self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path], batch: int
+    ) -> list[FileCaption]:
+        """The batch again, an image at a time, in a process of its own: an image that ends
+        that process twice (each time in a fresh one) is an error of its own (CRASHED), and
+        the others are described. This process decodes within a budget of its own, so while
+        batches are read this way each may hold one image's pixels beyond the pool's."""
+        loop = asyncio.get_running_loop()
+        alone = self._describing_processes(1)
+        described: list[FileCaption] = []
+        try:
+            for item in items:
+                one = FileCaption(None, error=CRASHED)
+                for _ in range(2):
+                    try:
+                        pool = await alone.running()
+                    except BrokenProcessPool:
+                        raise EngineUnavailable("a describing process cannot start") from None
+                    run = partial(
+                        self._describe_run, [item], limits=limits, roots=roots, batch=batch
+                    )
+                    try:
+                        [one] = await loop.run_in_executor(pool, run)
+                        break
+                    except BrokenProcessPool:
+                        alone.replace(pool)
+                if one.error == CRASHED:
+                    logger.warning("image %s: %s", item.id, CRASHED)
+                described.append(one)
+        finally:
+            alone.retire()
+        return described
 
     async def check_health(self) -> None:
         return None
