@@ -19,3 +19,11 @@ TOKENS = Counter("caption_tokens_total", "Tokens reported by the engine.", ["eng
 DECODE_PIXELS = Gauge(
     "caption_decode_pixels_in_flight", "Pixels of the images being decoded at this moment."
 )
+DESCRIBING_PROCESS_DEATHS = Counter(
+    "caption_describing_process_deaths_total",
+    "Times a pool of the pixel engine's describing processes broke because one of them died "
+    "(a decoder crash, the out-of-memory killer); its batches were read again image by image.",
+)
+CRASHING_IMAGES = Counter(
+    "caption_crashing_images_total", "Images that ended the process describing them, twice."
+)

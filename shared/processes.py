@@ -172,12 +172,14 @@ class ReplaceablePool:
                 self._pool, self.shared = pool, shared
             return self._pool
 
-    def replace(self, broken: ProcessPoolExecutor) -> None:
-        """Drop a pool that broke (or, stuck, was killed), unless another caller already did;
-        what it still holds finishes on its own."""
-        if self._pool is broken:
+    def replace(self, broken: ProcessPoolExecutor) -> bool:
+        """Drop a pool that broke (or, stuck, was killed), unless another caller already did
+        (then False); what it still holds finishes on its own."""
+        dropped = self._pool is broken
+        if dropped:
             self._pool, self.shared = None, None
         broken.shutdown(wait=False)
+        return dropped
 
     def retire(self) -> None:
         """Shut the pool down without waiting: what it holds still finishes."""
@@ -188,6 +190,9 @@ class ReplaceablePool:
     async def close(self) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+            # What the pool shared (locks are named semaphores) is released now, not left
+            # for the resource tracker to report as leaked when this process exits.
+            self._pool, self.shared = None, None
 
 
 def kill_pooled(pool: ProcessPoolExecutor) -> None:

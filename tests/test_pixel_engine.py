@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image, ImageDraw
+from prometheus_client import REGISTRY
 
 from caption_service import images as image_preparation
 from caption_service.engines import pixel
@@ -198,10 +199,15 @@ async def test_a_dead_describing_process_costs_no_image(engine):
     held.__exit__(None, None, None)
 
 
+def _counted(name: str) -> float:
+    return REGISTRY.get_sample_value(f"caption_{name}_total") or 0.0
+
+
 async def test_an_image_that_crashes_its_process_is_an_error_of_its_own():
     engine = PixelEngine(
         processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
     )
+    deaths, crashing = _counted("describing_process_deaths"), _counted("crashing_images")
     try:
         images = _varied(12)
         items = _sent(images)
@@ -209,6 +215,9 @@ async def test_an_image_that_crashes_its_process_is_an_error_of_its_own():
         # Every run of the batch fails with the pool; then each image is read alone.
         described = await engine.caption_files(items, LIMITS, [])
         assert described[5] == FileCaption(None, error=pixel.CRASHED)
+        # Counted for operators: the pool's break, and the image that crashed twice alone.
+        assert _counted("describing_process_deaths") == deaths + 1
+        assert _counted("crashing_images") == crashing + 1
         expected = [describe(image) for image in images]
         assert [d.caption for i, d in enumerate(described) if i != 5] == expected[:5] + expected[6:]
         # The engine goes on with a new pool.

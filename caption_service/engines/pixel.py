@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from caption_service import metrics
 from caption_service.engines import pixel_stats as ps
 from caption_service.engines.base import EngineUnavailable, FileCaption
 from caption_service.images import prepare_one
@@ -199,7 +200,12 @@ class PixelEngine:
         except BrokenProcessPool:
             if pool is None:  # none could even start
                 raise EngineUnavailable("the describing processes cannot start") from None
-            self._pool.replace(pool)
+            if self._pool.replace(pool):
+                metrics.DESCRIBING_PROCESS_DEATHS.inc()
+                logger.warning(
+                    "a describing process died (a decoder crash, or out of memory): the "
+                    "batches it failed are read again an image at a time"
+                )
             return await self._one_at_a_time(items, limits, roots, batch)
         except BaseException:
             # A pool's processes take runs the moment they are queued: cancelling their
@@ -236,7 +242,8 @@ class PixelEngine:
                     except BrokenProcessPool:
                         alone.replace(pool)
                 if one.error == CRASHED:
-                    logger.warning("image %s: %s", item.id, CRASHED)
+                    metrics.CRASHING_IMAGES.inc()
+                    logger.warning("image %s: %s", item.path or item.id, CRASHED)
                 described.append(one)
         finally:
             alone.retire()
