@@ -18,13 +18,19 @@ def _string(name: str) -> dict[str, Any]:
 
 class CaptionImage(BaseModel):
     # The validators' rules are in the published schema too: what the schema allows is taken.
-    model_config = ConfigDict(json_schema_extra={"oneOf": [_string("path"), _string("data")]})
+    # Unknown fields are refused (422), not ignored: a misspelt option would otherwise be a
+    # caption made without it.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [_string("path"), _string("data")]}
+    )
 
     id: str = Field(min_length=1, max_length=200, description="Caller's id, echoed back.")
     path: str | None = Field(
         default=None,
         max_length=PATH_MAX,
-        description="Path of the image file; must lie inside DATA_ROOTS.",
+        # Absolute: a relative one would be looked up from wherever the service was started.
+        pattern="^/",
+        description="Absolute path of the image file; must lie inside DATA_ROOTS.",
     )
     data: str | None = Field(default=None, description="Base64-encoded image bytes.")
     class_name: str | None = Field(
@@ -42,6 +48,7 @@ class CaptionImage(BaseModel):
 
 class CaptionRequest(BaseModel):
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "anyOf": [
                 {"properties": {"class_hint": {"const": False}}},
@@ -56,7 +63,7 @@ class CaptionRequest(BaseModel):
                     }
                 },
             ]
-        }
+        },
     )
 
     images: list[CaptionImage] = Field(min_length=1, description="Images to caption, in order.")

@@ -144,15 +144,22 @@ async def test_hostile_paths_are_errors_of_their_own_images(
     assert "a folder" in by_id["folder"]["error"]
 
 
-async def test_too_long_paths_and_class_names_are_422_naming_the_field(caption_client):
+async def test_bad_paths_class_names_and_unknown_fields_are_422_naming_the_field(
+    caption_client,
+):
     for image, field in [
-        ({"id": "a", "path": "p" * 4097}, "body.images.0.path"),
+        ({"id": "a", "path": "/" + "p" * 4096}, "body.images.0.path"),
+        ({"id": "a", "path": "images/a.jpg"}, "body.images.0.path"),  # relative
+        ({"id": "a", "data": "AA==", "clas_name": "c"}, "body.images.0.clas_name"),
         ({"id": "a", "data": "AA==", "class_name": "c" * 256}, "body.images.0.class_name"),
         ({"id": "i" * 201, "data": "AA=="}, "body.images.0.id"),
     ]:
         resp = await caption_client.post("/v1/captions", json={"images": [image]})
         assert resp.status_code == 422, resp.text
         assert [f["field"] for f in resp.json()["fields"]] == [field]
+    misspelt = {"images": [{"id": "a", "data": "AA=="}], "clas_hint": True}
+    resp = await caption_client.post("/v1/captions", json=misspelt)
+    assert resp.status_code == 422 and resp.json()["fields"][0]["field"] == "body.clas_hint"
 
 
 async def test_every_error_the_schema_declares_has_the_error_body(caption_client):
