@@ -175,7 +175,10 @@ class _CaptionPass:
             raise StageFailed(str(exc)) from exc
 
     async def _reader(self) -> None:
-        after, size = self.after, self.ctx.settings.caption_batch_size
+        batch = self.ctx.settings.caption_batch_size
+        # A page holds a batch for every sender: one read (and one cancel check) feeds them
+        # all, where a read per batch cost a worker about a seventh of its caption-stage CPU.
+        after, size = self.after, batch * self.senders
         while True:
             async with self.ctx.sessionmaker() as session:
                 await self.ctx.check_cancelled(session)
@@ -185,7 +188,8 @@ class _CaptionPass:
             if not page:
                 break
             after = page[-1].image_id
-            await self.queue.put(page)
+            for start in range(0, len(page), batch):
+                await self.queue.put(page[start : start + batch])
         # Only on a clean finish: after a failure the task group cancels the senders itself.
         for _ in range(self.senders):
             await self.queue.put(None)
