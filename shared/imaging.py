@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -13,11 +14,15 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"}
 )
 
-# Every image is opened through _open, which checks its pixels against ImageLimits.max_pixels
-# (MAX_IMAGE_PIXELS) from its header, before any pixel is decoded. Pillow's own guard is a
-# process-wide limit of its own (a warning past 89M pixels, an error past 179M): it would
-# refuse images the setting allows, and name its limit rather than the setting's.
-Image.MAX_IMAGE_PIXELS = None
+
+def _pillow_guard_at_least(pixels: int) -> None:
+    """Every image is opened through _open, which checks its pixels against
+    ImageLimits.max_pixels (MAX_IMAGE_PIXELS) from its header. Pillow's own guard, a
+    process-wide limit (a warning past 89M pixels, an error past twice that), also runs
+    before some decoders reserve their canvas (WebP's): it is kept, but raised to the largest
+    limit set, which it would otherwise override."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < pixels:
+        Image.MAX_IMAGE_PIXELS = pixels
 
 
 class InvalidImage(ValueError):
@@ -47,8 +52,13 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         raise InvalidImage("empty file (0 bytes)")
     if len(data) > limits.max_bytes:
         raise InvalidImage(f"file too large: {len(data)} bytes > limit {limits.max_bytes}")
+    _pillow_guard_at_least(limits.max_pixels)
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"too many pixels (limit {limits.max_pixels}): {exc}") from None
     except UnidentifiedImageError:
         raise InvalidImage("not a recognised image format") from None
     except Exception as exc:  # Pillow raises many types on malformed headers.

@@ -188,11 +188,13 @@ class ReplaceablePool:
             self._pool, self.shared = None, None
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
-            # What the pool shared (locks are named semaphores) is released now, not left
-            # for the resource tracker to report as leaked when this process exits.
-            self._pool, self.shared = None, None
+        pool = self._pool
+        # Dropped before the wait, so that a pool another caller starts meanwhile is not
+        # lost; what the pool shared (locks are named semaphores) is released with it, not
+        # left for the resource tracker to report as leaked when this process exits.
+        self._pool, self.shared = None, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 def kill_pooled(pool: ProcessPoolExecutor) -> None:

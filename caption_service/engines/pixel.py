@@ -243,7 +243,7 @@ class PixelEngine:
                         alone.replace(pool)
                 if one.error == CRASHED:
                     metrics.CRASHING_IMAGES.inc()
-                    logger.warning("image %s: %s", item.path or item.id, CRASHED)
+                    logger.warning("image %r: %s", item.path or item.id, CRASHED)
                 described.append(one)
         finally:
             alone.retire()
