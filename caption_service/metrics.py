@@ -22,7 +22,7 @@ DECODE_PIXELS = Gauge(
 DESCRIBING_PROCESS_DEATHS = Counter(
     "caption_describing_process_deaths_total",
     "Times a pool of the pixel engine's describing processes broke because one of them died "
-    "(a decoder crash, the out-of-memory killer); its batches were read again image by image.",
+    "(a decoder crash, the out-of-memory killer); its batches were read again part by part.",
 )
 CRASHING_IMAGES = Counter(
     "caption_crashing_images_total", "Images that ended the process describing them, twice."

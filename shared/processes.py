@@ -26,9 +26,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _end_with(owner: int, install: Callable[[Any], None] | None, shared: Any) -> None:
@@ -204,3 +207,43 @@ def kill_pooled(pool: ProcessPoolExecutor) -> None:
     for process in list(processes.values()):
         with contextlib.suppress(OSError, ValueError):
             process.kill()
+
+
+async def isolating(
+    items: list[T],
+    alone: ReplaceablePool,
+    run: Callable[[list[T]], list[R]],
+    blame: Callable[[T, BaseException], R],
+    timeout_s: float | None = None,
+) -> list[R]:
+    """`run` on items again after a run of them (or one beside them) ended its process or
+    stuck: in `alone`, a pool of one process, halved until one item is left, which is run
+    once more in a fresh process before blame(item, failure) stands for its result (a
+    process killed from outside, or by the item before, blames no one). A failure is the
+    process ending (BrokenProcessPool) or, with timeout_s, the run outlasting it
+    (TimeoutError; the process is killed first). The results come in the items' order, and
+    `alone` is retired at the end; BrokenProcessPool escapes only when its process cannot
+    start at all. A hostile item costs a few processes, never the items beside it."""
+    loop = asyncio.get_running_loop()
+    pending: list[tuple[list[T], bool]] = [(items, False)]  # (part, failed once alone)
+    done: list[R] = []
+    try:
+        while pending:
+            part, failed_once = pending.pop()
+            pool = await alone.running()
+            try:
+                done += await asyncio.wait_for(loop.run_in_executor(pool, run, part), timeout_s)
+            except (BrokenProcessPool, TimeoutError) as failed:
+                if isinstance(failed, TimeoutError):
+                    kill_pooled(pool)  # stuck on some item: the pool is broken after it
+                alone.replace(pool)
+                if len(part) > 1:  # the first half next: the items stay in order
+                    half = len(part) // 2
+                    pending += [(part[half:], False), (part[:half], False)]
+                elif not failed_once:
+                    pending.append((part, True))
+                else:
+                    done.append(blame(part[0], failed))
+    finally:
+        alone.retire()
+    return done

@@ -47,7 +47,7 @@ from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
 from shared.imaging import ImageLimits
-from shared.processes import ReplaceablePool, kill_pooled
+from shared.processes import ReplaceablePool, isolating, kill_pooled
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,11 @@ async def _running(pool: ReplaceablePool) -> ProcessPoolExecutor:
     try:
         return await pool.running()
     except BrokenProcessPool as exc:
-        raise StageFailed(f"the scanning processes cannot run here: {exc}") from None
+        raise _cannot_run(exc) from None
+
+
+def _cannot_run(exc: BrokenProcessPool) -> StageFailed:
+    return StageFailed(f"the scanning processes cannot run here: {exc}")
 
 
 def _scanning_processes(count: int) -> ReplaceablePool:
@@ -248,40 +252,22 @@ async def _isolating(
     roots: list[Path],
     timeout_s: float,
 ) -> list[ScannedFile]:
-    """A chunk again after a scanning process died or stuck holding it (or another chunk):
-    alone in a process of its own, halved until one file is left, which is read once more
-    in a fresh process before it is blamed (a process killed from outside, or by the file
-    before it, blames no one). A file that ends a process twice, or keeps it past timeout_s
-    twice, is invalid, saying so; the others are examined as usual. A hostile file costs a
-    few processes, never the worker, the job or the files beside it."""
-    loop = asyncio.get_running_loop()
-    pending: list[tuple[list[ScannedFile], bool]] = [(files, False)]  # (part, failed one alone)
-    done: list[ScannedFile] = []
-    alone = _scanning_processes(1)
-    pool = await _running(alone)
+    """A chunk again after a scanning process died or stuck holding it (or another chunk),
+    part by part in a process of its own (shared.processes.isolating): a file that ends a
+    process twice, or keeps it past timeout_s twice, is invalid, saying so; the others are
+    examined as usual. A hostile file costs a few processes, never the worker, the job or
+    the files beside it."""
+
+    def invalid(file: ScannedFile, failed: BaseException) -> ScannedFile:
+        reason = _too_slow(timeout_s) if isinstance(failed, TimeoutError) else CRASHED
+        logger.warning("%s: %s", file.relpath, reason)
+        return replace(file, invalid_reason=reason)
+
+    examine = partial(examine_chunk, root, limits=limits, roots=roots)
     try:
-        while pending:
-            part, failed_once = pending.pop()
-            try:
-                run = loop.run_in_executor(pool, examine_chunk, root, part, limits, roots)
-                done += (await _within(pool, timeout_s, run))[0]
-            except (BrokenProcessPool, TimeoutError) as failed:
-                alone.replace(pool)
-                pool = await _running(alone)
-                if len(part) > 1:  # the first half next: the chunk stays in order
-                    half = len(part) // 2
-                    pending += [(part[half:], False), (part[:half], False)]
-                elif not failed_once:
-                    pending.append((part, True))
-                else:
-                    reason = CRASHED
-                    if isinstance(failed, TimeoutError):
-                        reason = _too_slow(timeout_s)
-                    logger.warning("%s: %s", part[0].relpath, reason)
-                    done.append(replace(part[0], invalid_reason=reason))
-    finally:
-        alone.retire()
-    return done
+        return await isolating(files, _scanning_processes(1), examine, invalid, timeout_s)
+    except BrokenProcessPool as exc:  # its process could not even start
+        raise _cannot_run(exc) from None
 
 
 async def _examine_batch(ctx: RunContext, root: Path, stats: list[ScannedFile]) -> _Batch:

@@ -29,7 +29,7 @@ from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage, EngineInfo
 from shared.concurrency import run_all, split_evenly
 from shared.imaging import ImageLimits
-from shared.processes import ReplaceablePool
+from shared.processes import ReplaceablePool, isolating
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ class PixelEngine:
 
         A describing process that dies (a decoder crash, the kernel's out-of-memory killer)
         fails every run its pool held, of every request: each of those batches is then
-        described again an image at a time in a process of its own (_one_at_a_time), so a
-        crashing image costs only itself, and a new pool serves the next requests."""
+        described again part by part in a process of its own (_isolating), so a crashing
+        image costs only itself, and a new pool serves the next requests."""
         loop = asyncio.get_running_loop()
         batch = next(self._batches)
         describe_run = partial(self._describe_run, limits=limits, roots=roots, batch=batch)
@@ -204,9 +204,9 @@ class PixelEngine:
                 metrics.DESCRIBING_PROCESS_DEATHS.inc()
                 logger.warning(
                     "a describing process died (a decoder crash, or out of memory): the "
-                    "batches it failed are read again an image at a time"
+                    "batches it failed are read again part by part"
                 )
-            return await self._one_at_a_time(items, limits, roots, batch)
+            return await self._isolating(items, limits, roots, batch)
         except BaseException:
             # A pool's processes take runs the moment they are queued: cancelling their
             # futures stops nothing.
@@ -215,39 +215,24 @@ class PixelEngine:
             raise
         return [described for run in done for described in run]
 
-    async def _one_at_a_time(
+    async def _isolating(
         self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path], batch: int
     ) -> list[FileCaption]:
-        """The batch again, an image at a time, in a process of its own: an image that ends
-        that process twice (each time in a fresh one) is an error of its own (CRASHED), and
-        the others are described. This process decodes within a budget of its own, so while
+        """The batch again, part by part in a process of its own (shared.processes.isolating):
+        an image that ends that process twice is an error of its own (CRASHED), and the
+        others are described. That process decodes within a budget of its own, so while
         batches are read this way each may hold one image's pixels beyond the pool's."""
-        loop = asyncio.get_running_loop()
-        alone = self._describing_processes(1)
-        described: list[FileCaption] = []
+
+        def crashed(item: CaptionImage, failed: BaseException) -> FileCaption:
+            metrics.CRASHING_IMAGES.inc()
+            logger.warning("image %r: %s", item.path or item.id, CRASHED)
+            return FileCaption(None, error=CRASHED)
+
+        describe_run = partial(self._describe_run, limits=limits, roots=roots, batch=batch)
         try:
-            for item in items:
-                one = FileCaption(None, error=CRASHED)
-                for _ in range(2):
-                    try:
-                        pool = await alone.running()
-                    except BrokenProcessPool:
-                        raise EngineUnavailable("a describing process cannot start") from None
-                    run = partial(
-                        self._describe_run, [item], limits=limits, roots=roots, batch=batch
-                    )
-                    try:
-                        [one] = await loop.run_in_executor(pool, run)
-                        break
-                    except BrokenProcessPool:
-                        alone.replace(pool)
-                if one.error == CRASHED:
-                    metrics.CRASHING_IMAGES.inc()
-                    logger.warning("image %r: %s", item.path or item.id, CRASHED)
-                described.append(one)
-        finally:
-            alone.retire()
-        return described
+            return await isolating(items, self._describing_processes(1), describe_run, crashed)
+        except BrokenProcessPool:
+            raise EngineUnavailable("a describing process cannot start") from None
 
     async def check_health(self) -> None:
         return None
