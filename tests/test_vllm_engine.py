@@ -129,7 +129,8 @@ async def test_dead_engine_answers_503_and_readyz_fails(settings, data_root):
         pending = asyncio.create_task(
             client.post("/v1/captions", json={"images": images(data_root, 3)})
         )
-        await asyncio.sleep(0.05)
+        while not fake.calls:  # noqa: ASYNC110 - until generation has started
+            await asyncio.sleep(0.005)
         fake.die()  # mid-run
         resp = await pending
         assert resp.status_code == 503 and "dead" in resp.json()["detail"]
@@ -146,7 +147,9 @@ async def test_overload_is_503_with_retry_after(settings, data_root):
         first = asyncio.create_task(
             client.post("/v1/captions", json={"images": images(data_root, 4)})
         )
-        await asyncio.sleep(0.05)
+        # Wait for the first batch's admission itself: a fixed sleep raced it on a busy machine.
+        while app.state.captioner.in_flight < 4:  # noqa: ASYNC110 - polling the admission
+            await asyncio.sleep(0.005)
         second = await client.post("/v1/captions", json={"images": images(data_root, 2)})
         assert second.status_code == 503
         assert second.json()["error"] == "overloaded"
