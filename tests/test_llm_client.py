@@ -46,12 +46,16 @@ class MemoryCallLog:
         self.accepted[self.calls[call_id].request_hash] = data
 
 
-def client(server: FakeLLM, log: MemoryCallLog, retries: int = 3) -> LLMClient:
+def client(
+    server: FakeLLM, log: MemoryCallLog, retries: int = 3, timeout_s: float = 30.0
+) -> LLMClient:
+    """timeout_s is long but where a test times a request out: a busy machine can stall
+    the fake server's thread for a second or two, which must not cost an extra attempt."""
     endpoint = ChatEndpoint(
         base_url=server.base_url,
         api_key="sk-fake",
         model="fake-model",
-        timeout_s=2.0,
+        timeout_s=timeout_s,
         retry=RetryPolicy(attempts=retries, base_delay=0.0),
     )
     return LLMClient(ChatClient(endpoint), log, concurrency=4, max_tokens=256)
@@ -145,7 +149,7 @@ async def test_429_and_500_are_retried_and_an_outage_is_an_error(llm):
 async def test_timeouts_are_retried(llm):
     llm.faults = ["timeout"]
     llm.timeout_sleep_s = 3.0
-    c = client(llm, MemoryCallLog())
+    c = client(llm, MemoryCallLog(), timeout_s=1.0)
     assert (await ask(c, p.classify_one("dog", "pose", ["sitting"], CAPTIONS[0]))).data
     await c.chat.aclose()
 

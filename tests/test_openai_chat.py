@@ -34,7 +34,7 @@ def endpoint(base_url: str, attempts: int = 3) -> ChatEndpoint:
         base_url=base_url + "/",
         api_key="sk-test",
         model="m1",
-        timeout_s=2.0,
+        timeout_s=30.0,  # no test times out here: a busy machine must not cost an attempt
         retry=RetryPolicy(attempts=attempts, base_delay=0.0),
     )
 

@@ -30,7 +30,7 @@ def settings_for(server: ChatServer, data_root: Path, **extra) -> CaptionSetting
         "caption_openai_base_url": server.base_url,
         "caption_openai_model": "llava-test",
         "caption_openai_api_key": SecretStr("sk-test"),
-        "caption_openai_timeout_s": 1.0,
+        "caption_openai_timeout_s": 30.0,  # short only where a test times a request out
         "caption_openai_retries": 3,
         "caption_openai_retry_base_delay_s": 0.01,
     }
@@ -71,10 +71,11 @@ async def test_request_shape_and_token_usage(server, data_root):
 
 async def test_429_500_and_timeouts_are_retried(server, data_root):
     server.faults = ["429", "500", "timeout"]
-    server.timeout_sleep_s = 2.0
-    resp = await post(
-        settings_for(server, data_root, caption_openai_retries=4), one_image(data_root)
+    server.timeout_sleep_s = 6.0
+    settings = settings_for(
+        server, data_root, caption_openai_retries=4, caption_openai_timeout_s=3.0
     )
+    resp = await post(settings, one_image(data_root))
     assert resp.status_code == 200
     assert resp.json()["results"][0]["caption"]
     assert len(server.requests) == 4

@@ -5,9 +5,11 @@ it is its own error, and a budget that stays used up answers 503 with Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +92,33 @@ def test_a_budget_that_stays_used_up_is_busy_after_the_wait():
         assert budget.in_use == 100
 
 
-@pytest.fixture
-async def small_budget_app(data_root: Path):
-    """Images of 80x60 = 4,800 pixels; at most two decoded at once."""
+@contextlib.asynccontextmanager
+async def _small_budget(data_root: Path, wait_s: float) -> AsyncIterator[Any]:
+    """Images of 80x60 = 4,800 pixels; at most two decoded at once; a decode waits up to
+    wait_s for its pixels."""
     settings = CaptionSettings(
         data_roots=str(data_root),
         caption_workers=4,
         max_decode_pixels_in_flight=10_000,
-        caption_decode_wait_s=0.2,
+        caption_decode_wait_s=wait_s,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def small_budget_app(data_root: Path) -> AsyncIterator[Any]:
+    """Four processes share the two images' budget: a decode waits as long as it takes a
+    busy machine to give the others their turn."""
+    async with _small_budget(data_root, wait_s=30) as app:
+        yield app
+
+
+@pytest.fixture
+async def impatient_small_budget_app(data_root: Path) -> AsyncIterator[Any]:
+    """A decode gives up after 0.2 s: for a budget held on purpose."""
+    async with _small_budget(data_root, wait_s=0.2) as app:
         yield app
 
 
@@ -131,16 +149,22 @@ async def test_the_service_decodes_within_the_budget_and_refuses_what_cannot_fit
     assert 4_800 <= budget.peak <= 10_000 and budget.in_use == 0
 
 
-async def test_a_used_up_budget_answers_503_with_retry_after(small_budget_app, data_root: Path):
+async def test_a_used_up_budget_answers_503_with_retry_after(
+    impatient_small_budget_app, data_root: Path
+):
     path = write_image(data_root / "a.jpg", size=(80, 60))
-    assert (await _post(small_budget_app, [{"id": "a", "path": str(path)}])).status_code == 200
+    assert (
+        await _post(impatient_small_budget_app, [{"id": "a", "path": str(path)}])
+    ).status_code == 200
     # The describing processes' budget, taken here, in the process that started them.
-    budget = small_budget_app.state.captioner.decode_budget()
+    budget = impatient_small_budget_app.state.captioner.decode_budget()
     with budget.hold(10_000):  # every pixel taken for longer than a decode waits
-        resp = await _post(small_budget_app, [{"id": "a", "path": str(path)}])
+        resp = await _post(impatient_small_budget_app, [{"id": "a", "path": str(path)}])
     assert resp.status_code == 503
     assert resp.json()["error"] == "overloaded" and int(resp.headers["Retry-After"]) >= 1
-    assert (await _post(small_budget_app, [{"id": "a", "path": str(path)}])).status_code == 200
+    assert (
+        await _post(impatient_small_budget_app, [{"id": "a", "path": str(path)}])
+    ).status_code == 200
 
 
 async def test_paths_are_resolved_off_the_event_loop(

@@ -54,14 +54,19 @@ def ready(url: str) -> bool:
 
 
 class SlowCaptionServer:
-    """The real caption app on a real port, slowed down so a job is long enough to kill."""
+    """The real caption app on a real port, slowed down so a job is long enough to kill.
+    While `gate` is clear, caption requests wait: a test holds a job in its caption stage
+    until the workers it needs are in place, whatever the machine's speed."""
 
     def __init__(self, data_root: Path, delay_s: float = 0.15):
         self.images = 0
+        self.gate = threading.Event()
+        self.gate.set()
         inner = create_caption_app(CaptionSettings(data_roots=str(data_root), caption_workers=2))
 
         async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             if scope["type"] == "http" and scope["path"] == "/v1/captions":
+                await asyncio.to_thread(self.gate.wait)
                 await asyncio.sleep(delay_s)
             await inner(scope, receive, send)
 
@@ -77,6 +82,7 @@ class SlowCaptionServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.gate.set()
         self.server.should_exit = True
         self.thread.join(10)
 
@@ -126,7 +132,9 @@ def worker_env(database_url: str, data_root: Path) -> Iterator[dict[str, str]]:
     env.update(
         DATABASE_URL=database_url,
         DATA_ROOTS=str(data_root),
-        WORKER_STALLED_AFTER_S="2",
+        # Short, so a killed worker is seen dead within seconds; not so short that a live
+        # worker starved of CPU on a busy machine misses it (heartbeats every third of it).
+        WORKER_STALLED_AFTER_S="6",
         CAPTION_BATCH_SIZE="4",
         CAPTION_CONCURRENCY="1",
         INGEST_BATCH_SIZE="32",
@@ -224,7 +232,7 @@ def test_launcher_serves_on_custom_ports_with_embedded_postgres_and_stops_cleanl
     base = f"http://127.0.0.1:{analysis_port}"
     try:
         wait_until(lambda: ready(base + "/readyz"), 90, "analysis API")
-        assert ready(f"http://127.0.0.1:{caption_port}/readyz")
+        wait_until(lambda: ready(f"http://127.0.0.1:{caption_port}/readyz"), 90, "captions")
         resp = httpx.post(base + "/v1/jobs", json={"dataset_path": "pets"})
         assert resp.status_code == 202, resp.text
         job_url = base + resp.headers["location"]
@@ -338,6 +346,15 @@ def shard_rows(database_url: str, job_id: str, stage: str) -> list[tuple]:
         ).fetchall()
 
 
+def shard_workers(database_url: str) -> int:
+    """How many workers are running queued tasks at this moment."""
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT count(DISTINCT worker_id) FROM procrastinate_jobs WHERE status = 'doing'"
+        ).fetchone()
+    return found[0] if found else 0
+
+
 def caption_done(database_url: str, job_id: str) -> int:
     return (job_row(database_url, job_id)[1].get("caption") or {}).get("done", 0)
 
@@ -353,12 +370,16 @@ def test_two_workers_share_a_job_and_one_killed_outright_loses_no_finished_shard
     with SlowCaptionServer(data_root, delay_s=0.2) as captions:
         worker_env["CAPTION_URLS"] = captions.url
         job_id = submit(database_url, dataset)
+        captions.gate.clear()
         first = start_worker(worker_env, tmp_path / "w1.log")
         second = None
         try:
-            # The first worker runs the job; the second comes for its shards.
+            # The first worker runs the job; the second comes for its shards. Captioning
+            # waits until both hold some, so the first cannot finish them all meanwhile.
             wait_until(lambda: job_row(database_url, job_id)[0] == "running", 60, "the job")
             second = start_worker(worker_env, tmp_path / "w2.log")
+            wait_until(lambda: shard_workers(database_url) == 2, 90, "both workers' shards")
+            captions.gate.set()
             wait_until(
                 lambda: (
                     len({r[3] for r in shard_rows(database_url, job_id, "caption") if r[3]}) == 2
@@ -420,6 +441,8 @@ def test_cancel_stops_every_shard_on_every_worker(worker_env, database_url, data
         workers = [start_worker(worker_env, tmp_path / f"w{i}.log") for i in (1, 2)]
         try:
             wait_until(lambda: caption_done(database_url, job_id) >= 40, 90, "captioning")
+            # Captioning waits from here until the cancel is in: shards are left to stop.
+            captions.gate.clear()
             settings = AnalysisSettings(database_url=database_url, data_roots=str(data_root))
 
             async def cancel() -> int:
@@ -427,6 +450,7 @@ def test_cancel_stops_every_shard_on_every_worker(worker_env, database_url, data
                     return (await api.post(f"/v1/jobs/{job_id}/cancel")).status_code
 
             assert asyncio.run(cancel()) == 200
+            captions.gate.set()
             wait_until(lambda: job_row(database_url, job_id)[0] == "cancelled", 30, "cancel")
             # Every runner lets go of its shard at its next batch: no advisory lock is left.
             with psycopg.connect(database_url, autocommit=True) as conn:
