@@ -22,14 +22,17 @@ def _image(rng: random.Random, index: int) -> Image.Image:
     return image
 
 
-def ensure_dataset(root: Path, count: int, seed: int = 0) -> Path:
-    """A folder of `count` small unique JPEGs over four classes (reused when present)."""
+def ensure_dataset(root: Path, count: int, seed: int = 0, classes: int | None = None) -> Path:
+    """A folder of `count` small unique JPEGs (reused when present), over four classes or,
+    with `classes`, over that many ("class000", ...: an ImageNet-shaped dataset whose
+    discovery is many small classes)."""
     marker = root / f".complete-{count}"
     if marker.exists():
         return root
+    names = CLASSES if classes is None else tuple(f"class{n:03d}" for n in range(classes))
     rng = random.Random(seed)
     for index in range(count):
-        folder = root / CLASSES[index % len(CLASSES)] / f"part{index // 5000:02d}"
+        folder = root / names[index % len(names)] / f"part{index // 5000:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         _image(rng, index).save(folder / f"{index:06d}.jpg", quality=85)
     marker.touch()
