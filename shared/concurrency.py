@@ -10,11 +10,12 @@ are its consequences.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 @asynccontextmanager
@@ -53,3 +54,21 @@ def split_evenly(items: list[T], parts: int, least: int = 1) -> list[list[T]]:
         runs.append(items[start:end])
         start = end
     return runs
+
+
+class PerLoop(Generic[P]):
+    """One make() for the running event loop (a fresh one when another loop runs): an asyncio
+    lock or semaphore belongs to the loop that first waits on it, and an object that outlives
+    a loop (a pool or an engine used by one test's loop, then the next's) needs its own in
+    each."""
+
+    def __init__(self, make: Callable[[], P]):
+        self._make = make
+        self._made: P | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> P:
+        loop = asyncio.get_running_loop()
+        if self._made is None or self._loop is not loop:
+            self._made, self._loop = self._make(), loop
+        return self._made

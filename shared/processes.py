@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 import psutil
 
+from shared.concurrency import PerLoop
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -149,31 +151,35 @@ class ReplaceablePool:
         self._install = install
         self.shared: Any = None
         self._pool: ProcessPoolExecutor | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
-
-    def _starting(self) -> asyncio.Lock:
-        """A lock of the running loop's (an asyncio lock belongs to one loop)."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+        self._starting = PerLoop(asyncio.Lock)
 
     async def running(self) -> ProcessPoolExecutor:
-        """The pool, its processes started (in a thread: see start_processes);
-        BrokenProcessPool when one cannot even start."""
-        async with self._starting():
+        """The pool, its processes started (in a thread: see _start); BrokenProcessPool when
+        one cannot even start."""
+        async with self._starting.get():
             if self._pool is None:
-                context = pool_context(self._preload)
-                shared = self._sharing(context) if self._sharing is not None else None
-                pool = process_pool(self.count, context, self._install, shared)
-                try:
-                    await asyncio.to_thread(start_processes, pool, self.count)
-                except BrokenProcessPool:
-                    pool.shutdown(wait=False)
-                    raise
-                self._pool, self.shared = pool, shared
+                started, self.shared = await asyncio.to_thread(self._start)
+                self._pool = started
+                return started
             return self._pool
+
+    def _start(self) -> tuple[ProcessPoolExecutor, Any]:
+        """In a thread: what the pool shares (named semaphores, shared memory; the first also
+        starts multiprocessing's resource tracker), then its processes (start_processes).
+        The system refusing any of it (/dev/shm full, too many processes) is
+        BrokenProcessPool, as for a process that dies as it starts."""
+        try:
+            context = pool_context(self._preload)
+            shared = self._sharing(context) if self._sharing is not None else None
+            pool = process_pool(self.count, context, self._install, shared)
+        except OSError as refused:
+            raise BrokenProcessPool(f"the processes cannot be set up: {refused}") from refused
+        try:
+            start_processes(pool, self.count)
+        except (BrokenProcessPool, OSError) as failed:
+            pool.shutdown(wait=False)
+            raise BrokenProcessPool(f"the processes cannot start: {failed}") from failed
+        return pool, shared
 
     def replace(self, broken: ProcessPoolExecutor) -> bool:
         """Drop a pool that broke (or, stuck, was killed), unless another caller already did
@@ -223,7 +229,9 @@ async def isolating(
     process ending (BrokenProcessPool) or, with timeout_s, the run outlasting it
     (TimeoutError; the process is killed first). The results come in the items' order, and
     `alone` is retired at the end; BrokenProcessPool escapes only when its process cannot
-    start at all. A hostile item costs a few processes, never the items beside it."""
+    start at all. A hostile item costs a few processes, never the items beside it. Anything
+    else ending the call (its cancellation, say) kills the process: what it runs is this
+    call's alone, and would otherwise go on to the end of its part."""
     loop = asyncio.get_running_loop()
     pending: list[tuple[list[T], bool]] = [(items, False)]  # (part, failed once alone)
     done: list[R] = []
@@ -244,6 +252,9 @@ async def isolating(
                     pending.append((part, True))
                 else:
                     done.append(blame(part[0], failed))
+            except BaseException:
+                kill_pooled(pool)
+                raise
     finally:
         alone.retire()
     return done

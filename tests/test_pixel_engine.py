@@ -226,6 +226,43 @@ async def test_an_image_that_crashes_its_process_is_an_error_of_its_own():
         await engine.close()
 
 
+async def test_batches_read_again_after_a_crash_are_a_few_at_a_time(monkeypatch):
+    """Each is read in a process of its own: as many at once as the engine's processes, not
+    one per request in flight."""
+    engine = PixelEngine(
+        processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
+    )
+    real, running, most = pixel.isolating, 0, 0
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(pixel, "isolating", counted)
+    try:
+        images = _varied(4)
+        batches = []
+        for b in range(6):
+            items = _sent(images)
+            items[1] = items[1].model_copy(update={"id": f"crash-{b}"})
+            batches.append(items)
+        # Every batch's run fails with the pool, all at once.
+        results = await asyncio.gather(*(engine.caption_files(b, LIMITS, []) for b in batches))
+        assert all(r[1] == FileCaption(None, error=pixel.CRASHED) for r in results)
+        expected = [describe(image) for image in images]
+        assert all(
+            [r[i].caption for i in (0, 2, 3)] == expected[:1] + expected[2:] for r in results
+        )
+        assert 1 <= most <= 2
+    finally:
+        await engine.close()
+
+
 async def test_a_given_up_batch_stops_at_its_next_image(engine, monkeypatch):
     # A describing process checks, before each image, whether its batch was given up.
     shared = pixel._PoolShared.make(multiprocessing.get_context("spawn"), 10**8, 1.0)

@@ -27,7 +27,7 @@ from caption_service.engines.base import EngineUnavailable, FileCaption
 from caption_service.images import prepare_one
 from caption_service.pixel_budget import PixelBudget
 from shared.caption_contract import CaptionImage, EngineInfo
-from shared.concurrency import run_all, split_evenly
+from shared.concurrency import PerLoop, run_all, split_evenly
 from shared.imaging import ImageLimits
 from shared.processes import ReplaceablePool, isolating
 
@@ -157,6 +157,11 @@ class PixelEngine:
         # pickled by name); tests give one that crashes on some image.
         self._describe_run = describe_run
         self._pool = self._describing_processes(processes)
+        # Batches read again after a crash, at most `processes` at once: each in a process
+        # (and a decode budget) of its own, so without a bound a crash amid hundreds of
+        # requests in flight would start hundreds of processes, as a crafted file sent again
+        # and again could make it do.
+        self._isolations = PerLoop(partial(asyncio.Semaphore, processes))
 
     def _describing_processes(self, count: int) -> ReplaceablePool:
         # Their fork server imports this module (numpy, Pillow) once.
@@ -221,7 +226,8 @@ class PixelEngine:
         """The batch again, part by part in a process of its own (shared.processes.isolating):
         an image that ends that process twice is an error of its own (CRASHED), and the
         others are described. That process decodes within a budget of its own, so while
-        batches are read this way each may hold one image's pixels beyond the pool's."""
+        batches are read this way (at most `processes` at once) each may hold one image's
+        pixels beyond the pool's."""
 
         def crashed(item: CaptionImage, failed: BaseException) -> FileCaption:
             metrics.CRASHING_IMAGES.inc()
@@ -230,7 +236,9 @@ class PixelEngine:
 
         describe_run = partial(self._describe_run, limits=limits, roots=roots, batch=batch)
         try:
-            return await isolating(items, self._describing_processes(1), describe_run, crashed)
+            async with self._isolations.get():
+                alone = self._describing_processes(1)
+                return await isolating(items, alone, describe_run, crashed)
         except BrokenProcessPool:
             raise EngineUnavailable("a describing process cannot start") from None
 
