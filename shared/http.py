@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +14,15 @@ from shared.retry import RetryableError
 
 # Worth another attempt: timeouts, conflicts and rate limits, and server-side failures.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every client of this process shares: httpx's own (certifi's
+    authorities, or SSL_CERT_FILE / SSL_CERT_DIR), read once. A client made without it reads
+    them again, about 20 ms of CPU, and a worker makes a caption client for every shard it
+    runs."""
+    return httpx.create_ssl_context()
 
 
 def public_url(url: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from shared.http import redact, send, url_secrets
+from shared.http import redact, send, tls_context, url_secrets
 from shared.retry import RetryableError, RetryPolicy
 
 #: Called after every transient failure (also the last one), with the attempt's latency in ms.
@@ -135,6 +135,7 @@ class ChatClient:
             headers={"Authorization": f"Bearer {key}"} if key else {},
             timeout=httpx.Timeout(endpoint.timeout_s, connect=10.0),
             transport=transport,
+            verify=tls_context(),
         )
 
     async def aclose(self) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 
 from analysis_service.clients.caption_client import CaptionClient, CaptionServiceError, ImageRef
+from shared.http import tls_context
+from shared.openai_chat import ChatClient, ChatEndpoint
 from shared.retry import RetryPolicy
 
 INFO = {"engine": "fake", "model": "m", "prompt_version": "v1", "prompt": "p", "params": {}}
@@ -215,3 +218,37 @@ async def test_data_mode_reads_through_the_checked_open_and_keeps_unreadable_ima
         # Nothing readable: nothing sent, every image with its reason.
         engine, results = await client.caption([images[0]])
         assert engine is None and results[0].error and len(sent) == 1
+
+
+async def test_clients_share_the_tls_settings_read_once(monkeypatch: pytest.MonkeyPatch):
+    """A worker makes a caption client (and an LLM client) for every shard it runs: reading
+    the certificate authorities again for each cost about 20 ms of CPU."""
+    tls_context()  # read once, by whichever client came first
+    loads = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        loads.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    retry = RetryPolicy(attempts=1, base_delay=0.0)
+    endpoint = ChatEndpoint(
+        base_url="https://llm.example", api_key="k", model="m", timeout_s=5, retry=retry
+    )
+    clients = [
+        *(
+            CaptionClient(
+                ["https://captions.example"],
+                retry=retry,
+                timeout_s=5,
+                send="path",
+                overload_wait_s=1,
+            )
+            for _ in range(3)
+        ),
+        ChatClient(endpoint),
+    ]
+    for client in clients:
+        await client.aclose()
+    assert loads == []

@@ -15,7 +15,7 @@ import httpx
 
 from shared.caption_contract import CaptionResponse, CaptionResult, EngineInfo
 from shared.files import UnreadableFile, read_inside_roots
-from shared.http import RETRYABLE_STATUS, public_url, retry_after, send
+from shared.http import RETRYABLE_STATUS, public_url, retry_after, send, tls_context
 from shared.logging import REQUEST_ID_HEADER
 from shared.retry import Busy, RetryableError, RetryPolicy
 
@@ -86,7 +86,10 @@ class CaptionClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=10.0), headers=headers, transport=transport
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            headers=headers,
+            transport=transport,
+            verify=tls_context(),
         )
 
     async def aclose(self) -> None:
