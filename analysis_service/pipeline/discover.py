@@ -105,6 +105,8 @@ async def _assign_class(ctx: RunContext, reasoner: Reasoner, class_name: str) ->
             await assignments.insert_assignments(session, rows)
         after = page[-1][0]
         assigned += len(page)
+        if len(page) < ctx.settings.assign_batch_size:
+            break  # a short page is the class's last: no query for an empty one
     return assigned
 
 
