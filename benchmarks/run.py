@@ -297,7 +297,7 @@ def jobs_benchmarks() -> list[tuple[str, str]]:
             rows += _job_rows(size, job)
         print(f"re-scanning the unchanged {size} images ...", flush=True)
         first = size / stage_seconds(job["progress"]["scan"])
-        rows += ingest.rescan_rows(base, dataset, first, _worker(env))
+        rows += ingest.rescan_rows(base, dataset, first, _worker(env), url)
         rows += _latency_rows(base, job)
     return rows
 
@@ -309,7 +309,7 @@ def rescan_benchmarks() -> list[tuple[str, str]]:
     dataset = ensure_dataset(data / f"synthetic-{size}", size)
     with _bench_database() as url, _services(url, data) as (base, env):
         print(f"scanning {size} images, then re-scanning them unchanged ...", flush=True)
-        return ingest.first_and_rescans(base, dataset, _worker(env))
+        return ingest.first_and_rescans(base, dataset, _worker(env), url)
 
 
 def scale_benchmarks() -> list[tuple[str, str]]:
