@@ -166,17 +166,17 @@ class ReplaceablePool:
     def _start(self) -> tuple[ProcessPoolExecutor, Any]:
         """In a thread: what the pool shares (named semaphores, shared memory; the first also
         starts multiprocessing's resource tracker), then its processes (start_processes).
-        The system refusing any of it (/dev/shm full, too many processes) is
+        The system refusing any of it (/dev/shm full, no more processes or threads) is
         BrokenProcessPool, as for a process that dies as it starts."""
         try:
             context = pool_context(self._preload)
             shared = self._sharing(context) if self._sharing is not None else None
             pool = process_pool(self.count, context, self._install, shared)
-        except OSError as refused:
+        except (OSError, RuntimeError) as refused:  # RuntimeError: "can't start new thread"
             raise BrokenProcessPool(f"the processes cannot be set up: {refused}") from refused
         try:
             start_processes(pool, self.count)
-        except (BrokenProcessPool, OSError) as failed:
+        except (BrokenProcessPool, OSError, RuntimeError) as failed:
             pool.shutdown(wait=False)
             raise BrokenProcessPool(f"the processes cannot start: {failed}") from failed
         return pool, shared

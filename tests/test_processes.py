@@ -374,34 +374,41 @@ def test_two_workers_share_a_job_and_one_killed_outright_loses_no_finished_shard
         first = start_worker(worker_env, tmp_path / "w1.log")
         second = None
         try:
-            # The first worker runs the job; the second comes for its shards. Captioning
-            # waits until both hold some, so the first cannot finish them all meanwhile.
-            wait_until(lambda: job_row(database_url, job_id)[0] == "running", 60, "the job")
-            second = start_worker(worker_env, tmp_path / "w2.log")
-            wait_until(lambda: shard_workers(database_url) == 2, 90, "both workers' shards")
-            captions.gate.set()
-            wait_until(
-                lambda: (
-                    len({r[3] for r in shard_rows(database_url, job_id, "caption") if r[3]}) == 2
-                ),
-                90,
-                "both workers to finish caption shards",
-            )
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        done_before = {
-            r[0]: r for r in shard_rows(database_url, job_id, "caption") if r[1] == "done"
-        }
-        assert caption_done(database_url, job_id) < 240
-        try:
-            wait_until(
-                lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish"
-            )
-        finally:
-            assert second is not None
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
+            try:
+                # The first worker runs the job; the second comes for its shards. Captioning
+                # waits until both hold some, so the first cannot finish them all meanwhile.
+                wait_until(lambda: job_row(database_url, job_id)[0] == "running", 60, "the job")
+                second = start_worker(worker_env, tmp_path / "w2.log")
+                wait_until(lambda: shard_workers(database_url) == 2, 90, "both workers' shards")
+                captions.gate.set()
+                wait_until(
+                    lambda: (
+                        len({r[3] for r in shard_rows(database_url, job_id, "caption") if r[3]})
+                        == 2
+                    ),
+                    90,
+                    "both workers to finish caption shards",
+                )
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+            done_before = {
+                r[0]: r for r in shard_rows(database_url, job_id, "caption") if r[1] == "done"
+            }
+            assert caption_done(database_url, job_id) < 240
+            try:
+                wait_until(
+                    lambda: job_row(database_url, job_id)[0] == "succeeded", 120, "job to finish"
+                )
+            finally:
+                assert second is not None
+                second.send_signal(signal.SIGTERM)
+                second.wait(20)
+        finally:  # a wait that timed out left a worker running: it goes with the test
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
     status, progress, attempts, valid, error = job_row(database_url, job_id)
     assert (status, valid, error, attempts) == ("succeeded", 240, None, 2)
     caption_shards = shard_rows(database_url, job_id, "caption")

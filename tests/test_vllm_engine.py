@@ -129,8 +129,9 @@ async def test_dead_engine_answers_503_and_readyz_fails(settings, data_root):
         pending = asyncio.create_task(
             client.post("/v1/captions", json={"images": images(data_root, 3)})
         )
-        while not fake.calls:  # noqa: ASYNC110 - until generation has started
-            await asyncio.sleep(0.005)
+        async with asyncio.timeout(30):
+            while not fake.calls and not pending.done():  # noqa: ASYNC110 - until it generates
+                await asyncio.sleep(0.005)
         fake.die()  # mid-run
         resp = await pending
         assert resp.status_code == 503 and "dead" in resp.json()["detail"]
@@ -148,8 +149,9 @@ async def test_overload_is_503_with_retry_after(settings, data_root):
             client.post("/v1/captions", json={"images": images(data_root, 4)})
         )
         # Wait for the first batch's admission itself: a fixed sleep raced it on a busy machine.
-        while app.state.captioner.in_flight < 4:  # noqa: ASYNC110 - polling the admission
-            await asyncio.sleep(0.005)
+        async with asyncio.timeout(30):
+            while app.state.captioner.in_flight < 4 and not first.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
         second = await client.post("/v1/captions", json={"images": images(data_root, 2)})
         assert second.status_code == 503
         assert second.json()["error"] == "overloaded"
