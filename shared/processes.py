@@ -21,7 +21,7 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
@@ -215,6 +215,17 @@ def kill_pooled(pool: ProcessPoolExecutor) -> None:
             process.kill()
 
 
+async def within(pool: ProcessPoolExecutor, timeout_s: float | None, run: Awaitable[R]) -> R:
+    """What `run` (work on the pool) returns; TimeoutError when it takes longer than
+    timeout_s, the pool's processes killed first (stuck on some item: the pool is broken
+    after it). No limit with None."""
+    try:
+        return await asyncio.wait_for(run, timeout_s)
+    except TimeoutError:
+        kill_pooled(pool)
+        raise
+
+
 async def isolating(
     items: list[T],
     alone: ReplaceablePool,
@@ -240,10 +251,8 @@ async def isolating(
             part, failed_once = pending.pop()
             pool = await alone.running()
             try:
-                done += await asyncio.wait_for(loop.run_in_executor(pool, run, part), timeout_s)
+                done += await within(pool, timeout_s, loop.run_in_executor(pool, run, part))
             except (BrokenProcessPool, TimeoutError) as failed:
-                if isinstance(failed, TimeoutError):
-                    kill_pooled(pool)  # stuck on some item: the pool is broken after it
                 alone.replace(pool)
                 if len(part) > 1:  # the first half next: the items stay in order
                     half = len(part) // 2

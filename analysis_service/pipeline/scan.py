@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
@@ -47,7 +47,7 @@ from analysis_service.pipeline.fanout import HeldShard, Plan, ShardWork
 from analysis_service.shards.repository import Span
 from shared.concurrency import run_all, split_evenly, task_group
 from shared.imaging import ImageLimits
-from shared.processes import ReplaceablePool, isolating, kill_pooled
+from shared.processes import ReplaceablePool, isolating, within
 
 logger = logging.getLogger(__name__)
 
@@ -209,18 +209,6 @@ def _too_slow(timeout_s: float) -> str:
     return f"reading it did not finish within {timeout_s:g} s, twice (SCAN_CHUNK_TIMEOUT_S)"
 
 
-async def _within(
-    pool: ProcessPoolExecutor, timeout_s: float, *runs: Awaitable[list[ScannedFile]]
-) -> list[list[ScannedFile]]:
-    """The runs' results; TimeoutError when they take longer than timeout_s, the pool's
-    processes killed first (stuck on some file: the pool is broken after it)."""
-    try:
-        return await asyncio.wait_for(run_all(*runs), timeout_s)
-    except TimeoutError:
-        kill_pooled(pool)
-        raise
-
-
 async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> list[ScannedFile]:
     """The files hashed and validated in the scanning processes, a chunk each (one hand-off
     per process, not per file), in the order given."""
@@ -232,11 +220,8 @@ async def _examined(ctx: RunContext, root: Path, files: list[ScannedFile]) -> li
     examiners = _EXAMINERS.of(count)
     pool = await _running(examiners)
     try:
-        examined = await _within(
-            pool,
-            timeout_s,
-            *(loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks),
-        )
+        runs = (loop.run_in_executor(pool, examine_chunk, root, c, limits, roots) for c in chunks)
+        examined = await within(pool, timeout_s, run_all(*runs))
     except (BrokenProcessPool, TimeoutError) as failed:
         examiners.replace(pool)
         why = "was too slow" if isinstance(failed, TimeoutError) else "died"

@@ -211,7 +211,7 @@ class PixelEngine:
                     "a describing process died (a decoder crash, or out of memory): the "
                     "batches it failed are read again part by part"
                 )
-            return await self._isolating(items, limits, roots, batch)
+            return await self._isolating(items, describe_run)
         except BaseException:
             # A pool's processes take runs the moment they are queued: cancelling their
             # futures stops nothing.
@@ -221,7 +221,9 @@ class PixelEngine:
         return [described for run in done for described in run]
 
     async def _isolating(
-        self, items: list[CaptionImage], limits: ImageLimits, roots: list[Path], batch: int
+        self,
+        items: list[CaptionImage],
+        describe_run: Callable[[list[CaptionImage]], list[FileCaption]],
     ) -> list[FileCaption]:
         """The batch again, part by part in a process of its own (shared.processes.isolating):
         an image that ends that process twice is an error of its own (CRASHED), and the
@@ -234,7 +236,6 @@ class PixelEngine:
             logger.warning("image %r: %s", item.path or item.id, CRASHED)
             return FileCaption(None, error=CRASHED)
 
-        describe_run = partial(self._describe_run, limits=limits, roots=roots, batch=batch)
         try:
             async with self._isolations.get():
                 alone = self._describing_processes(1)
