@@ -23,12 +23,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-import psycopg
-from psycopg import sql
 
-from analysis_service.db import libpq_url
 from analysis_service.jobs.lifecycle import TERMINAL
-from benchmarks.large_job import ANALYZED
+from benchmarks.large_job import vacuumed
 from benchmarks.progress import stage_seconds
 
 CLASSES = ("airplane", "bird", "car", "ship")
@@ -135,16 +132,6 @@ def scan_only(
     if not scan.get("finished_at"):
         raise RuntimeError(f"scan of {dataset} ended {job['status']}: {job.get('error')}")
     return stage_seconds(scan), int(scan["done"]), peak
-
-
-def vacuumed(url: str) -> None:
-    """VACUUM (ANALYZE) what a job wrote, as autovacuum does within a minute or so of it: a
-    folder is scanned again later than that, and a re-scan measured at once would share the
-    cores with autovacuum's work on the first job's rows, or run before it, on tables whose
-    statistics do not know them."""
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        for table in ANALYZED:
-            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
 
 
 def rescan_rows(

@@ -9,8 +9,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from analysis_service.db import libpq_url
 
 CAPTION_KEY = "synthetic-large"
 
@@ -110,3 +114,13 @@ ANALYZED = (
     *("image", "job_image", "job_class", "dimension", "attribute", "assignment", "caption"),
     "llm_call",
 )
+
+
+def vacuumed(url: str) -> None:
+    """VACUUM (ANALYZE) the tables a job fills, as autovacuum does within a minute or so of
+    it: what is measured after a job (its queries, a re-scan of its folder) would otherwise
+    share the cores with that work, or run on tables whose statistics do not know the job's
+    rows."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for table in ANALYZED:
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import httpx
 import psutil
-from sqlalchemy import text
 
 from analysis_service.db import make_engine
-from benchmarks.large_job import ANALYZED, LargeJobShape, write_large_job
+from benchmarks.large_job import LargeJobShape, vacuumed, write_large_job
 
 OFFERED_RATE = 100.0  # requests per second
 CLOSED_LOOP_CLIENTS = 8
@@ -185,10 +184,7 @@ async def _write(url: str, shape: LargeJobShape) -> str:
     engine = make_engine(url)
     async with engine.begin() as conn:
         job_id = await write_large_job(conn, shape)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        for table in ANALYZED:
-            await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+    await asyncio.to_thread(vacuumed, url)
     await engine.dispose()
     return str(job_id)
 
