@@ -109,6 +109,18 @@ async def engine() -> AsyncIterator[PixelEngine]:
         await engine.close()
 
 
+@pytest.fixture
+async def crashing_engine() -> AsyncIterator[PixelEngine]:
+    """Its describing processes end outright on an image whose id starts with 'crash'."""
+    engine = PixelEngine(
+        processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
+    )
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
 def _varied(count: int) -> list[Image.Image]:
     sizes = [(120, 90), (50, 80), (256, 40), (7, 3)]
     return [
@@ -203,35 +215,28 @@ def _counted(name: str) -> float:
     return REGISTRY.get_sample_value(f"caption_{name}_total") or 0.0
 
 
-async def test_an_image_that_crashes_its_process_is_an_error_of_its_own():
-    engine = PixelEngine(
-        processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
-    )
+async def test_an_image_that_crashes_its_process_is_an_error_of_its_own(crashing_engine):
+    engine = crashing_engine
     deaths, crashing = _counted("describing_process_deaths"), _counted("crashing_images")
-    try:
-        images = _varied(12)
-        items = _sent(images)
-        items[5] = items[5].model_copy(update={"id": "crash-5"})
-        # Every run of the batch fails with the pool; then each image is read alone.
-        described = await engine.caption_files(items, LIMITS, [])
-        assert described[5] == FileCaption(None, error=pixel.CRASHED)
-        # Counted for operators: the pool's break, and the image that crashed twice alone.
-        assert _counted("describing_process_deaths") == deaths + 1
-        assert _counted("crashing_images") == crashing + 1
-        expected = [describe(image) for image in images]
-        assert [d.caption for i, d in enumerate(described) if i != 5] == expected[:5] + expected[6:]
-        # The engine goes on with a new pool.
-        assert await _captions(engine, images[:3]) == expected[:3]
-    finally:
-        await engine.close()
+    images = _varied(12)
+    items = _sent(images)
+    items[5] = items[5].model_copy(update={"id": "crash-5"})
+    # Every run of the batch fails with the pool; then each image is read alone.
+    described = await engine.caption_files(items, LIMITS, [])
+    assert described[5] == FileCaption(None, error=pixel.CRASHED)
+    # Counted for operators: the pool's break, and the image that crashed twice alone.
+    assert _counted("describing_process_deaths") == deaths + 1
+    assert _counted("crashing_images") == crashing + 1
+    expected = [describe(image) for image in images]
+    assert [d.caption for i, d in enumerate(described) if i != 5] == expected[:5] + expected[6:]
+    # The engine goes on with a new pool.
+    assert await _captions(engine, images[:3]) == expected[:3]
 
 
-async def test_batches_read_again_after_a_crash_are_a_few_at_a_time(monkeypatch):
+async def test_batches_read_again_after_a_crash_are_a_few_at_a_time(crashing_engine, monkeypatch):
     """Each is read in a process of its own: as many at once as the engine's processes, not
     one per request in flight."""
-    engine = PixelEngine(
-        processes=2, decode_pixels=10**8, decode_wait_s=30.0, describe_run=describe_or_crash
-    )
+    engine = crashing_engine
     real, running, most = pixel.isolating, 0, 0
 
     async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -244,23 +249,18 @@ async def test_batches_read_again_after_a_crash_are_a_few_at_a_time(monkeypatch)
             running -= 1
 
     monkeypatch.setattr(pixel, "isolating", counted)
-    try:
-        images = _varied(4)
-        batches = []
-        for b in range(6):
-            items = _sent(images)
-            items[1] = items[1].model_copy(update={"id": f"crash-{b}"})
-            batches.append(items)
-        # Every batch's run fails with the pool, all at once.
-        results = await asyncio.gather(*(engine.caption_files(b, LIMITS, []) for b in batches))
-        assert all(r[1] == FileCaption(None, error=pixel.CRASHED) for r in results)
-        expected = [describe(image) for image in images]
-        assert all(
-            [r[i].caption for i in (0, 2, 3)] == expected[:1] + expected[2:] for r in results
-        )
-        assert 1 <= most <= 2
-    finally:
-        await engine.close()
+    images = _varied(4)
+    batches = []
+    for b in range(6):
+        items = _sent(images)
+        items[1] = items[1].model_copy(update={"id": f"crash-{b}"})
+        batches.append(items)
+    # Every batch's run fails with the pool, all at once.
+    results = await asyncio.gather(*(engine.caption_files(b, LIMITS, []) for b in batches))
+    assert all(r[1] == FileCaption(None, error=pixel.CRASHED) for r in results)
+    expected = [describe(image) for image in images]
+    assert all([r[i].caption for i in (0, 2, 3)] == expected[:1] + expected[2:] for r in results)
+    assert 1 <= most <= 2
 
 
 async def test_a_given_up_batch_stops_at_its_next_image(engine, monkeypatch):
